@@ -10,7 +10,7 @@ from convbench.algorithms import direct_naive  # noqa: F401  isort: skip
 from convbench.algorithms import direct, im2col, torch_ref  # noqa: F401
 from convbench.algorithms import winograd  # noqa: F401  (the F(m, r) family)
 from convbench.algorithms import fft  # noqa: F401
-from convbench.algorithms import direct_cuda  # noqa: F401  (cupy only)
+from convbench.algorithms import direct_cuda, im2col_cuda, winograd_cuda  # noqa: F401  (cupy only)
 # The other ops, in the same order. Their functions take the op's inputs in the oracle's order:
 # conv2d_backward (problem, grad_out, w) in bwd_data and (problem, grad_out, x) in bwd_weight;
 # conv_transpose2d (problem, x, w, bias); pooling (problem, x), its backward (problem, grad_out, x).

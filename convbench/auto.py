@@ -9,6 +9,8 @@ Two sources, in order:
      multiplies, while the transforms stay cheap next to the channel GEMMs;
    - stride-1 kernels of 7x7 and more: FFT, whose cost does not grow with the kernel;
    - otherwise im2col, or direct when im2col's column buffer would pass AUTO_IM2COL_LIMIT_BYTES.
+   On CuPy arrays the CUDA versions (winograd_f4x3_cuda, im2col_cuda) come first: the same
+   mathematics with fused kernels (README: GPU backends).
 The reference (torch) and the teaching loops (direct_naive) are picked only when nothing else
 supports the problem.
 """
@@ -20,6 +22,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from convbench.backends import BACKENDS, backend_of
 from convbench.problem import ConvProblem, PoolProblem
 from convbench.registry import Algorithm, Unsupported, all_algorithms, generation, register
 
@@ -34,14 +37,14 @@ def rule(p: ConvProblem) -> list[str]:
         return ["windowed"]
     dense = p.stride == (1, 1) and p.dilation == (1, 1)
     if (p.r, p.s) == (1, 1):
-        return ["im2col", "direct"]
+        return ["im2col_cuda", "im2col", "direct"]
     if dense and p.groups == 1 and (p.r, p.s) == (3, 3) and min(p.c, p.k) >= 64:
-        return ["winograd_f4x3", "im2col", "direct"]
+        return ["winograd_f4x3_cuda", "winograd_f4x3", "im2col_cuda", "im2col", "direct"]
     if dense and min(p.r, p.s) >= 7:
-        return ["fft", "im2col", "direct"]
+        return ["fft", "im2col_cuda", "im2col", "direct"]
     if p.im2col_bytes > AUTO_IM2COL_LIMIT_BYTES:
         return ["direct", "fft", "im2col"]
-    return ["im2col", "direct"]
+    return ["im2col_cuda", "im2col", "direct"]
 
 
 def tuning_path(threads: int) -> Path:
@@ -100,8 +103,8 @@ def _nothing_supports(p: ConvProblem) -> str | None:
     return None
 
 
-@register("conv2d", "auto", checks=(_nothing_supports,), resolve=choose,
+@register("conv2d", "auto", backends=BACKENDS, checks=(_nothing_supports,), resolve=choose,
           summary="picks per problem: tuned winner for this machine, else the cost rule")
 def conv2d_auto(p: ConvProblem, *arrays: Any, **options: Any) -> Any:
-    return choose(p).fn(p, *arrays, **options)
+    return choose(p, backend_of(arrays[0])).fn(p, *arrays, **options)
 

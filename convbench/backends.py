@@ -80,5 +80,15 @@ def to_numpy(a: Any) -> np.ndarray:
     return a.detach().cpu().numpy()
 
 
+def backend_of(a: Any) -> str:
+    """The backend an array lives on (numpy for anything that is not a cupy or torch array)."""
+    module = type(a).__module__.split(".")[0]
+    if module == "cupy":
+        return "cupy"
+    if module == "torch":
+        return "torch-cuda" if a.is_cuda else "torch"
+    return "numpy"
+
+
 def library_of(backend: str) -> str:
     return _LIBRARY[backend]

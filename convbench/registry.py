@@ -42,8 +42,8 @@ class Algorithm:
     # prepare(problem, *inputs) -> state: work on the weights alone (a filter transform) that an
     # inference-like case does once, outside the timed region; fn then takes prepared=state.
     prepare: Callable[..., Any] | None = None
-    # resolve(problem) -> the Algorithm that actually runs (for selectors such as "auto").
-    resolve: Callable[[Any], Algorithm] | None = None
+    # resolve(problem, backend) -> the Algorithm that actually runs (selectors such as "auto").
+    resolve: Callable[[Any, str], Algorithm] | None = None
     exact: bool = False
     tolerance_factor: float = 1.0
     tolerance_floor_eps: float = 0.0

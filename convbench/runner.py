@@ -119,12 +119,12 @@ def pinned_threads(threads: int) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
-def _ran(algorithm: Algorithm, p: Problem) -> str:
+def _ran(algorithm: Algorithm, p: Problem, backend: str) -> str:
     """Which implementation runs: the algorithm itself, or what a selector picks for `p`."""
     if algorithm.resolve is None:
         return algorithm.name
     try:
-        return algorithm.resolve(p).name
+        return algorithm.resolve(p, backend).name
     except ValueError:  # nothing supports it; why_not says so in the row
         return ""
 
@@ -138,7 +138,7 @@ def _base_row(suite: Suite, task: Task, threads: int) -> dict[str, Any]:
         "flops": p.flops, "threads": threads, "seed": suite.seed,
         "exact": suite.exact and task.algorithm.exact,
         "weights_prepared": suite.prepare_weights and task.algorithm.prepare is not None,
-        "ran_algo": _ran(task.algorithm, p),
+        "ran_algo": _ran(task.algorithm, p, task.backend),
         "timestamp": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
 

@@ -122,3 +122,25 @@ def test_cuda_memory_reading_sees_a_known_temporary() -> None:
 
     reading = peak_extra_bytes_cupy(allocates)
     assert 4 * 2**20 <= reading.peak_extra_bytes < 5 * 2**20
+
+
+CUDA_KERNELS = ["im2col_cuda", "winograd_f2x3_cuda", "winograd_f4x3_cuda", "winograd_f6x3_cuda"]
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("descriptor", ["n8c64h28k64r3p1", "n4c32h30k48r3st2p1", "n8c128h14k64r1",
+                                        "n2c12h17k8r3p1g2b1"])
+@pytest.mark.parametrize("name", CUDA_KERNELS)
+def test_cuda_kernels_workspace_within_10_percent_of_the_model(name: str, descriptor: str) -> None:
+    _gpu("cupy")
+    from convbench.gpu import peak_extra_bytes_cupy
+
+    p = parse(descriptor)
+    algorithm = registry.get("conv2d", name)
+    if algorithm.why_not(p, "cupy"):
+        pytest.skip(algorithm.why_not(p, "cupy"))
+    arrays = [to_backend(a, "cupy") for a in oracle.make_inputs(p).arrays]
+    algorithm.fn(p, *arrays)  # compiles the kernels outside the reading
+    measured = peak_extra_bytes_cupy(lambda: algorithm.fn(p, *arrays)).peak_extra_bytes
+    model = algorithm.workspace_bytes(p)
+    assert abs(measured - model) <= 0.1 * model + 4096, (name, descriptor, measured, model)

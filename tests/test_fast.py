@@ -131,6 +131,30 @@ def test_auto_rule_follows_the_documented_choices() -> None:
     assert auto.choose(parse("n8c128h56k128r3st2p1")).name == "im2col"
 
 
+def test_auto_rule_puts_the_cuda_kernels_first_and_numpy_passes_them_over() -> None:
+    dense = parse("n8c64h56k64r3p1")
+    assert auto.rule(dense)[:2] == ["winograd_f4x3_cuda", "winograd_f4x3"]
+    assert auto.rule(parse("n8c128h56k128r3st2p1"))[0] == "im2col_cuda"
+    assert auto.choose(dense, "numpy").name == "winograd_f4x3"
+
+
+@pytest.mark.gpu
+def test_auto_picks_the_cuda_kernels_for_cupy_arrays() -> None:
+    from convbench.backends import backend_why_not, to_backend
+
+    reason = backend_why_not("cupy", probe=True)
+    if reason:
+        pytest.skip(reason)
+    assert auto.choose(parse("n8c64h56k64r3p1"), "cupy").name == "winograd_f4x3_cuda"
+    assert auto.choose(parse("n8c128h56k128r3st2p1"), "cupy").name == "im2col_cuda"
+    p = parse("n2c64h12k64r3p1")
+    inputs = oracle.make_inputs(p)
+    y = registry.get("conv2d", "auto").fn(p, *(to_backend(a, "cupy") for a in inputs.arrays))
+    assert type(y).__module__.startswith("cupy")
+    chosen = auto.choose(p, "cupy")
+    assert oracle.check_algorithm(p, y.get(), oracle.reference(p, inputs), chosen).ok
+
+
 @pytest.fixture
 def fresh_auto():
     auto.forget()
