@@ -1,9 +1,11 @@
 """Winograd minimal filtering F(m x m, r x r) (Lavin & Gray 2016), the F(m, r) family.
 
 Per tile: Y = AT [ (G g GT) * (BT d B) ] A, with output tile m x m from input tile alpha x alpha,
-alpha = m + r - 1. The two-sided transforms are applied as one GEMM with the Kronecker product
-(BT (x) BT acts on a flattened tile), so each transform is a single BLAS call, and the
-elementwise products over channels become alpha^2 batched GEMMs (K x C) @ (C x tiles).
+alpha = m + r - 1. The input transform is applied per axis (BT_h on the tile's rows, then BT_w
+on its columns: two GEMMs) on chunks of channels whose gathered tiles stay in cache; the filter
+and output transforms are one GEMM each with the Kronecker product (AT (x) AT acts on a
+flattened tile). The elementwise products over channels become alpha^2 batched GEMMs
+(K x C) @ (C x tiles).
 
 Each algorithm fixes the input tile alpha; a kernel axis of size k <= r uses F(alpha - k + 1, k),
 so non-square kernels (3x1, 1x7, 5x3) work through the 1-D transforms per axis.
@@ -23,7 +25,20 @@ from convbench.algorithms.winograd_matrices import MATRICES
 from convbench.backends import ARRAY_API_BACKENDS
 from convbench.problem import ConvProblem
 from convbench.registry import register
-from convbench.xp import Array, array_strides, constant, contiguous, device, namespace, strided
+from convbench.xp import (
+    CPU_CHUNK_BYTES,
+    Array,
+    array_strides,
+    cache_bytes,
+    constant,
+    contiguous,
+    device,
+    matmul_into,
+    matmul_into_part,
+    namespace,
+    reshape_copy,
+    strided,
+)
 
 # (m, r) of each registered algorithm: 3x3 at three tile sizes, and kernels 2 to 7.
 FAMILY: dict[str, tuple[int, int]] = {
@@ -52,6 +67,17 @@ def kron_transforms(alpha: int, r: int, s: int, dtype: str
     return np.kron(at_h, at_w), np.kron(g_h, g_w), np.kron(bt_h, bt_w)
 
 
+@functools.cache
+def axis_transforms(alpha: int, r: int, s: int, dtype: str
+                    ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray],
+                               tuple[np.ndarray, np.ndarray]]:
+    """The 1-D transforms of each axis, ((AT_h, AT_w), (G_h, G_w), (BT_h, BT_w)), whose Kronecker
+    products kron_transforms gives."""
+    at_h, g_h, bt_h = matrices(alpha - r + 1, r, dtype)
+    at_w, g_w, bt_w = matrices(alpha - s + 1, s, dtype)
+    return (at_h, at_w), (g_h, g_w), (bt_h, bt_w)
+
+
 def _tiles(p: ConvProblem, alpha: int) -> tuple[int, int, int, int]:
     """(m_h, m_w, tiles_h, tiles_w): output tile sizes and how many tiles cover the output."""
     mh, mw = alpha - p.r + 1, alpha - p.s + 1
@@ -70,17 +96,74 @@ def transforms_like(alpha: int, r: int, s: int, like: Array) -> tuple[Array, Arr
     return _ON_DEVICE[key]
 
 
-def _gather_tiles(p: ConvProblem, x: Array, alpha: int) -> Array:
-    """(alpha^2, C, N*tiles) overlapping input tiles, zero-padded at the edges."""
+_AXES_ON_DEVICE: dict[tuple, tuple] = {}
+
+
+def axis_transforms_like(alpha: int, r: int, s: int, like: Array) -> tuple:
+    """axis_transforms in `like`'s library, dtype and device (made once per device)."""
+    key = (alpha, r, s, str(like.dtype), type(like).__module__, str(device(like)))
+    if key not in _AXES_ON_DEVICE:
+        host = axis_transforms(alpha, r, s, "float64")
+        _AXES_ON_DEVICE[key] = tuple(tuple(constant(m, like) for m in pair) for pair in host)
+    return _AXES_ON_DEVICE[key]
+
+
+# Input tiles are gathered and transformed a few channels at a time, so that the gathered tiles
+# and their half-transformed copy (the two chunk buffers) stay in cache between the copy and the
+# two transform GEMMs: about cache_bytes(x) per chunk buffer (xp.CPU_CHUNK_BYTES on a CPU; on a
+# GPU its far larger L2 makes one or a few chunks, and so few kernel launches).
+def _chunk_channels(p: ConvProblem, alpha: int, budget: int = CPU_CHUNK_BYTES) -> int:
+    """Input channels per chunk of the input transform, for chunk buffers of `budget` bytes."""
+    _, _, th, tw = _tiles(p, alpha)
+    per_channel = alpha * alpha * p.n * th * tw * p.itemsize
+    return max(1, min(p.c, budget // per_channel))
+
+
+def _padded(p: ConvProblem, x: Array, alpha: int) -> Array:
+    """The input zero-padded so that the tiles cover it: (N, C, th*mh + r-1, tw*mw + s-1)."""
     xp = namespace(x)
     mh, mw, th, tw = _tiles(p, alpha)
     (ph, pw) = p.padding
     shape = (p.n, p.c, th * mh + p.r - 1, tw * mw + p.s - 1)
     padded = xp.zeros(shape, dtype=x.dtype, device=device(x))
     padded[:, :, ph : ph + p.h, pw : pw + p.w] = x  # the tiles cover at least the padded input
+    return padded
+
+
+def _tile_view(p: ConvProblem, padded: Array, alpha: int) -> Array:
+    """(alpha, alpha, C, N, th, tw) overlapping input tiles: a strided view of `padded`."""
+    mh, mw, th, tw = _tiles(p, alpha)
     sn, sc, sh, sw = array_strides(padded)
-    tiles = strided(padded, (alpha, alpha, p.c, p.n, th, tw), (sh, sw, sc, sn, mh * sh, mw * sw))
-    return xp.reshape(tiles, (alpha * alpha, p.c, p.n * th * tw))  # the one copy
+    return strided(padded, (alpha, alpha, p.c, p.n, th, tw), (sh, sw, sc, sn, mh * sh, mw * sw))
+
+
+def input_transform(p: ConvProblem, x: Array, alpha: int) -> Array:
+    """V = BT d B of every input tile: (alpha^2, G, C/g, P), P = N*th*tw tiles, alpha^2 in the
+    order (row, column) of the tile. Chunks of channels: the tiles of a chunk are gathered
+    into a buffer (the one copy), then transformed per axis, rows (BT_h, one GEMM) and columns
+    (BT_w, batched over rows) straight into V."""
+    xp = namespace(x)
+    _, _, th, tw = _tiles(p, alpha)
+    tiles, a2 = p.n * th * tw, alpha * alpha
+    bt_h, bt_w = axis_transforms_like(alpha, p.r, p.s, x)[2]
+    tile_view = _tile_view(p, _padded(p, x, alpha), alpha)
+    v = xp.empty((a2, p.c, tiles), dtype=x.dtype, device=device(x))
+    step = _chunk_channels(p, alpha, cache_bytes(x))
+    gathered = xp.empty((alpha, alpha, step, tiles), dtype=x.dtype, device=device(x))
+    half = xp.empty((alpha, alpha, step * tiles), dtype=x.dtype, device=device(x))
+    for c0 in range(0, p.c, step):
+        cc = min(step, p.c - c0)
+        if cc != step:  # the last chunk: buffers of its size
+            gathered = xp.empty((alpha, alpha, cc, tiles), dtype=x.dtype, device=device(x))
+            half = xp.empty((alpha, alpha, cc * tiles), dtype=x.dtype, device=device(x))
+        gathered = reshape_copy(tile_view[:, :, c0 : c0 + cc, ...], (alpha, alpha, cc, tiles),
+                                gathered)
+        half = matmul_into(bt_h, xp.reshape(gathered, (alpha, alpha * cc * tiles)),
+                           xp.reshape(half, (alpha, alpha * cc * tiles)))
+        matmul_into_part(bt_w, xp.reshape(half, (alpha, alpha, cc * tiles)), v,
+                         (slice(None), slice(c0, c0 + cc), slice(None)),
+                         (alpha, alpha, cc * tiles))
+    return xp.reshape(v, (a2, p.groups, p.c // p.groups, tiles))
 
 
 def filter_transform(p: ConvProblem, w: Array, alpha: int) -> Array:
@@ -95,12 +178,9 @@ def winograd(p: ConvProblem, x: Array, w: Array, bias: Array | None,
              alpha: int, prepared: Array | None = None) -> Array:
     xp = namespace(x, w)
     mh, mw, th, tw = _tiles(p, alpha)
-    at, _, bt = transforms_like(alpha, p.r, p.s, x)
+    at, _, _ = transforms_like(alpha, p.r, p.s, x)
     u = filter_transform(p, w, alpha) if prepared is None else prepared
-    d = _gather_tiles(p, x, alpha)  # (alpha^2, C, P), P = N*th*tw
-    v = xp.reshape(bt @ xp.reshape(d, (alpha * alpha, -1)),
-                   (alpha * alpha, p.groups, p.c // p.groups, -1))
-    del d
+    v = input_transform(p, x, alpha)  # (alpha^2, G, C/g, P), P = N*th*tw
     m = xp.matmul(u, v)  # (alpha^2, G, K/g, C/g) @ (alpha^2, G, C/g, P) -> (alpha^2, G, K/g, P)
     del v
     y = at @ xp.reshape(m, (alpha * alpha, -1))  # (mh*mw, K*P)
@@ -115,17 +195,18 @@ def winograd(p: ConvProblem, x: Array, w: Array, bias: Array | None,
 
 def workspace_bytes(p: ConvProblem, alpha: int) -> int:
     """Peak memory above the call's start, less the output (what convbench measures): the
-    transformed filters throughout, plus at each stage the padded input and its tiles, the tiles
-    and their transform, the transform and the products, the products and the output tiles, or
-    the output tiles and the output."""
+    transformed filters throughout, plus at each stage the padded input, the transformed input
+    and the two chunk buffers of the input transform; the transformed input and the products;
+    the products and the output tiles; or the output tiles and the output. The chunks are
+    those of a CPU (numpy's and torch's CPU tensors, what this model is checked against)."""
     mh, mw, th, tw = _tiles(p, alpha)
     tiles, a2 = p.n * th * tw, alpha * alpha
     padded = p.n * p.c * (th * mh + p.r - 1) * (tw * mw + p.s - 1)
     filters = a2 * p.k * (p.c // p.groups)
     output = p.n * p.k * p.out_h * p.out_w
+    chunk = a2 * _chunk_channels(p, alpha) * tiles
     stages = (
-        padded + a2 * p.c * tiles,
-        2 * a2 * p.c * tiles,
+        padded + a2 * p.c * tiles + 2 * chunk,
         a2 * p.c * tiles + a2 * p.k * tiles,
         a2 * p.k * tiles + mh * mw * p.k * tiles,
         mh * mw * p.k * tiles + output,

@@ -105,7 +105,36 @@ def irfft2(x: Array, shape: tuple[int, int]) -> Array:
     return namespace(x).fft.irfftn(x, s=shape, axes=(-2, -1))
 
 
+CPU_CHUNK_BYTES = 1 << 19
+GPU_CHUNK_BYTES = 32 << 20
+
+
+def cache_bytes(x: Array) -> int:
+    """How many bytes a blocked loop over `x` should keep in each working buffer: a share of a
+    CPU core's L2, or of a GPU's far larger one (where fewer blocks also mean fewer launches)."""
+    if is_cupy_array(x) or (is_torch_array(x) and x.device.type == "cuda"):
+        return GPU_CHUNK_BYTES
+    return CPU_CHUNK_BYTES
+
+
 def constant(values: Any, like: Array) -> Array:
     """A small constant matrix (numpy data) on `like`'s library, device and dtype."""
     xp = namespace(like)
     return xp.asarray(values, dtype=like.dtype, device=device(like))
+
+
+def matmul_into_part(a: Array, b: Array, dst: Array, index: tuple, shape: tuple[int, ...]) -> None:
+    """dst[index] = a @ b, where a @ b has `shape` and dst[index] holds the same elements in
+    another shape: numpy, cupy and torch write the product straight into that view of `dst` (no
+    temporary; dst[index] must reshape to `shape` without a copy); elsewhere it is computed and
+    assigned."""
+    part = dst[index]
+    if is_numpy_array(dst) or is_cupy_array(dst):
+        view = part.view()
+        view.shape = shape  # raises rather than copy if the view cannot take the shape
+        __import__("cupy" if is_cupy_array(dst) else "numpy").matmul(a, b, out=view)
+        return
+    if is_torch_array(dst):
+        __import__("torch").matmul(a, b, out=part.view(shape))
+        return
+    dst[index] = namespace(dst).reshape(a @ b, part.shape)

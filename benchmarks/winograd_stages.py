@@ -1,0 +1,120 @@
+"""Winograd's numpy path, stage by stage, and against torch's CPU convolution (oneDNN).
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python benchmarks/winograd_stages.py \\
+        n8c64h56k64r3p1 n8c128h28k128r3p1 n8c256h14k256r3p1 n8c512h7k512r3p1
+
+Options: --threads T (2), --rounds R (interleaved rounds, 30), --algos a,b (f2x3,f4x3,f6x3),
+--gap-ms G (pause before each timed call, 20).
+Stages (median ms): input (pad, gather, input transform), gemm (the alpha^2 channel GEMMs),
+otrans (output transform), scatter (permute into NCHW, crop, bias); the sum is next to the
+whole call. Then the whole calls, interleaved with torch round by round: min and median ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+for _var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):  # before numpy loads OpenBLAS
+    os.environ.pop(_var, None)
+
+import numpy as np  # noqa: E402
+import scipy.fft  # noqa: E402
+import torch  # noqa: E402
+from threadpoolctl import threadpool_limits  # noqa: E402
+
+from convbench import descriptor, oracle, registry  # noqa: E402
+from convbench.algorithms import winograd as W  # noqa: E402
+from convbench.algorithms._windows import add_bias  # noqa: E402
+from convbench.environment import keep_freed_memory  # noqa: E402
+
+ALPHA = {"winograd_f2x3": 4, "winograd_f4x3": 6, "winograd_f6x3": 8}
+
+
+def median_ms(fn, repeats: int = 15) -> float:
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times) * 1e3
+
+
+def input_stage(p, x, alpha):
+    if hasattr(W, "input_transform"):
+        return W.input_transform(p, x, alpha)
+    at, _, bt = W.transforms_like(alpha, p.r, p.s, x)  # the Kronecker version (before)
+    d = W._gather_tiles(p, x, alpha)
+    return np.reshape(bt @ np.reshape(d, (alpha * alpha, -1)),
+                      (alpha * alpha, p.groups, p.c // p.groups, -1))
+
+
+def stages(p, x, w, bias, alpha) -> dict[str, float]:
+    mh, mw, th, tw = W._tiles(p, alpha)
+    at, _, _ = W.transforms_like(alpha, p.r, p.s, x)
+    u = W.filter_transform(p, w, alpha)
+    v = input_stage(p, x, alpha)
+    m = np.matmul(u, v)
+    y = at @ m.reshape(alpha * alpha, -1)
+
+    def scatter():
+        z = y.reshape(mh, mw, p.k, p.n, th, tw).transpose(3, 2, 4, 0, 5, 1)
+        z = z.reshape(p.n, p.k, th * mh, tw * mw)
+        return add_bias(np.ascontiguousarray(z[:, :, : p.out_h, : p.out_w]), bias)
+
+    return {"input": median_ms(lambda: input_stage(p, x, alpha)),
+            "gemm": median_ms(lambda: np.matmul(u, v)),
+            "otrans": median_ms(lambda: at @ m.reshape(alpha * alpha, -1)),
+            "scatter": median_ms(scatter)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("descriptors", nargs="+")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--algos", default="f2x3,f4x3,f6x3")
+    parser.add_argument("--gap-ms", type=float, default=20.0,
+                        help="pause before each timed call, so that the other library's idle "
+                        "threads (OpenMP's and OpenBLAS's spin-waits) have gone to sleep")
+    args = parser.parse_args()
+    keep_freed_memory()
+    torch.set_num_threads(args.threads)
+    scipy.fft.set_workers(args.threads)
+    names = [f"winograd_{a}" for a in args.algos.split(",")]
+    with threadpool_limits(args.threads):
+        for desc in args.descriptors:
+            p = descriptor.parse(desc)
+            x, w, bias = oracle.make_inputs(p).arrays
+            tx, tw_ = torch.from_numpy(x), torch.from_numpy(w)
+            tb = None if bias is None else torch.from_numpy(bias)
+            calls = {"torch": lambda: torch.nn.functional.conv2d(
+                tx, tw_, tb, stride=p.stride, padding=p.padding, groups=p.groups)}
+            for name in names:
+                algo = registry.get("conv2d", name)
+                state = algo.prepare(p, x, w, bias)  # the filter transform, outside the timing
+                calls[name] = (lambda a=algo, s=state: a.fn(p, x, w, bias, prepared=s))
+                s = stages(p, x, w, bias, ALPHA[name])
+                print(f"{desc} {name:14s} " + " ".join(f"{k}={v:.2f}" for k, v in s.items())
+                      + f" sum={sum(s.values()):.2f} ms")
+            times: dict[str, list[float]] = {k: [] for k in calls}
+            with torch.no_grad():
+                for fn in calls.values():
+                    fn()
+                for _ in range(args.rounds):  # interleaved: a disturbance hits all alike
+                    for k, fn in calls.items():
+                        time.sleep(args.gap_ms / 1e3)
+                        t = time.perf_counter()
+                        fn()
+                        times[k].append(time.perf_counter() - t)
+            ref = statistics.median(times["torch"])
+            for k, ts in times.items():
+                med = statistics.median(ts)
+                print(f"{desc} {k:14s} min={min(ts) * 1e3:6.2f} median={med * 1e3:6.2f} ms "
+                      f"({med / ref:.2f}x torch)")
+
+
+if __name__ == "__main__":
+    main()
