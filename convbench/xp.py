@@ -129,6 +129,10 @@ def matmul_into_part(a: Array, b: Array, dst: Array, index: tuple, shape: tuple[
     temporary; dst[index] must reshape to `shape` without a copy); elsewhere it is computed and
     assigned."""
     part = dst[index]
+    if is_cupy_array(dst) and a.ndim < b.ndim:  # CuPy runs a broadcast operand as cuBLAS's
+        import cupy  # pointer-array batch; a real batch of copies takes the strided one
+
+        a = cupy.ascontiguousarray(cupy.broadcast_to(a, (*b.shape[:-2], *a.shape[-2:])))
     if is_numpy_array(dst) or is_cupy_array(dst):
         view = part.view()
         view.shape = shape  # raises rather than copy if the view cannot take the shape
