@@ -111,7 +111,7 @@ def axis_transforms_like(alpha: int, r: int, s: int, like: Array) -> tuple:
 # Input tiles are gathered and transformed a few channels at a time, so that the gathered tiles
 # and their half-transformed copy (the two chunk buffers) stay in cache between the copy and the
 # two transform GEMMs: about cache_bytes(x) per chunk buffer (xp.CPU_CHUNK_BYTES on a CPU; on a
-# GPU its far larger L2 makes one or a few chunks, and so few kernel launches).
+# GPU, where each chunk costs kernel launches, one chunk for most problems).
 def _chunk_channels(p: ConvProblem, alpha: int, budget: int = CPU_CHUNK_BYTES) -> int:
     """Input channels per chunk of the input transform, for chunk buffers of `budget` bytes."""
     _, _, th, tw = _tiles(p, alpha)

@@ -106,12 +106,13 @@ def irfft2(x: Array, shape: tuple[int, int]) -> Array:
 
 
 CPU_CHUNK_BYTES = 1 << 19
-GPU_CHUNK_BYTES = 32 << 20
+GPU_CHUNK_BYTES = 1 << 30
 
 
 def cache_bytes(x: Array) -> int:
     """How many bytes a blocked loop over `x` should keep in each working buffer: a share of a
-    CPU core's L2, or of a GPU's far larger one (where fewer blocks also mean fewer launches)."""
+    CPU core's L2; on a GPU, where each block costs kernel launches and the host's time to
+    issue them, as much as one block can reasonably take (one block for most problems)."""
     if is_cupy_array(x) or (is_torch_array(x) and x.device.type == "cuda"):
         return GPU_CHUNK_BYTES
     return CPU_CHUNK_BYTES
