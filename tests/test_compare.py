@@ -317,3 +317,10 @@ def test_the_committed_baseline_is_complete(tmp_path: Path) -> None:
         assert len(run.samples[tuple(key)]) >= 5
     assert main(["compare", str(BASELINE), str(BASELINE), "--normalize", "reference",
                  "--statistic", "min", "--out", str(tmp_path)]) == EXIT_OK
+
+
+def test_the_command_offers_every_statistic_compare_knows() -> None:
+    from convbench.commands.compare import STATISTIC_NAMES
+    from convbench.compare import STATISTICS
+
+    assert STATISTIC_NAMES == tuple(STATISTICS)

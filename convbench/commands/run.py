@@ -6,17 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 from rich.console import Console
 from rich.markup import escape
-
-from convbench.commands.history import after_run
-from convbench.progress import RowReporter
-from convbench.report import build_report
-from convbench.results import read_results
-from convbench.runner import RunOptions, plan, run
-from convbench.suite import load_suite
-from convbench.table import render
 
 EXIT_OK, EXIT_WRONG = 0, 1
 
@@ -66,6 +57,17 @@ def add_parser(commands: Any) -> None:
 
 
 def main(args: argparse.Namespace, console: Console) -> int:
+    # Imported here: building the command line (`convbench list`) stays free of pandas.
+    import pandas as pd
+
+    from convbench.commands.history import after_run
+    from convbench.progress import RowReporter
+    from convbench.report import build_report
+    from convbench.results import read_results
+    from convbench.runner import RunOptions, plan, run
+    from convbench.suite import load_suite
+    from convbench.table import render
+
     suites = [load_suite(name, batch=args.batch) for name in args.suites]  # all checked first
     options = RunOptions(algorithms=args.algo, backends=args.backend, threads=args.threads,
                          budget_s=args.budget, exact=args.exact, resume=args.resume,

@@ -7,17 +7,16 @@ import argparse
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
 from convbench.auto import LAST_RESORT, forget, tuning_path
 from convbench.commands.run import _csv_list, positive_int
-from convbench.results import read_results
-from convbench.runner import RunOptions, run
-from convbench.suite import load_suite
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def add_parser(commands: Any) -> None:
@@ -44,6 +43,10 @@ def winners(frame: pd.DataFrame) -> dict[str, str]:
 
 
 def main(args: argparse.Namespace, console: Console) -> int:
+    from convbench.results import read_results  # pandas: loaded when the command runs
+    from convbench.runner import RunOptions, run
+    from convbench.suite import load_suite
+
     threads = args.threads or os.cpu_count() or 1
     suites = [load_suite(name, batch=args.batch) for name in args.suites]
     found: dict[str, str] = {}
