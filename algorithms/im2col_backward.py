@@ -50,14 +50,16 @@ def backward_weight(p: ConvProblem, grad_out: np.ndarray, x: np.ndarray) -> np.n
 
 
 def workspace_bytes(p: ConvProblem) -> int:
-    """bwd_data: the columns and the padded gradient; bwd_weight: the reordered gradient, the
-    padded input (if padded) and the columns. 1x1 stride 1: the GEMMs' results only."""
+    """bwd_data: the tap-major copy of the weights, the columns and the padded gradient;
+    bwd_weight: the reordered gradient, the padded input (if padded) and the columns. 1x1
+    stride 1: the GEMMs' results only."""
     padded = p.n * p.c * (p.h + 2 * p.padding[0]) * (p.w + 2 * p.padding[1])
     columns = p.c * p.r * p.s * p.n * p.out_h * p.out_w
     if is_pointwise(p):
         return (0 if p.direction == "bwd_data" else p.n * p.k * p.reduction_length) * p.itemsize
     if p.direction == "bwd_data":
-        return (columns + padded) * p.itemsize
+        weights = p.k * (p.c // p.groups) * p.r * p.s
+        return (weights + columns + padded) * p.itemsize
     gradient = p.n * p.k * p.out_h * p.out_w
     return ((padded if p.padding != (0, 0) else 0) + columns + gradient) * p.itemsize
 

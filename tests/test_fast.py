@@ -113,6 +113,21 @@ def test_measured_workspace_within_10_percent_of_the_model(name: str, descriptor
     assert abs(measured - model) <= 0.10 * model + slack, (measured, model)
 
 
+@pytest.mark.parametrize("descriptor", [
+    "bwd_data_n2c16h20k16r3p1", "bwd_data_n4c32h16k64r5p2", "bwd_data_n2c16h21k16r3st2p1g4",
+    "bwd_weight_n2c16h20k16r3p1", "bwd_weight_n4c32h16k64r5p2", "bwd_data_n2c64h14k32r1",
+    "bwd_data_n1c64h8k256r3p1",  # the tap-major weights outweigh the columns
+])
+def test_im2col_backward_workspace_within_10_percent_of_the_model(descriptor: str) -> None:
+    p = parse(descriptor)
+    algorithm = registry.get(p.op, "im2col")
+    arrays = oracle.make_inputs(p).arrays
+    algorithm.fn(p, *arrays)
+    measured = peak_extra_bytes(lambda: algorithm.fn(p, *arrays)).peak_extra_bytes
+    model = algorithm.workspace_bytes(p)
+    assert abs(measured - model) <= 0.10 * model + 16 * 1024, (measured, model)
+
+
 def test_auto_never_picks_an_unsupported_algorithm() -> None:
     from test_algorithms import GRID
 
