@@ -200,6 +200,7 @@ def test_tune_stores_the_winners_of_a_run(tmp_path: Path, fresh_auto: None) -> N
     assert main(["tune", "smoke", "--out", str(tmp_path), "--threads", "1"]) == 0
     frame = read_results(tmp_path / "smoke")
     assert not set(frame["algo"]) & {"torch", "direct_naive", "auto"}
+    assert json.loads((tmp_path / "smoke" / "meta.json").read_text())["interleave"] is True
     stored = json.loads(auto.tuning_path(1).read_text())
     ok = frame[frame["status"] == "ok"]
     for descriptor, rows in ok.groupby("descriptor"):

@@ -23,8 +23,8 @@ def add_parser(commands: Any) -> None:
     tune = commands.add_parser(
         "tune", help="measure winners per problem for algo='auto' on this machine",
         description="Run the suites with every registered algorithm (except the reference and "
-        "the teaching loops) and store each problem's fastest correct algorithm in the tuning "
-        "table of this machine.")
+        "the teaching loops), each case's candidates timed in alternation, and store each "
+        "problem's fastest correct algorithm in the tuning table of this machine.")
     tune.add_argument("suites", nargs="+", metavar="SUITE")
     tune.add_argument("--batch", type=positive_int, help="override N for every case")
     tune.add_argument("--algo", type=_csv_list, help="comma-separated candidates (default: "
@@ -53,7 +53,10 @@ def main(args: argparse.Namespace, console: Console) -> int:
     for suite in suites:
         names = tuple(n for n in (args.algo or _algorithms(suite))
                       if n not in (*LAST_RESORT, "auto"))
-        path = run(suite, args.out / suite.name, RunOptions(algorithms=names, threads=threads))
+        # A case's candidates are timed in alternation, so that a drift in the machine's speed
+        # during the search falls on all of them alike and cannot crown the luckier one.
+        options = RunOptions(algorithms=names, threads=threads, interleave=True)
+        path = run(suite, args.out / suite.name, options)
         found |= winners(read_results(path))
     table_path = tuning_path(threads)
     table_path.parent.mkdir(parents=True, exist_ok=True)
