@@ -56,6 +56,10 @@ def resnet_targets(directory: Path) -> None:
         within = (over <= 1.05).sum()
         print(f"auto / our per-layer best: max {over.max():.3f} ({over.idxmax()}), median "
               f"{over.median():.3f}; within 5% on {within} of {len(over)} layers")
+        ran = frame[frame["algo"] == "auto"].set_index("case")["ran_algo"]
+        picked = (ran.reindex(winner.index) == winner).sum()
+        print(f"auto ran our per-layer fastest on {picked} of {len(winner)} layers (the rest of "
+              "the gap above is between two rows timing the same function)")
     model = frame.dropna(subset=["peak_mem_bytes", "workspace_model_bytes"])
     model = model[model["algo"].isin(["im2col", "fft"]) | model["algo"].str.startswith("wino")]
     model = model[model["workspace_model_bytes"] > 0]
