@@ -139,16 +139,24 @@ def _tile_view(p: ConvProblem, padded: Array, alpha: int) -> Array:
 
 def input_transform(p: ConvProblem, x: Array, alpha: int) -> Array:
     """V = BT d B of every input tile: (alpha^2, G, C/g, P), P = N*th*tw tiles, alpha^2 in the
-    order (row, column) of the tile. Chunks of channels: the tiles of a chunk are gathered
-    into a buffer (the one copy), then transformed per axis, rows (BT_h, one GEMM) and columns
-    (BT_w, batched over rows) straight into V."""
+    order (row, column) of the tile. When one chunk holds every channel (small problems, and
+    GPUs), the tiles are gathered at once and transformed by one GEMM with the Kronecker
+    product: the fewest operations. Otherwise chunk by chunk of channels: the tiles of a chunk
+    are gathered into a buffer (the one copy), then transformed per axis, rows (BT_h, one GEMM)
+    and columns (BT_w, batched over rows) straight into V."""
     xp = namespace(x)
     _, _, th, tw = _tiles(p, alpha)
     tiles, a2 = p.n * th * tw, alpha * alpha
-    bt_h, bt_w = axis_transforms_like(alpha, p.r, p.s, x)[2]
     tile_view = _tile_view(p, _padded(p, x, alpha), alpha)
-    v = xp.empty((a2, p.c, tiles), dtype=x.dtype, device=device(x))
     step = _chunk_channels(p, alpha, cache_bytes(x))
+    if step >= p.c:
+        bt = transforms_like(alpha, p.r, p.s, x)[2]
+        gathered = xp.reshape(tile_view, (a2, p.c * tiles))  # the one copy
+        del tile_view  # frees the padded input
+        v = bt @ gathered
+        return xp.reshape(v, (a2, p.groups, p.c // p.groups, tiles))
+    bt_h, bt_w = axis_transforms_like(alpha, p.r, p.s, x)[2]
+    v = xp.empty((a2, p.c, tiles), dtype=x.dtype, device=device(x))
     gathered = xp.empty((alpha, alpha, step, tiles), dtype=x.dtype, device=device(x))
     half = xp.empty((alpha, alpha, step * tiles), dtype=x.dtype, device=device(x))
     for c0 in range(0, p.c, step):
@@ -195,18 +203,23 @@ def winograd(p: ConvProblem, x: Array, w: Array, bias: Array | None,
 
 def workspace_bytes(p: ConvProblem, alpha: int) -> int:
     """Peak memory above the call's start, less the output (what convbench measures): the
-    transformed filters throughout, plus at each stage the padded input, the transformed input
-    and the two chunk buffers of the input transform; the transformed input and the products;
-    the products and the output tiles; or the output tiles and the output. The chunks are
-    those of a CPU (numpy's and torch's CPU tensors, what this model is checked against)."""
+    transformed filters throughout, plus at each stage: the padded input, the gathered tiles
+    (all of them, or a chunk's) and the transformed input (with chunks: and the chunk's half-
+    transformed copy); the transformed input and the products; the products and the output
+    tiles; or the output tiles and the output. The chunks are those of a CPU (numpy's and
+    torch's CPU tensors, what this model is checked against)."""
     mh, mw, th, tw = _tiles(p, alpha)
     tiles, a2 = p.n * th * tw, alpha * alpha
     padded = p.n * p.c * (th * mh + p.r - 1) * (tw * mw + p.s - 1)
     filters = a2 * p.k * (p.c // p.groups)
     output = p.n * p.k * p.out_h * p.out_w
-    chunk = a2 * _chunk_channels(p, alpha) * tiles
+    step = _chunk_channels(p, alpha)
+    if step >= p.c:  # all tiles at once, then their Kronecker transform beside them
+        gather = max(padded + a2 * p.c * tiles, 2 * a2 * p.c * tiles)
+    else:
+        gather = padded + a2 * p.c * tiles + 2 * a2 * step * tiles
     stages = (
-        padded + a2 * p.c * tiles + 2 * chunk,
+        gather,
         a2 * p.c * tiles + a2 * p.k * tiles,
         a2 * p.k * tiles + mh * mw * p.k * tiles,
         mh * mw * p.k * tiles + output,
