@@ -27,12 +27,19 @@ def launch(kernel: Any, grid: tuple[int, ...], *args: Any) -> None:
     kernel(grid, (THREADS,), tuple(cupy.int32(a) if isinstance(a, int) else a for a in args))
 
 
-def grid_fits(p: Any) -> str | None:
-    """The kernels put channels and images on the grid's y and z axes, 65535 blocks at most."""
-    largest = max(p.n, p.c, getattr(p, "k", 0))
+def channels_fit(p: Any) -> str | None:
+    """Kernels with channels (C or K) on the grid's y axis: 65535 blocks at most."""
+    largest = max(p.c, p.k)
     if largest > 65535:
-        return f"the CUDA grid holds at most 65535 images or channels, got {largest}"
+        return f"the CUDA grid holds at most 65535 channels, got {largest}"
     return None
+
+
+def grid_fits(p: Any) -> str | None:
+    """Kernels with images and channels on the grid's y and z axes: 65535 blocks at most."""
+    if p.n > 65535:
+        return f"the CUDA grid holds at most 65535 images, got {p.n}"
+    return channels_fit(p)
 
 
 def blocks(count: int) -> int:

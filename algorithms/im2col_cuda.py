@@ -9,9 +9,11 @@ a per-image layout would need a broadcast batched GEMM, which CuPy runs as cuBLA
 pointer-array batch. A last kernel moves the (K, N, OH*OW) result into (N, K, OH*OW) and adds
 the bias on the way.
 
-A 1x1, stride-1, unpadded layer needs no columns: the input is them, image by image. Its
-weights are copied once per image (N*K*C/g values, small next to the input), so that the
-per-image GEMMs are one strided batch whose result is the NCHW output itself.
+A 1x1, stride-1, unpadded layer needs no columns: the input is them, image by image. Where the
+weights are no larger than one image's plane per channel (K/g <= H*W), they are copied once per
+image, so that the per-image GEMMs are one strided batch whose result is the NCHW output
+itself; otherwise (late layers: small images, many filters) that copy would outgrow the input,
+and the layer takes the column path like any other.
 """
 
 from __future__ import annotations
@@ -72,11 +74,16 @@ def columns(p: ConvProblem, x: Any) -> Any:
     return cols.reshape(p.groups, -1, p.n * positions)
 
 
+def per_image_weights(p: ConvProblem) -> bool:
+    """A 1x1 stride-1 layer whose weights, copied once per image, stay within the input's size."""
+    return is_pointwise(p) and p.k // p.groups <= p.h * p.w
+
+
 def workspace_bytes(p: ConvProblem) -> int:
     """Peak allocator memory above the call's start, less the output (the pool's bytes in use):
     the column matrix beside the GEMM's result, then that result beside the output; for a 1x1
-    stride-1 layer, the weights copied per image."""
-    if is_pointwise(p):
+    stride-1 layer with few filters, the weights copied per image."""
+    if per_image_weights(p):
         return p.n * p.k * (p.c // p.groups) * p.itemsize
     output = p.n * p.k * p.out_h * p.out_w
     columns = p.c * p.r * p.s * p.n * p.out_h * p.out_w
@@ -92,7 +99,9 @@ def conv2d_im2col_cuda(p: ConvProblem, x: Any, w: Any, bias: Any | None) -> Any:
     import cupy
 
     g, kg, positions = p.groups, p.k // p.groups, p.out_h * p.out_w
-    if is_pointwise(p):
+    if bias is not None:  # the kernel reads it as a contiguous array of x's dtype
+        bias = cupy.ascontiguousarray(bias, dtype=x.dtype)
+    if per_image_weights(p):
         weights = cupy.ascontiguousarray(cupy.broadcast_to(
             cupy.ascontiguousarray(w).reshape(g, kg, -1), (p.n, g, kg, p.c // g)))
         images = cupy.ascontiguousarray(x).reshape(p.n, g, p.c // g, positions)

@@ -161,7 +161,8 @@ def input_transform(p: ConvProblem, x: Array, alpha: int) -> Array:
     half = xp.empty((alpha, alpha, step * tiles), dtype=x.dtype, device=device(x))
     for c0 in range(0, p.c, step):
         cc = min(step, p.c - c0)
-        if cc != step:  # the last chunk: buffers of its size
+        if cc != step:  # the last chunk: buffers of its size, in place of the others
+            del gathered, half
             gathered = xp.empty((alpha, alpha, cc, tiles), dtype=x.dtype, device=device(x))
             half = xp.empty((alpha, alpha, cc * tiles), dtype=x.dtype, device=device(x))
         gathered = reshape_copy(tile_view[:, :, c0 : c0 + cc, ...], (alpha, alpha, cc, tiles),

@@ -20,7 +20,7 @@ from fractions import Fraction
 from typing import Any
 
 from convbench.algorithms import winograd
-from convbench.algorithms._cuda import THREADS, blocks, compiled, grid_fits, launch
+from convbench.algorithms._cuda import THREADS, blocks, channels_fit, compiled, launch
 from convbench.algorithms.winograd_matrices import MATRICES
 from convbench.problem import ConvProblem
 from convbench.registry import register
@@ -172,6 +172,8 @@ def winograd_cuda(p: ConvProblem, x: Any, w: Any, bias: Any | None, m: int, r: i
     products = cupy.matmul(u, v.reshape(alpha * alpha, p.groups, p.c // p.groups, tiles))
     del v
     y = cupy.empty(p.output_shape, dtype=x.dtype)
+    if bias is not None:  # the kernel reads it as a contiguous array of x's dtype
+        bias = cupy.ascontiguousarray(bias, dtype=x.dtype)
     launch(compiled(output_source(m, r), "winograd_output", dtype), (blocks(tiles), p.k),
            products, x if bias is None else bias, y, p.k, p.out_h, p.out_w, th, tw, tiles,
            int(bias is not None))
@@ -200,7 +202,7 @@ def _register(name: str, m: int, r: int) -> None:
 
     register(
         "conv2d", name, backends=("cupy",), requires=("cupy",),
-        checks=(winograd._checks(name, m, r)[0], square, grid_fits),
+        checks=(winograd._checks(name, m, r)[0], square, channels_fit),
         workspace_bytes=functools.partial(workspace_bytes, alpha=alpha),
         prepare=lambda p, x, w, bias: filter_transform(p, w, m, r),
         tolerance_floor_eps=winograd.TOLERANCE_FLOOR_EPS[alpha], error_spreads=True,

@@ -66,10 +66,12 @@ def _tuned(p: ConvProblem) -> list[str]:
     return [winner] if winner else []
 
 
-def candidates(p: ConvProblem) -> list[Algorithm]:
-    """Every registered algorithm in the order auto tries them for `p`."""
+def candidates(p: ConvProblem, backend: str = "numpy") -> list[Algorithm]:
+    """Every registered algorithm in the order auto tries them for `p` on `backend`. The tuning
+    table holds winners measured on numpy, so it speaks for numpy arrays only."""
     registered = {a.name: a for a in all_algorithms(p.op) if a.name != "auto"}
-    ordered = [n for n in _tuned(p) + rule(p) if n in registered]
+    tuned = _tuned(p) if backend == "numpy" else []
+    ordered = [n for n in tuned + rule(p) if n in registered]
     rest = [n for n in registered if n not in ordered and n not in LAST_RESORT]
     last = [n for n in LAST_RESORT if n in registered]
     return [registered[n] for n in dict.fromkeys(ordered + rest + last)]
@@ -83,7 +85,7 @@ def choose(problem: ConvProblem, backend: str = "numpy") -> Algorithm:
 
 @functools.lru_cache(maxsize=4096)
 def _choose(problem: ConvProblem, backend: str, registry_generation: int) -> Algorithm:
-    for algorithm in candidates(problem):
+    for algorithm in candidates(problem, backend):
         if algorithm.why_not(problem, backend) is None:
             return algorithm
     raise Unsupported(f"no registered {problem.op} algorithm supports {problem} on {backend}")

@@ -190,6 +190,8 @@ def test_tuned_winner_is_used_only_when_it_supports_the_problem(fresh_auto: None
         auto.forget()
         assert auto.choose(dense).name == "fft"  # the measured winner beats the rule
         assert auto.choose(strided).name == "im2col"  # Winograd cannot do stride 2
+        # the table holds numpy's winners: CuPy arrays keep the rule's CUDA-first order
+        assert auto.candidates(dense, "cupy")[0].name == "winograd_f4x3_cuda"
     finally:
         path.unlink()
 
