@@ -33,6 +33,7 @@ from convbench.xp import (
     constant,
     contiguous,
     device,
+    device_key,
     matmul_into,
     matmul_into_part,
     namespace,
@@ -89,7 +90,7 @@ _ON_DEVICE: dict[tuple, tuple[Array, Array, Array]] = {}
 
 def transforms_like(alpha: int, r: int, s: int, like: Array) -> tuple[Array, Array, Array]:
     """kron_transforms in `like`'s library, dtype and device (made once per device)."""
-    key = (alpha, r, s, like.dtype, type(like), device(like))
+    key = (alpha, r, s, like.dtype, type(like), device_key(like))
     if key not in _ON_DEVICE:
         host = kron_transforms(alpha, r, s, "float64")
         _ON_DEVICE[key] = tuple(constant(m, like) for m in host)  # type: ignore[assignment]
@@ -101,7 +102,7 @@ _AXES_ON_DEVICE: dict[tuple, tuple] = {}
 
 def axis_transforms_like(alpha: int, r: int, s: int, like: Array) -> tuple:
     """axis_transforms in `like`'s library, dtype and device (made once per device)."""
-    key = (alpha, r, s, like.dtype, type(like), device(like))
+    key = (alpha, r, s, like.dtype, type(like), device_key(like))
     if key not in _AXES_ON_DEVICE:
         host = axis_transforms(alpha, r, s, "float64")
         _AXES_ON_DEVICE[key] = tuple(tuple(constant(m, like) for m in pair) for pair in host)

@@ -105,6 +105,18 @@ def irfft2(x: Array, shape: tuple[int, int]) -> Array:
     return namespace(x).fft.irfftn(x, s=shape, axes=(-2, -1))
 
 
+def device_key(x: Array) -> Any:
+    """A cheap hashable name of `x`'s device, for caches of per-device constants (CuPy's
+    Device objects do not hash)."""
+    if is_numpy_array(x):
+        return "cpu"
+    if is_cupy_array(x):
+        return ("cupy", x.device.id)
+    if is_torch_array(x):
+        return x.device
+    return str(device(x))
+
+
 CPU_CHUNK_BYTES = 1 << 19
 GPU_CHUNK_BYTES = 1 << 30
 
