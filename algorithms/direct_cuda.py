@@ -3,10 +3,10 @@ textbook loops over C/g, R and S inside it. Stride, padding, dilation, groups an
 
 from __future__ import annotations
 
-import functools
 import math
 from typing import Any
 
+from convbench.algorithms._cuda import blocks, compiled, launch
 from convbench.problem import ConvProblem
 from convbench.registry import register
 
@@ -37,15 +37,6 @@ extern "C" __global__ void conv2d_direct(
   y[idx] = acc;
 }
 """
-_THREADS = 256
-
-
-@functools.cache
-def _kernel(dtype: str) -> Any:
-    import cupy
-
-    ctype = {"float32": "float", "float64": "double"}[dtype]
-    return cupy.RawKernel(_SOURCE.replace("SCALAR", ctype), "conv2d_direct")
 
 
 @register(
@@ -58,9 +49,7 @@ def conv2d_direct_cuda(p: ConvProblem, x: Any, w: Any, bias: Any | None) -> Any:
 
     x, w = cupy.ascontiguousarray(x), cupy.ascontiguousarray(w)
     y = cupy.empty(p.output_shape, dtype=x.dtype)
-    total = math.prod(p.output_shape)
-    args = (x, w, x if bias is None else bias, y, *p.input_shape[:4], p.k, p.r, p.s, p.out_h,
-            p.out_w, *p.stride, *p.padding, *p.dilation, p.groups, int(bias is not None))
-    _kernel(x.dtype.name)(((total + _THREADS - 1) // _THREADS,), (_THREADS,),
-                          tuple(cupy.int32(a) if isinstance(a, int) else a for a in args))
+    launch(compiled(_SOURCE, "conv2d_direct", x.dtype.name), (blocks(math.prod(p.output_shape)),),
+           x, w, x if bias is None else bias, y, *p.input_shape[:4], p.k, p.r, p.s, p.out_h,
+           p.out_w, *p.stride, *p.padding, *p.dilation, p.groups, int(bias is not None))
     return y

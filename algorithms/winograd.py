@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 from fractions import Fraction
+from typing import Any
 
 import numpy as np
 
@@ -59,24 +61,21 @@ def matrices(m: int, r: int, dtype: str) -> tuple[np.ndarray, np.ndarray, np.nda
 
 
 @functools.cache
-def kron_transforms(alpha: int, r: int, s: int, dtype: str
-                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Two-sided transforms for an r x s kernel as single matrices acting on flattened tiles:
-    AT (mh*mw, alpha^2), G (alpha^2, r*s), BT (alpha^2, alpha^2)."""
-    at_h, g_h, bt_h = matrices(alpha - r + 1, r, dtype)
-    at_w, g_w, bt_w = matrices(alpha - s + 1, s, dtype)
-    return np.kron(at_h, at_w), np.kron(g_h, g_w), np.kron(bt_h, bt_w)
-
-
-@functools.cache
 def axis_transforms(alpha: int, r: int, s: int, dtype: str
                     ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray],
                                tuple[np.ndarray, np.ndarray]]:
-    """The 1-D transforms of each axis, ((AT_h, AT_w), (G_h, G_w), (BT_h, BT_w)), whose Kronecker
-    products kron_transforms gives."""
-    at_h, g_h, bt_h = matrices(alpha - r + 1, r, dtype)
-    at_w, g_w, bt_w = matrices(alpha - s + 1, s, dtype)
-    return (at_h, at_w), (g_h, g_w), (bt_h, bt_w)
+    """The 1-D transforms of each axis for an r x s kernel, ((AT_h, AT_w), (G_h, G_w),
+    (BT_h, BT_w))."""
+    return tuple(zip(matrices(alpha - r + 1, r, dtype), matrices(alpha - s + 1, s, dtype)))
+
+
+@functools.cache
+def kron_transforms(alpha: int, r: int, s: int, dtype: str
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Two-sided transforms for an r x s kernel as single matrices acting on flattened tiles:
+    AT (mh*mw, alpha^2), G (alpha^2, r*s), BT (alpha^2, alpha^2), the Kronecker products of
+    axis_transforms."""
+    return tuple(np.kron(h, w) for h, w in axis_transforms(alpha, r, s, dtype))
 
 
 def _tiles(p: ConvProblem, alpha: int) -> tuple[int, int, int, int]:
@@ -85,28 +84,29 @@ def _tiles(p: ConvProblem, alpha: int) -> tuple[int, int, int, int]:
     return mh, mw, math.ceil(p.out_h / mh), math.ceil(p.out_w / mw)
 
 
-_ON_DEVICE: dict[tuple, tuple[Array, Array, Array]] = {}
+_ON_DEVICE: dict[tuple, Any] = {}
 
 
-def transforms_like(alpha: int, r: int, s: int, like: Array) -> tuple[Array, Array, Array]:
-    """kron_transforms in `like`'s library, dtype and device (made once per device)."""
-    key = (alpha, r, s, like.dtype, type(like), device_key(like))
+def _on_device(make: Callable[..., Any], alpha: int, r: int, s: int, like: Array) -> Any:
+    """make(alpha, r, s, "float64") (nested tuples of matrices) in `like`'s library, dtype and
+    device, made once per device."""
+    key = (make, alpha, r, s, like.dtype, type(like), device_key(like))
     if key not in _ON_DEVICE:
-        host = kron_transforms(alpha, r, s, "float64")
-        _ON_DEVICE[key] = tuple(constant(m, like) for m in host)  # type: ignore[assignment]
+        def convert(v: Any) -> Any:
+            return tuple(map(convert, v)) if isinstance(v, tuple) else constant(v, like)
+
+        _ON_DEVICE[key] = convert(make(alpha, r, s, "float64"))
     return _ON_DEVICE[key]
 
 
-_AXES_ON_DEVICE: dict[tuple, tuple] = {}
+def transforms_like(alpha: int, r: int, s: int, like: Array) -> tuple[Array, Array, Array]:
+    """kron_transforms on `like`'s library, dtype and device."""
+    return _on_device(kron_transforms, alpha, r, s, like)
 
 
 def axis_transforms_like(alpha: int, r: int, s: int, like: Array) -> tuple:
-    """axis_transforms in `like`'s library, dtype and device (made once per device)."""
-    key = (alpha, r, s, like.dtype, type(like), device_key(like))
-    if key not in _AXES_ON_DEVICE:
-        host = axis_transforms(alpha, r, s, "float64")
-        _AXES_ON_DEVICE[key] = tuple(tuple(constant(m, like) for m in pair) for pair in host)
-    return _AXES_ON_DEVICE[key]
+    """axis_transforms on `like`'s library, dtype and device."""
+    return _on_device(axis_transforms, alpha, r, s, like)
 
 
 # Input tiles are gathered and transformed a few channels at a time, so that the gathered tiles

@@ -53,18 +53,26 @@ def _matrix(m: int, r: int, name: str) -> list[list[Fraction]]:
     return [[Fraction(v) for v in row] for row in MATRICES[(m, r)][name]]
 
 
-def _two_sided(left: list[list[Fraction]], right: list[list[Fraction]], source: str,
-               middle: str, target: str) -> list[str]:
-    """C statements for target = left @ source @ right.T over alpha x alpha names
-    source{a}_{b}, through middle{i}_{b}."""
-    rows, cols, inner = len(left), len(right), len(left[0])
+def _two_sided(matrix: list[list[Fraction]], loads: list[str], names: str,
+               stores: list[str]) -> str:
+    """A kernel body: the loads, then target = matrix @ source @ matrix.T as C statements over
+    the names source{a}_{b} (square, matrix's columns a side), through middle{i}_{b}, then
+    the stores. `names` is source, middle and target, one letter each."""
+    source, middle, target = names
+    rows, inner = len(matrix), len(matrix[0])
     lines = [f"const SCALAR {middle}{i}_{b} = "
-             + _combination(left[i], [f"{source}{a}_{b}" for a in range(inner)]) + ";"
+             + _combination(matrix[i], [f"{source}{a}_{b}" for a in range(inner)]) + ";"
              for i in range(rows) for b in range(inner)]
     lines += [f"const SCALAR {target}{i}_{j} = "
-              + _combination(right[j], [f"{middle}{i}_{b}" for b in range(inner)]) + ";"
-              for i in range(rows) for j in range(cols)]
-    return lines
+              + _combination(matrix[j], [f"{middle}{i}_{b}" for b in range(inner)]) + ";"
+              for i in range(rows) for j in range(rows)]
+    return "\n  ".join(loads + lines + stores)
+
+
+def _plane_stores(name: str, alpha: int) -> list[str]:
+    """out[(i*alpha + j) * plane] = name{i}_{j}: an alpha x alpha result, one plane a value."""
+    return [f"out[{i * alpha + j}LL * plane] = {name}{i}_{j};"
+            for i in range(alpha) for j in range(alpha)]
 
 
 @functools.cache
@@ -74,10 +82,7 @@ def input_source(m: int, r: int) -> str:
     loads = [f"const SCALAR d{a}_{b} = (h0 + {a} >= 0 && h0 + {a} < H && w0 + {b} >= 0 && "
              f"w0 + {b} < W) ? xc[(h0 + {a}) * W + w0 + {b}] : (SCALAR)0;"
              for a in range(alpha) for b in range(alpha)]
-    body = _two_sided(bt, bt, "d", "t", "v")
-    stores = [f"out[{i * alpha + j}LL * plane] = v{i}_{j};"
-              for i in range(alpha) for j in range(alpha)]
-    statements = "\n  ".join(loads + body + stores)
+    statements = _two_sided(bt, loads, "dtv", _plane_stores("v", alpha))
     return f"""
 extern "C" __global__ void winograd_input(
     const SCALAR* __restrict__ x, SCALAR* __restrict__ v,
@@ -100,10 +105,7 @@ def filter_source(m: int, r: int) -> str:
     """Kernel: u[(i*alpha + j), k, c] = (G g GT)[i, j] for the filter of (k, c)."""
     alpha, g = m + r - 1, _matrix(m, r, "G")
     loads = [f"const SCALAR g{a}_{b} = in[{a * r + b}];" for a in range(r) for b in range(r)]
-    body = _two_sided(g, g, "g", "h", "u")
-    stores = [f"out[{i * alpha + j}LL * plane] = u{i}_{j};"
-              for i in range(alpha) for j in range(alpha)]
-    statements = "\n  ".join(loads + body + stores)
+    statements = _two_sided(g, loads, "ghu", _plane_stores("u", alpha))
     return f"""
 extern "C" __global__ void winograd_filter(
     const SCALAR* __restrict__ w, SCALAR* __restrict__ u, int filters) {{
@@ -135,10 +137,9 @@ def output_source(m: int, r: int) -> str:
     alpha, at = m + r - 1, _matrix(m, r, "AT")
     loads = [f"const SCALAR s{a}_{b} = in[{a * alpha + b}LL * plane];"
              for a in range(alpha) for b in range(alpha)]
-    body = _two_sided(at, at, "s", "u", "o")
     stores = [f"if (h0 + {i} < OH && w0 + {j} < OW) yk[(h0 + {i}) * OW + w0 + {j}] = o{i}_{j} + b;"
               for i in range(m) for j in range(m)]
-    statements = "\n  ".join(loads + body + stores)
+    statements = _two_sided(at, loads, "suo", stores)
     return f"""
 extern "C" __global__ void winograd_output(
     const SCALAR* __restrict__ mm, const SCALAR* __restrict__ bias, SCALAR* __restrict__ y,
