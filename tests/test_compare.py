@@ -5,6 +5,7 @@ samples.jsonl, meta.json) with synthetic samples, so every expected verdict is k
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -302,21 +303,39 @@ def test_cli_rejects_a_bad_threshold(runs: tuple[Path, Path]) -> None:
     assert exit_info.value.code == EXIT_USAGE
 
 
-BASELINE = Path(__file__).parent.parent / "benchmarks" / "baseline"
+ROOT = Path(__file__).parent.parent
+GATE = ROOT / "benchmarks" / "gate.sh"
 
 
-def test_the_committed_baseline_is_complete(tmp_path: Path) -> None:
-    """The CI gate's baseline (benchmarks/gate.sh --refresh) holds raw samples for every timed
-    row, and compared with itself it passes."""
-    if not (BASELINE / "smoke" / "results.csv").is_file():
-        pytest.skip("no baseline in benchmarks/baseline (benchmarks/gate.sh --refresh makes one)")
-    run = load_run(BASELINE)
-    ok = run.frame[run.frame["status"] == "ok"]
-    assert len(ok) > 0
-    for key in ok[["suite", "case", "algo", "backend", "direction"]].itertuples(index=False):
-        assert len(run.samples[tuple(key)]) >= 5
-    assert main(["compare", str(BASELINE), str(BASELINE), "--normalize", "reference",
-                 "--statistic", "min", "--out", str(tmp_path)]) == EXIT_OK
+def _git(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)
+
+
+def test_the_gate_baseline_names_a_commit_of_the_history() -> None:
+    """The CI gate measures the code of the commit benchmarks/baseline/commit names, so that
+    commit must be in every full clone."""
+    lines = [line.strip() for line in (ROOT / "benchmarks" / "baseline" / "commit").read_text()
+             .splitlines() if line.strip() and not line.startswith("#")]
+    assert len(lines) == 1 and len(lines[0]) == 40, lines
+    if _git("rev-parse", "--is-shallow-repository").stdout.strip() != "false":
+        pytest.skip("not a full git clone: the baseline commit cannot be looked up")
+    found = _git("cat-file", "-t", lines[0])
+    assert found.stdout.strip() == "commit", found.stderr
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--base", "no-such-commit"], "gate: the baseline commit 'no-such-commit' is not in this"),
+    (["--speed"], "usage: benchmarks/gate.sh"),
+    (["--base"], "usage: benchmarks/gate.sh"),
+])
+def test_the_gate_refuses_what_it_cannot_run_before_any_work(args: list[str], says: str) -> None:
+    if not (ROOT / ".venv" / "bin" / "python").exists() or not (ROOT / ".git").exists():
+        pytest.skip("the gate runs from a git clone set up by make setup")
+    done = subprocess.run([str(GATE), *args], capture_output=True, text=True, timeout=60,
+                          check=False)
+    assert done.returncode == 2
+    assert says in done.stderr
+    assert "smoke" not in done.stdout  # nothing was run
 
 
 def test_the_command_offers_every_statistic_compare_knows() -> None:
