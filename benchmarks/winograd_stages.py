@@ -5,9 +5,13 @@
 
 Options: --threads T (2), --rounds R (interleaved rounds, 30), --algos a,b (f2x3,f4x3,f6x3),
 --gap-ms G (pause before each timed call, 20).
-Stages (median ms): input (pad, gather, input transform), gemm (the alpha^2 channel GEMMs),
-otrans (output transform), scatter (permute into NCHW, crop, bias); the sum is next to the
-whole call. Then the whole calls, interleaved with torch round by round: min and median ms.
+Stages (median ms): filter (the filter transform), input (pad, gather, input transform), gemm
+(the alpha^2 channel GEMMs), otrans (output transform), scatter (permute into NCHW, crop, bias);
+the sum is next to the whole call. Then the whole calls with their filters prepared (the filter
+stage left out), interleaved with torch round by round: min and median ms. Last, two floors
+that no faster transform code can go below: Winograd's filter + gemm stages (memory and
+OpenBLAS's batched GEMMs; training-like runs time both), and the direct convolution's FLOPs at
+this machine's SGEMM rate (`convbench machine`), the bound of im2col and any GEMM-based method.
 """
 
 from __future__ import annotations
@@ -20,12 +24,13 @@ import time
 for _var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):  # before numpy loads OpenBLAS
     os.environ.pop(_var, None)
 
+import convbench  # noqa: E402, F401  (first: it shortens idle threads' spinning before numpy loads)
 import numpy as np  # noqa: E402
 import scipy.fft  # noqa: E402
 import torch  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
-from convbench import descriptor, oracle, registry  # noqa: E402
+from convbench import descriptor, machine, oracle, registry  # noqa: E402
 from convbench.algorithms import winograd as W  # noqa: E402
 from convbench.algorithms._windows import add_bias  # noqa: E402
 from convbench.environment import keep_freed_memory  # noqa: E402
@@ -64,7 +69,8 @@ def stages(p, x, w, bias, alpha) -> dict[str, float]:
         z = z.reshape(p.n, p.k, th * mh, tw * mw)
         return add_bias(np.ascontiguousarray(z[:, :, : p.out_h, : p.out_w]), bias)
 
-    return {"input": median_ms(lambda: input_stage(p, x, alpha)),
+    return {"filter": median_ms(lambda: W.filter_transform(p, w, alpha)),
+            "input": median_ms(lambda: input_stage(p, x, alpha)),
             "gemm": median_ms(lambda: np.matmul(u, v)),
             "otrans": median_ms(lambda: at @ m.reshape(alpha * alpha, -1)),
             "scatter": median_ms(scatter)}
@@ -84,12 +90,14 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     scipy.fft.set_workers(args.threads)
     names = [f"winograd_{a}" for a in args.algos.split(",")]
+    sgemm = machine.peaks(args.threads)["sgemm_gflops"]
     with threadpool_limits(args.threads):
         for desc in args.descriptors:
             p = descriptor.parse(desc)
             x, w, bias = oracle.make_inputs(p).arrays
             tx, tw_ = torch.from_numpy(x), torch.from_numpy(w)
             tb = None if bias is None else torch.from_numpy(bias)
+            floors: dict[str, float] = {}
             calls = {"torch": lambda: torch.nn.functional.conv2d(
                 tx, tw_, tb, stride=p.stride, padding=p.padding, groups=p.groups)}
             for name in names:
@@ -97,6 +105,7 @@ def main() -> None:
                 state = algo.prepare(p, x, w, bias)  # the filter transform, outside the timing
                 calls[name] = (lambda a=algo, s=state: a.fn(p, x, w, bias, prepared=s))
                 s = stages(p, x, w, bias, ALPHA[name])
+                floors[name] = s["filter"] + s["gemm"]
                 print(f"{desc} {name:14s} " + " ".join(f"{k}={v:.2f}" for k, v in s.items())
                       + f" sum={sum(s.values()):.2f} ms")
             times: dict[str, list[float]] = {k: [] for k in calls}
@@ -114,6 +123,10 @@ def main() -> None:
                 med = statistics.median(ts)
                 print(f"{desc} {k:14s} min={min(ts) * 1e3:6.2f} median={med * 1e3:6.2f} ms "
                       f"({med / ref:.2f}x torch)")
+            bound = 2 * p.macs / (sgemm * 1e9) * 1e3
+            print(f"{desc} floors: " + " ".join(f"{k} filter+gemm={v:.2f}" for k, v in floors.items())
+                  + f"; direct FLOPs at SGEMM's {sgemm:.0f} GFLOP/s={bound:.2f} ms"
+                  + f"; torch median={ref * 1e3:.2f} ms")
 
 
 if __name__ == "__main__":

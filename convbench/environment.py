@@ -97,7 +97,7 @@ def collect(threads: int) -> dict[str, Any]:
         "versions": versions(),
         "blas": blas(),
         "env": {k: v for k, v in os.environ.items()
-                if k.startswith(("OPENBLAS_", "OMP_", "MKL_", "GOTO"))},
+                if k.startswith(("OPENBLAS_", "OMP_", "GOMP_", "KMP_", "MKL_", "GOTO"))},
         "git": git_commit(),
     }
 

@@ -5,6 +5,9 @@ lower bounds that follow from the policy, and upper bounds with generous margins
 from __future__ import annotations
 
 import gc
+import os
+import subprocess
+import sys
 import time
 
 import pytest
@@ -196,3 +199,18 @@ def test_gc_restored_when_the_closure_raises() -> None:
         assert gc.isenabled()
     finally:
         gc.enable() if was else gc.disable()
+
+
+def test_import_sets_idle_thread_spin_unless_already_set() -> None:
+    """`import convbench` shortens OpenBLAS's and libgomp's idle spinning (README, "How time and
+    memory are measured") before numpy loads, and leaves a value the user set alone."""
+    code = ("import os, convbench, numpy; "
+            "print(os.environ['OPENBLAS_THREAD_TIMEOUT'], os.environ['GOMP_SPINCOUNT'])")
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("OPENBLAS_THREAD_TIMEOUT", "GOMP_SPINCOUNT")}
+    fresh = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                           text=True, check=True)
+    assert fresh.stdout.split() == ["20", "10000"]
+    mine = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, env=env | {"OPENBLAS_THREAD_TIMEOUT": "28"})
+    assert mine.stdout.split() == ["28", "10000"]
