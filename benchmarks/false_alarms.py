@@ -15,9 +15,9 @@ algorithm's registry entry with a wrapper that calls the real function and then,
 environment variable CONVBENCH_INJECT_SLOWDOWN holds a fraction f, spins for f times the call's
 own duration. Base and same runs go through the same wrapper with f = 0.
 
-Every comparison is made twice, raw and with --normalize reference (the gate's), with compare's
-defaults otherwise (threshold 10%, alpha 0.002) and --statistic min; the counts of both are
-printed and written to OUT/summary.json.
+Every comparison is made three times: raw, with --normalize reference and with --normalize case
+(the gate's), with compare's defaults otherwise (threshold 10%, alpha 0.002) and --statistic
+min; the counts of each are printed and written to OUT/summary.json.
 """
 
 from __future__ import annotations
@@ -45,6 +45,9 @@ while True:
     for i in range(200_000):
         s += i * i
 """
+# compare's --normalize of each judgement: "normalized" is by the reference (torch), "case" by
+# the median of the case's algorithms (the CI gate's)
+MODES = {"raw": None, "normalized": "reference", "case": "case"}
 GATE_RUN_ARGS = ["--threads", "1", "--interleave", "--no-progress"]
 
 
@@ -124,17 +127,16 @@ def study(args: argparse.Namespace) -> dict[str, Any]:
                 spawn(path, args, args.slowdown if name == "slow" else 0.0)
         record: dict[str, Any] = {"pair": i}
         for name in ("same", "slow"):
-            record[name] = {mode: judge(runs["base"], runs[name], args.algo,
-                                        None if mode == "raw" else "reference", args.statistic)
-                            for mode in ("raw", "normalized")}
+            record[name] = {mode: judge(runs["base"], runs[name], args.algo, normalize,
+                                        args.statistic) for mode, normalize in MODES.items()}
         records.append(record)
-        print(f"pair {i:2d}: same -> {record['same']['normalized']['regressed'] or 'quiet'}; "
-              f"slow -> {record['slow']['normalized']['target_regressed']}/"
-              f"{record['slow']['normalized']['target_rows']} {args.algo} rows caught",
-              flush=True)
+        print(f"pair {i:2d}: " + "; ".join(
+            f"{mode}: same -> {record['same'][mode]['regressed'] or 'quiet'}, slow -> "
+            f"{record['slow'][mode]['target_regressed']}/{record['slow'][mode]['target_rows']} "
+            f"{args.algo} rows caught" for mode in ("normalized", "case")), flush=True)
     settings = {k: str(v) for k, v in vars(args).items() if k != "one_run"}
-    return {"settings": settings, "raw": tally(records, "raw"),
-            "normalized": tally(records, "normalized"), "pairs": records}
+    return {"settings": settings} | {mode: tally(records, mode) for mode in MODES} | {
+        "pairs": records}
 
 
 def main() -> int:
@@ -168,7 +170,7 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     name = f"summary-{args.statistic}.json" if args.rejudge else "summary.json"
     (args.out / name).write_text(json.dumps(summary, indent=2) + "\n")
-    for mode in ("raw", "normalized"):
+    for mode in MODES:
         print(f"{mode}: {json.dumps(summary[mode])}")
     return 0
 

@@ -9,9 +9,13 @@
 # Exits 1 on a regression or a newly wrong result (and on a wrong result in either run), 2 when
 # it cannot run (bad arguments, the baseline commit missing from the clone).
 #
-# Measured on a busy 2-core machine, one comparison of identical code raises a false alarm about
-# once in 20. So a failing comparison is confirmed by a second pair of runs, in the other order,
-# before the gate fails: a real regression shows again, a false alarm (almost) never twice.
+# On a shared 2-core machine the other tenants' load comes in episodes, which slow every
+# algorithm of the cases they overlap alike: times are divided by each case's median new/base
+# ratio over its algorithms (--normalize case). Even so, measured on a noisy day, one comparison
+# of identical code raised a false alarm 7 times in 20. So a failing comparison is confirmed by a
+# second pair of runs, in the other order, and the gate fails only on a row that regressed (or
+# newly failed) in both comparisons: a real regression shows in the same rows again, a false
+# alarm seldom does (README, "Catching regressions").
 #
 #   benchmarks/gate.sh               # the baseline commit against the working tree
 #   benchmarks/gate.sh --base REF    # any commit, branch or tag against the working tree
@@ -101,8 +105,8 @@ run_smoke() {
     fi > "$out/run.log" 2>&1 || { cat "$out/run.log"; echo "gate: the $which run failed" >&2; return 1; }
 }
 
-compare() {  # compare BASE_OUT NEW_OUT
-    .venv/bin/convbench compare "$1" "$2" --normalize reference --statistic min --out "$2"
+compare() {  # compare BASE_OUT NEW_OUT [--confirms EARLIER_NEW_OUT]
+    .venv/bin/convbench compare "$1" "$2" --normalize case --statistic min --out "$2" "${@:3}"
 }
 
 echo "gate: baseline $commit ($(git log -1 --format=%s "$commit" | cut -c1-60)) against the" \
@@ -113,7 +117,7 @@ status=$?
 if [ "$status" -eq 1 ]; then
     echo "gate: the comparison failed; confirming with a second pair of runs" >&2
     run_smoke new "$work/new-2" && run_smoke base "$work/base-2" || exit 1
-    compare "$work/base-2" "$work/new-2"
+    compare "$work/base-2" "$work/new-2" --confirms "$work/new-1"
     status=$?
 fi
 exit "$status"

@@ -16,6 +16,14 @@ raises no alarm. The factor is taken over the whole suite, not case by case, bec
 reference's own scatter from one process to the next on a single small case (about 10% for
 torch at tens of microseconds) would otherwise pass to every algorithm of that case.
 
+With ``normalize="case"``, NEW's samples are divided by the case's factor instead: the median,
+over the algorithms of the case timed in both runs (at least CASE_MIN_ALGORITHMS of them), of
+their new/base ratios. On a shared machine the other tenants' load comes and goes in episodes;
+in an interleaved run an episode slows every algorithm of the cases it overlaps alike, by 40%
+and more, and a suite-wide factor cannot follow it. A change to one algorithm moves the median
+of six or more hardly at all; a change that slows most algorithms of a case alike (a shared
+helper) is what this normalization cannot see.
+
 Why min or q10 on a noisy machine: other processes only ever add time, so they fatten the upper
 part of a run's samples, and the median with it, by a different amount in every run; the
 fastest samples are the code's own speed.
@@ -48,7 +56,7 @@ EXIT_CHANGES = ("regressed", "now failing")
 class CompareOptions:
     threshold: float = 0.10  # relative change of the statistic that matters
     alpha: float = 0.002  # significance level of the Mann-Whitney U test
-    normalize: str | None = None  # None or "reference"
+    normalize: str | None = None  # None, "reference" or "case"
     statistic: str = "median"  # a key of STATISTICS
     confidence: float = 0.95
     resamples: int = 2000
@@ -137,10 +145,8 @@ def machine_factors(base: RunData, new: RunData, quantile: float
     """How much slower the machine was in NEW than in BASE, per (suite, backend, direction):
     the geometric mean, over the cases where the suite's reference algorithm is ok in both runs,
     of the ratio new/base of the reference's statistic."""
-    ok = {k for k, status in zip(_keys(base.frame), base.frame["status"]) if status == "ok"} & \
-        {k for k, status in zip(_keys(new.frame), new.frame["status"]) if status == "ok"}
     logs: dict[tuple[str, str, str], list[float]] = {}
-    for key in ok:
+    for key in _ok_in_both(base, new):
         suite, _, algo, backend, direction = key
         if algo == base.reference(suite) and key in base.samples and key in new.samples:
             ratio = np.quantile(new.samples[key], quantile) / \
@@ -149,20 +155,47 @@ def machine_factors(base: RunData, new: RunData, quantile: float
     return {group: math.exp(sum(v) / len(v)) for group, v in logs.items()}
 
 
+CASE_MIN_ALGORITHMS = 3
+
+
+def case_factors(base: RunData, new: RunData, quantile: float
+                 ) -> dict[tuple[str, str, str, str], float]:
+    """How much slower the machine was in NEW than in BASE while each case ran, per (suite,
+    case, backend, direction): the median over the case's algorithms timed in both runs of
+    their ratio new/base, where at least CASE_MIN_ALGORITHMS were."""
+    ratios: dict[tuple[str, str, str, str], list[float]] = {}
+    for key in _ok_in_both(base, new):
+        if key in base.samples and key in new.samples:
+            suite, case, _, backend, direction = key
+            ratios.setdefault((suite, case, backend, direction), []).append(
+                float(np.quantile(new.samples[key], quantile)
+                      / np.quantile(base.samples[key], quantile)))
+    return {group: float(np.median(v)) for group, v in ratios.items()
+            if len(v) >= CASE_MIN_ALGORITHMS}
+
+
+def _ok_in_both(base: RunData, new: RunData) -> set[tuple[str, ...]]:
+    return {k for k, status in zip(_keys(base.frame), base.frame["status"]) if status == "ok"} & \
+        {k for k, status in zip(_keys(new.frame), new.frame["status"]) if status == "ok"}
+
+
 def _keys(frame: pd.DataFrame) -> list[tuple[str, ...]]:
     return list(frame[list(KEY)].itertuples(index=False, name=None))
 
 
-def _timed_samples(base: RunData, new: RunData, key: tuple[str, ...], factors: dict | None
-                   ) -> tuple[np.ndarray | None, np.ndarray | None, bool, str]:
-    """(base samples, new samples divided by the machine factor, normalized?, note)."""
+def _timed_samples(base: RunData, new: RunData, key: tuple[str, ...], factors: dict | None,
+                   normalize: str | None) -> tuple[np.ndarray | None, np.ndarray | None, bool, str]:
+    """(base samples, new samples divided by the machine or case factor, normalized?, note)."""
     b, n = base.samples.get(key), new.samples.get(key)
     if factors is None or b is None or n is None:
         return b, n, False, ""
-    factor = factors.get((key[0], key[3], key[4]))
-    if factor is None:
-        return b, n, False, "reference not timed in both runs: not normalized"
-    return b, n / factor, True, ""
+    suite, case, _, backend, direction = key
+    group = (suite, case, backend, direction) if normalize == "case" else (suite, backend, direction)
+    if group not in factors:
+        return b, n, False, (
+            f"fewer than {CASE_MIN_ALGORITHMS} algorithms timed in both runs: not normalized"
+            if normalize == "case" else "reference not timed in both runs: not normalized")
+    return b, n / factors[group], True, ""
 
 
 def _classify_timed(b: np.ndarray, n: np.ndarray, options: CompareOptions) -> dict[str, Any]:
@@ -194,7 +227,7 @@ def _classify_pair(base: RunData, new: RunData, key: tuple[str, ...], b_row: pd.
         same = b_status == n_status
         return {"change": "unchanged" if same else "not compared",
                 "note": f"{n_status} in both runs" if same else f"{b_status} -> {n_status}"}
-    b, n, normalized, note = _timed_samples(base, new, key, factors)
+    b, n, normalized, note = _timed_samples(base, new, key, factors, options.normalize)
     if b is None or n is None:
         return {"change": "unchanged", "ratio": n_row["time_median_s"] / b_row["time_median_s"],
                 "note": "no raw samples: significance not tested"}
@@ -213,8 +246,9 @@ def compare(base: RunData, new: RunData, options: CompareOptions = CompareOption
     if len(common) == 0:
         raise ValueError(f"{base.path} and {new.path} have no (suite, case, algorithm, backend, "
                          "direction) in common")
-    factors = machine_factors(base, new, STATISTICS[options.statistic]) \
-        if options.normalize == "reference" else None
+    quantile = STATISTICS[options.statistic]
+    factors = {"reference": machine_factors, "case": case_factors}[options.normalize](
+        base, new, quantile) if options.normalize else None
     out = []
     for key in b_rows.index.union(n_rows.index, sort=False):
         b_row = b_rows.loc[key] if key in b_rows.index else None
@@ -254,6 +288,19 @@ def _ordered(frame: pd.DataFrame) -> pd.DataFrame:
 def gate_failed(comparison: pd.DataFrame) -> bool:
     """Whether a comparison holds a regression or a newly failing result (exit 1)."""
     return bool(comparison["change"].isin(EXIT_CHANGES).any())
+
+
+def confirmed(first: pd.DataFrame, second: pd.DataFrame) -> pd.DataFrame:
+    """The rows of `second` that regressed or newly failed in both comparisons. A real regression
+    shows in the same rows twice; a noisy machine's false alarms seldom do (README, "Catching
+    regressions")."""
+    def failing(table: pd.DataFrame) -> set[tuple[str, ...]]:
+        rows = table[table["change"].isin(EXIT_CHANGES)]
+        return set(rows[list(KEY)].astype(str).itertuples(index=False, name=None))
+
+    both = failing(first) & failing(second)
+    keys = second[list(KEY)].astype(str).itertuples(index=False, name=None)
+    return second[[key in both for key in keys]]
 
 
 def warnings_for(base: RunData, new: RunData) -> list[str]:

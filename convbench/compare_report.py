@@ -53,14 +53,20 @@ def summary(comparison: pd.DataFrame) -> str:
     counts = comparison["change"].value_counts()
     text = ", ".join(f"{int(counts[c])} {c}" for c in CHANGES if c in counts)
     factors = comparison.attrs.get("machine_factors") or {}
+    if any(len(group) == 4 for group in factors):  # per case
+        return (f"{text}. Case factors new/base (median of the case's algorithms): "
+                f"{min(factors.values()):.3f} to {max(factors.values()):.3f} over "
+                f"{len(factors)} cases")
     listed = "; ".join(f"{suite} [{backend}, {direction}] {factor:.3f}"
                        for (suite, backend, direction), factor in sorted(factors.items()))
     return f"{text}. Machine factor new/base, from the reference: {listed}" if listed else text
 
 
 def caption(options: CompareOptions) -> str:
-    basis = "times divided by the machine factor (the reference's new/base ratio over the " \
-        "suite)" if options.normalize == "reference" else "raw times"
+    basis = {"reference": "times divided by the machine factor (the reference's new/base ratio "
+             "over the suite)",
+             "case": "times divided by the case factor (the median new/base ratio of the case's "
+             "algorithms)"}.get(options.normalize or "", "raw times")
     return (f"regressed/improved: {options.statistic} ratio beyond {options.threshold:.0%} and "
             f"Mann-Whitney p < {options.alpha:g}; ratio and {options.confidence:.0%} bootstrap CI "
             f"on {basis}; base and new are raw medians")

@@ -177,6 +177,40 @@ def test_the_machine_factor_spans_the_suite(tmp_path: Path) -> None:
     assert table.loc[("c3", "torch"), "ratio"] == pytest.approx(1.3 / 1.3 ** 0.25, rel=0.03)
 
 
+def test_case_normalization_follows_an_episode_that_slows_one_case(tmp_path: Path) -> None:
+    """Another tenant's load while c2 ran slowed all of c2's algorithms (interleaved) by 45%;
+    direct really is 30% slower in c3. By the suite-wide reference every row of c2 is a false
+    alarm; by the case's median only c3's direct regresses."""
+    base = load_run(write_run(tmp_path / "b", four_cases()))
+    episode = {("c2", algo): 1.45 for algo in ("torch", "im2col", "direct")}
+    new = load_run(write_run(tmp_path / "n", four_cases(episode | {("c3", "direct"): 1.3},
+                                                        seed=1)))
+    by_reference = compare(base, new, CompareOptions(normalize="reference"))
+    flagged = by_reference[by_reference["change"] == "regressed"]
+    assert {("c2", "im2col"), ("c2", "direct"), ("c2", "torch")} <= set(
+        zip(flagged["case"], flagged["algo"]))
+    by_case = compare(base, new, CompareOptions(normalize="case"))
+    changes = dict(zip(zip(by_case["case"], by_case["algo"]), by_case["change"]))
+    assert changes.pop(("c3", "direct")) == "regressed"
+    assert set(changes.values()) == {"unchanged"}
+    factors = by_case.attrs["machine_factors"]
+    assert factors[("synthetic", "c2", "numpy", "fwd")] == pytest.approx(1.45, rel=0.03)
+    assert factors[("synthetic", "c3", "numpy", "fwd")] == pytest.approx(1.0, abs=0.03)
+    row = by_case.set_index(["case", "algo"]).loc[("c3", "direct")]
+    assert row["ratio"] == pytest.approx(1.3, rel=0.03) and row["normalized"]
+    assert "Case factors new/base (median of the case's algorithms)" in summary(by_case)
+
+
+def test_case_normalization_needs_three_algorithms(tmp_path: Path) -> None:
+    rows = {("c1", "torch"): samples(MS, seed=1), ("c1", "im2col"): samples(MS, seed=2)}
+    slower = {("c1", "torch"): samples(MS, seed=3), ("c1", "im2col"): samples(1.3 * MS, seed=4)}
+    table = compare(load_run(write_run(tmp_path / "b", rows)),
+                    load_run(write_run(tmp_path / "n", slower)), CompareOptions(normalize="case"))
+    row = table.set_index("algo").loc["im2col"]
+    assert row["change"] == "regressed" and not row["normalized"]  # compared raw, and caught
+    assert "fewer than 3 algorithms timed in both runs" in row["note"]
+
+
 def contended(clean: np.ndarray, share: float, seed: int) -> np.ndarray:
     """`clean` samples of which a `share`, at random, were slowed 1.5-3x by other processes."""
     rng = np.random.default_rng(seed)
@@ -295,6 +329,26 @@ def test_cli_statistic_and_normalize(runs: tuple[Path, Path], tmp_path: Path) ->
     assert code == EXIT_WRONG
     markdown = (out / "compare.md").read_text()
     assert "q10 ratio beyond 10%" in markdown and "divided by the machine factor" in markdown
+
+
+def test_confirmation_fails_only_on_rows_that_failed_twice(tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture) -> None:
+    """The CI gate's second comparison (--confirms): a row that regressed in both comparisons
+    fails it; regressions in different rows (a noisy machine's false alarms) do not."""
+    base = write_run(tmp_path / "base", four_cases())
+    first = write_run(tmp_path / "first", four_cases({("c1", "im2col"): 1.3,
+                                                      ("c2", "direct"): 1.3}, seed=1))
+    assert main(["compare", str(base), str(first), "--normalize", "case"]) == EXIT_WRONG
+    assert (first / "compare.csv").is_file()
+    again = write_run(tmp_path / "again", four_cases({("c1", "im2col"): 1.3}, seed=2))
+    assert main(["compare", str(base), str(again), "--normalize", "case",
+                 "--confirms", str(first)]) == EXIT_WRONG
+    assert "confirmed: c1 / im2col regressed in both comparisons" in capsys.readouterr().out
+    elsewhere = write_run(tmp_path / "elsewhere", four_cases({("c3", "torch"): 1.3}, seed=3))
+    assert main(["compare", str(base), str(elsewhere), "--normalize", "case",
+                 "--confirms", str(first)]) == EXIT_OK
+    assert "not confirmed" in capsys.readouterr().out
+    assert main(["compare", str(base), str(again), "--confirms", str(tmp_path)]) == EXIT_USAGE
 
 
 def test_cli_rejects_a_bad_threshold(runs: tuple[Path, Path]) -> None:

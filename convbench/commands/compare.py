@@ -15,6 +15,7 @@ from rich.markup import escape
 STATISTIC_NAMES = ("median", "q10", "min")
 
 EXIT_OK, EXIT_REGRESSION = 0, 1
+COMPARE_CSV = "compare.csv"
 
 
 def fraction(text: str) -> float:
@@ -42,12 +43,16 @@ def add_parser(commands: Any) -> None:
                         help="smallest change that counts, e.g. 10%% (default) or 0.1")
     parser.add_argument("--alpha", type=fraction, default=0.002,
                         help="significance level of the Mann-Whitney U test (default 0.002)")
-    parser.add_argument("--normalize", choices=("none", "reference"), default="none",
-                        help="reference: take each time as a ratio to the suite's reference "
-                        "algorithm in the same run")
+    parser.add_argument("--normalize", choices=("none", "reference", "case"), default="none",
+                        help="reference: divide NEW's times by the suite's reference algorithm's "
+                        "new/base ratio; case: by the median new/base ratio of the case's "
+                        "algorithms (interleaved runs on a shared machine)")
     parser.add_argument("--statistic", choices=STATISTIC_NAMES, default="median",
                         help="what is compared: the median (default) or, on a noisy machine, "
                         "the 10th percentile (q10) or the minimum of the samples")
+    parser.add_argument("--confirms", type=Path, metavar="DIR",
+                        help="this comparison repeats the one whose compare.csv is in DIR: "
+                        "exit 1 only for rows that regressed or newly failed in both")
     parser.add_argument("--out", type=Path, help="where compare.md and compare.html go "
                         "(default: NEW)")
 
@@ -56,6 +61,9 @@ def main(args: argparse.Namespace, console: Console) -> int:
     from convbench.compare import CompareOptions, compare, gate_failed, load_run, warnings_for
     from convbench.compare_report import rich_table, summary, to_html, to_markdown
 
+    if args.confirms is not None and not (args.confirms / COMPARE_CSV).is_file():
+        raise ValueError(f"--confirms {args.confirms}: no {COMPARE_CSV} there (compare writes "
+                         "one beside its report)")
     base, new = load_run(args.base), load_run(args.new)
     options = CompareOptions(threshold=args.threshold, alpha=args.alpha,
                              normalize=None if args.normalize == "none" else args.normalize,
@@ -71,8 +79,29 @@ def main(args: argparse.Namespace, console: Console) -> int:
     out.mkdir(parents=True, exist_ok=True)
     (out / "compare.md").write_text(to_markdown(comparison, options, title))
     (out / "compare.html").write_text(to_html(comparison, options, title, warnings))
-    console.print(f"written: {escape(str(out / 'compare.md'))}, {escape(str(out / 'compare.html'))}")
+    comparison.to_csv(out / COMPARE_CSV, index=False)
+    console.print(f"written: {escape(str(out / 'compare.md'))}, {escape(str(out / 'compare.html'))}, "
+                  f"{escape(str(out / COMPARE_CSV))}")
+    if args.confirms is not None:
+        return _confirm(console, args.confirms, comparison)
     if gate_failed(comparison):
         console.print("[bold red]regression or newly failing result[/]")
         return EXIT_REGRESSION
     return EXIT_OK
+
+
+def _confirm(console: Any, earlier: Path, comparison: Any) -> int:
+    """Exit 1 only for the rows that regressed (or newly failed) here and in the comparison
+    written to `earlier`."""
+    import pandas as pd
+
+    from convbench.compare import confirmed
+
+    both = confirmed(pd.read_csv(earlier / COMPARE_CSV, dtype=str), comparison)
+    if both.empty:
+        console.print(f"not confirmed: no row that failed in {escape(str(earlier))} failed again")
+        return EXIT_OK
+    for row in both.itertuples():
+        console.print(f"[bold red]confirmed:[/] {escape(f'{row.case} / {row.algo}')} {row.change}"
+                      f" in both comparisons")
+    return EXIT_REGRESSION
