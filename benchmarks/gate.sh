@@ -6,13 +6,15 @@
 # against torch than ours failed a comparison with numbers recorded here, though no line of
 # convbench's FFT had changed. So the baseline is code, and each run measures it afresh.
 #
-# Exits 1 on a regression or a newly wrong result (and on a wrong result in either run), 2 when
-# it cannot run (bad arguments, the baseline commit missing from the clone).
+# Exits 1 on a confirmed regression or newly wrong result, and at once on a wrong result (or an
+# error) in the new run; 2 when it cannot gate: bad arguments, the baseline commit missing from
+# the clone, or the baseline's own run failing. The comparisons and run logs are kept in
+# reports/gate/.
 #
 # On a shared 2-core machine the other tenants' load comes in episodes, which slow every
 # algorithm of the cases they overlap alike: times are divided by each case's median new/base
 # ratio over its algorithms (--normalize case). Even so, measured on a noisy day, one comparison
-# of identical code raised a false alarm 7 times in 20. So a failing comparison is confirmed by a
+# of identical code raised a false alarm 6 times in 20. So a failing comparison is confirmed by a
 # second pair of runs, in the other order, and the gate fails only on a row that regressed (or
 # newly failed) in both comparisons: a real regression shows in the same rows again, a false
 # alarm seldom does (README, "Catching regressions").
@@ -61,8 +63,13 @@ if ! commit=$(git rev-parse --verify --quiet "$base^{commit}"); then
     exit 2
 fi
 
-work=$(mktemp -d)
-cleanup() { git worktree remove --force "$work/base" >/dev/null 2>&1; rm -rf "$work"; }
+work=$(mktemp -d) || exit 2
+cleanup() {
+    rm -rf reports/gate && mkdir -p reports/gate && cp -r "$work"/new-* "$work"/base-* reports/gate/ 2>/dev/null
+    git worktree remove --force "$work/base" >/dev/null 2>&1
+    git worktree prune
+    rm -rf "$work"
+}
 trap cleanup EXIT
 
 # The baseline's code, installed (without dependencies: it uses this environment's) into a
@@ -89,20 +96,32 @@ case "$located" in
        exit 2 ;;
 esac
 
+# Both runs in the same environment: as `make report`, without the OpenBLAS work-arounds for
+# old builds (they slow a current numpy); the idle-thread settings of `import convbench`, which
+# an older baseline may not make itself; and an empty tuning cache, so that `auto` follows its
+# rule on both sides, whatever this machine's `convbench tune` stored.
+export OPENBLAS_THREAD_TIMEOUT=20 GOMP_SPINCOUNT=10000 CONVBENCH_CACHE="$work/cache"
+unset OPENBLAS_CORETYPE OPENBLAS_L2_SIZE
+
 # run_smoke WHICH OUT: WHICH is base (from the baseline's worktree, so that its meta.json names
-# that commit) or new (the working tree). As `make report`: the OpenBLAS work-arounds for old
-# builds slow a current numpy, so both runs drop them.
+# that commit) or new (the working tree). Exits as the gate must when the run fails: 2 when the
+# baseline cannot be measured, 1 when the new code gives a wrong result (convbench run's 1).
 run_smoke() {
-    local which=$1 out=$2
+    local which=$1 out=$2 rc=0
     mkdir -p "$out"
     if [ "$which" = base ]; then
-        (cd "$work/base" && env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE PYTHONPATH="$work/site" \
-            "$python" -P -c 'import sys; from convbench.cli import main; sys.exit(main())' \
+        (cd "$work/base" && PYTHONPATH="$work/site" "$python" -P -c \
+            'import sys; from convbench.cli import main; sys.exit(main())' \
             run smoke --interleave --threads 1 --budget 0.2 --no-progress --out "$out")
     else
-        env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/convbench run smoke --interleave \
-            --threads 1 --budget 0.2 --no-progress --out "$out"
-    fi > "$out/run.log" 2>&1 || { cat "$out/run.log"; echo "gate: the $which run failed" >&2; return 1; }
+        .venv/bin/convbench run smoke --interleave --threads 1 --budget 0.2 --no-progress \
+            --out "$out"
+    fi > "$out/run.log" 2>&1 || rc=$?
+    [ "$rc" -eq 0 ] && return 0
+    cat "$out/run.log"
+    echo "gate: the $which run failed (exit $rc)" >&2
+    if [ "$which" = new ] && [ "$rc" -eq 1 ]; then exit 1; fi
+    exit 2
 }
 
 compare() {  # compare BASE_OUT NEW_OUT [--confirms EARLIER_NEW_OUT]
@@ -111,12 +130,14 @@ compare() {  # compare BASE_OUT NEW_OUT [--confirms EARLIER_NEW_OUT]
 
 echo "gate: baseline $commit ($(git log -1 --format=%s "$commit" | cut -c1-60)) against the" \
      "working tree at $(git rev-parse --short HEAD)"
-run_smoke base "$work/base-1" && run_smoke new "$work/new-1" || exit 1
+run_smoke base "$work/base-1"
+run_smoke new "$work/new-1"
 compare "$work/base-1" "$work/new-1"
 status=$?
 if [ "$status" -eq 1 ]; then
     echo "gate: the comparison failed; confirming with a second pair of runs" >&2
-    run_smoke new "$work/new-2" && run_smoke base "$work/base-2" || exit 1
+    run_smoke new "$work/new-2"
+    run_smoke base "$work/base-2"
     compare "$work/base-2" "$work/new-2" --confirms "$work/new-1"
     status=$?
 fi

@@ -20,9 +20,10 @@ With ``normalize="case"``, NEW's samples are divided by the case's factor instea
 over the algorithms of the case timed in both runs (at least CASE_MIN_ALGORITHMS of them), of
 their new/base ratios. On a shared machine the other tenants' load comes and goes in episodes;
 in an interleaved run an episode slows every algorithm of the cases it overlaps alike, by 40%
-and more, and a suite-wide factor cannot follow it. A change to one algorithm moves the median
-of six or more hardly at all; a change that slows most algorithms of a case alike (a shared
-helper) is what this normalization cannot see.
+and more, and a suite-wide factor cannot follow it. A change to one or two algorithms of five
+or more does not move the median; a change that slows half the algorithms of a case or more
+alike (a shared helper) is what this normalization cannot see. Selectors (`auto`) are left out
+of the median: they time the algorithm they pick a second time.
 
 Why min or q10 on a noisy machine: other processes only ever add time, so they fatten the upper
 part of a run's samples, and the median with it, by a different amount in every run; the
@@ -155,23 +156,34 @@ def machine_factors(base: RunData, new: RunData, quantile: float
     return {group: math.exp(sum(v) / len(v)) for group, v in logs.items()}
 
 
-CASE_MIN_ALGORITHMS = 3
+CASE_MIN_ALGORITHMS = 5
 
 
 def case_factors(base: RunData, new: RunData, quantile: float
                  ) -> dict[tuple[str, str, str, str], float]:
     """How much slower the machine was in NEW than in BASE while each case ran, per (suite,
     case, backend, direction): the median over the case's algorithms timed in both runs of
-    their ratio new/base, where at least CASE_MIN_ALGORITHMS were."""
+    their ratio new/base, where at least CASE_MIN_ALGORITHMS were. Selectors (`auto`: rows
+    that ran another algorithm) are left out, as they time the same function twice."""
+    selectors = _selectors(base) | _selectors(new)
     ratios: dict[tuple[str, str, str, str], list[float]] = {}
     for key in _ok_in_both(base, new):
-        if key in base.samples and key in new.samples:
+        if key in base.samples and key in new.samples and key not in selectors:
             suite, case, _, backend, direction = key
             ratios.setdefault((suite, case, backend, direction), []).append(
                 float(np.quantile(new.samples[key], quantile)
                       / np.quantile(base.samples[key], quantile)))
     return {group: float(np.median(v)) for group, v in ratios.items()
             if len(v) >= CASE_MIN_ALGORITHMS}
+
+
+def _selectors(run: RunData) -> set[tuple[str, ...]]:
+    """Rows whose ran_algo names another algorithm than their own."""
+    if "ran_algo" not in run.frame:
+        return set()
+    ran = run.frame["ran_algo"].fillna("").astype(str)
+    picked = (ran != "") & (ran != run.frame["algo"].astype(str))
+    return set(_keys(run.frame[picked]))
 
 
 def _ok_in_both(base: RunData, new: RunData) -> set[tuple[str, ...]]:
@@ -240,7 +252,7 @@ def compare(base: RunData, new: RunData, options: CompareOptions = CompareOption
             ) -> pd.DataFrame:
     """One row per key of either run: its change, the ratio, its CI and p-value, and a note.
     With normalization, ``.attrs["machine_factors"]`` holds the factor of each (suite, backend,
-    direction)."""
+    direction), or with normalize="case" of each (suite, case, backend, direction)."""
     b_rows, n_rows = base.frame.set_index(list(KEY)), new.frame.set_index(list(KEY))
     common = b_rows.index.intersection(n_rows.index)
     if len(common) == 0:
@@ -296,10 +308,10 @@ def confirmed(first: pd.DataFrame, second: pd.DataFrame) -> pd.DataFrame:
     regressions")."""
     def failing(table: pd.DataFrame) -> set[tuple[str, ...]]:
         rows = table[table["change"].isin(EXIT_CHANGES)]
-        return set(rows[list(KEY)].astype(str).itertuples(index=False, name=None))
+        return set(rows[list(KEY)].fillna("").astype(str).itertuples(index=False, name=None))
 
     both = failing(first) & failing(second)
-    keys = second[list(KEY)].astype(str).itertuples(index=False, name=None)
+    keys = second[list(KEY)].fillna("").astype(str).itertuples(index=False, name=None)
     return second[[key in both for key in keys]]
 
 

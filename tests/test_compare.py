@@ -177,14 +177,29 @@ def test_the_machine_factor_spans_the_suite(tmp_path: Path) -> None:
     assert table.loc[("c3", "torch"), "ratio"] == pytest.approx(1.3 / 1.3 ** 0.25, rel=0.03)
 
 
+CASE_ALGOS = (("torch", 1.0), ("im2col", 0.5), ("direct", 2.0), ("fft", 3.0), ("winograd", 0.8))
+
+
+def five_algorithms(scale: dict[tuple[str, str], float] | None = None, seed: int = 0,
+                    auto: str | None = None) -> dict[tuple[str, str], np.ndarray]:
+    """Four cases x five algorithms (the fewest a case factor takes), and optionally `auto`,
+    the same function as `auto`'s pick timed again."""
+    rows = {}
+    for i, case in enumerate(("c1", "c2", "c3", "c4")):
+        for j, (algo, ms) in enumerate(CASE_ALGOS + ((("auto", 0.5),) if auto else ())):
+            factor = (scale or {}).get((case, algo), 1.0)
+            rows[(case, algo)] = samples(ms * MS * factor, seed=seed + 10 * i + j)
+    return rows
+
+
 def test_case_normalization_follows_an_episode_that_slows_one_case(tmp_path: Path) -> None:
     """Another tenant's load while c2 ran slowed all of c2's algorithms (interleaved) by 45%;
     direct really is 30% slower in c3. By the suite-wide reference every row of c2 is a false
     alarm; by the case's median only c3's direct regresses."""
-    base = load_run(write_run(tmp_path / "b", four_cases()))
-    episode = {("c2", algo): 1.45 for algo in ("torch", "im2col", "direct")}
-    new = load_run(write_run(tmp_path / "n", four_cases(episode | {("c3", "direct"): 1.3},
-                                                        seed=1)))
+    base = load_run(write_run(tmp_path / "b", five_algorithms()))
+    episode = {("c2", algo): 1.45 for algo, _ in CASE_ALGOS}
+    new = load_run(write_run(tmp_path / "n", five_algorithms(
+        episode | {("c3", "direct"): 1.3}, seed=1)))
     by_reference = compare(base, new, CompareOptions(normalize="reference"))
     flagged = by_reference[by_reference["change"] == "regressed"]
     assert {("c2", "im2col"), ("c2", "direct"), ("c2", "torch")} <= set(
@@ -201,14 +216,32 @@ def test_case_normalization_follows_an_episode_that_slows_one_case(tmp_path: Pat
     assert "Case factors new/base (median of the case's algorithms)" in summary(by_case)
 
 
-def test_case_normalization_needs_three_algorithms(tmp_path: Path) -> None:
-    rows = {("c1", "torch"): samples(MS, seed=1), ("c1", "im2col"): samples(MS, seed=2)}
-    slower = {("c1", "torch"): samples(MS, seed=3), ("c1", "im2col"): samples(1.3 * MS, seed=4)}
+def test_case_normalization_needs_five_algorithms(tmp_path: Path) -> None:
+    rows = four_cases()  # three algorithms a case
+    slower = four_cases({("c1", "im2col"): 1.3}, seed=1)
     table = compare(load_run(write_run(tmp_path / "b", rows)),
                     load_run(write_run(tmp_path / "n", slower)), CompareOptions(normalize="case"))
-    row = table.set_index("algo").loc["im2col"]
+    row = table.set_index(["case", "algo"]).loc[("c1", "im2col")]
     assert row["change"] == "regressed" and not row["normalized"]  # compared raw, and caught
-    assert "fewer than 3 algorithms timed in both runs" in row["note"]
+    assert "fewer than 5 algorithms timed in both runs" in row["note"]
+
+
+def test_auto_is_left_out_of_the_case_factor(tmp_path: Path) -> None:
+    """im2col 30% slower, and auto, which runs im2col, with it: counting auto, two of six rows
+    would move; without it one of five does, and the median stays."""
+    base = write_run(tmp_path / "b", five_algorithms(auto="im2col"))
+    slower = five_algorithms({("c1", "im2col"): 1.3, ("c1", "auto"): 1.3}, seed=1, auto="im2col")
+    new = write_run(tmp_path / "n", slower)
+    for run in (base, new):  # auto's rows say what they ran
+        frame = pd.read_csv(run / "results.csv")
+        frame["ran_algo"] = np.where(frame["algo"] == "auto", "im2col", frame["algo"])
+        frame.to_csv(run / "results.csv", index=False)
+    table = compare(load_run(base), load_run(new), CompareOptions(normalize="case"))
+    assert table.attrs["machine_factors"][("synthetic", "c1", "numpy", "fwd")] == \
+        pytest.approx(1.0, abs=0.03)
+    changes = table.set_index(["case", "algo"])["change"]
+    assert changes[("c1", "im2col")] == "regressed" and changes[("c1", "auto")] == "regressed"
+    assert set(changes.drop([("c1", "im2col"), ("c1", "auto")])) == {"unchanged"}
 
 
 def contended(clean: np.ndarray, share: float, seed: int) -> np.ndarray:
@@ -335,20 +368,35 @@ def test_confirmation_fails_only_on_rows_that_failed_twice(tmp_path: Path,
                                                           capsys: pytest.CaptureFixture) -> None:
     """The CI gate's second comparison (--confirms): a row that regressed in both comparisons
     fails it; regressions in different rows (a noisy machine's false alarms) do not."""
-    base = write_run(tmp_path / "base", four_cases())
-    first = write_run(tmp_path / "first", four_cases({("c1", "im2col"): 1.3,
-                                                      ("c2", "direct"): 1.3}, seed=1))
+    base = write_run(tmp_path / "base", five_algorithms())
+    first = write_run(tmp_path / "first", five_algorithms({("c1", "im2col"): 1.3,
+                                                           ("c2", "direct"): 1.3}, seed=1))
     assert main(["compare", str(base), str(first), "--normalize", "case"]) == EXIT_WRONG
     assert (first / "compare.csv").is_file()
-    again = write_run(tmp_path / "again", four_cases({("c1", "im2col"): 1.3}, seed=2))
+    again = write_run(tmp_path / "again", five_algorithms({("c1", "im2col"): 1.3}, seed=2))
     assert main(["compare", str(base), str(again), "--normalize", "case",
                  "--confirms", str(first)]) == EXIT_WRONG
     assert "confirmed: c1 / im2col regressed in both comparisons" in capsys.readouterr().out
-    elsewhere = write_run(tmp_path / "elsewhere", four_cases({("c3", "torch"): 1.3}, seed=3))
+    elsewhere = write_run(tmp_path / "elsewhere", five_algorithms({("c3", "torch"): 1.3}, seed=3))
     assert main(["compare", str(base), str(elsewhere), "--normalize", "case",
                  "--confirms", str(first)]) == EXIT_OK
     assert "not confirmed" in capsys.readouterr().out
+    written = pd.read_csv(elsewhere / "compare.csv").set_index(["case", "algo"])
+    assert written.loc[("c3", "torch"), "change"] == "regressed"  # it failed, elsewhere
     assert main(["compare", str(base), str(again), "--confirms", str(tmp_path)]) == EXIT_USAGE
+    assert main(["compare", str(base), str(again), "--confirms", str(again)]) == EXIT_USAGE
+
+
+def test_confirmation_keeps_na_like_keys(tmp_path: Path) -> None:
+    """A case named "NA" survives compare.csv's round trip (pandas would read it as NaN)."""
+    rows = {("NA", algo): samples(ms * MS, seed=j) for j, (algo, ms) in enumerate(CASE_ALGOS)}
+    slow = {key: value * (1.3 if key[1] == "im2col" else 1.0) for key, value in rows.items()}
+    base = write_run(tmp_path / "base", rows)
+    runs = [write_run(tmp_path / name, {k: v * (1 + 0.001 * i) for k, v in slow.items()})
+            for i, name in enumerate(("first", "second"))]
+    assert main(["compare", str(base), str(runs[0]), "--normalize", "case"]) == EXIT_WRONG
+    assert main(["compare", str(base), str(runs[1]), "--normalize", "case",
+                 "--confirms", str(runs[0])]) == EXIT_WRONG
 
 
 def test_cli_rejects_a_bad_threshold(runs: tuple[Path, Path]) -> None:
@@ -373,8 +421,8 @@ def test_the_gate_baseline_names_a_commit_of_the_history() -> None:
     assert len(lines) == 1 and len(lines[0]) == 40, lines
     if _git("rev-parse", "--is-shallow-repository").stdout.strip() != "false":
         pytest.skip("not a full git clone: the baseline commit cannot be looked up")
-    found = _git("cat-file", "-t", lines[0])
-    assert found.stdout.strip() == "commit", found.stderr
+    found = _git("merge-base", "--is-ancestor", lines[0], "HEAD")  # in the history, not loose
+    assert found.returncode == 0, f"{lines[0]} is not an ancestor of HEAD: {found.stderr}"
 
 
 @pytest.mark.parametrize("args, says", [

@@ -61,9 +61,7 @@ def main(args: argparse.Namespace, console: Console) -> int:
     from convbench.compare import CompareOptions, compare, gate_failed, load_run, warnings_for
     from convbench.compare_report import rich_table, summary, to_html, to_markdown
 
-    if args.confirms is not None and not (args.confirms / COMPARE_CSV).is_file():
-        raise ValueError(f"--confirms {args.confirms}: no {COMPARE_CSV} there (compare writes "
-                         "one beside its report)")
+    earlier = _earlier_comparison(args)
     base, new = load_run(args.base), load_run(args.new)
     options = CompareOptions(threshold=args.threshold, alpha=args.alpha,
                              normalize=None if args.normalize == "none" else args.normalize,
@@ -82,24 +80,41 @@ def main(args: argparse.Namespace, console: Console) -> int:
     comparison.to_csv(out / COMPARE_CSV, index=False)
     console.print(f"written: {escape(str(out / 'compare.md'))}, {escape(str(out / 'compare.html'))}, "
                   f"{escape(str(out / COMPARE_CSV))}")
-    if args.confirms is not None:
-        return _confirm(console, args.confirms, comparison)
+    if earlier is not None:
+        return _confirm(console, args.confirms, earlier, comparison)
     if gate_failed(comparison):
         console.print("[bold red]regression or newly failing result[/]")
         return EXIT_REGRESSION
     return EXIT_OK
 
 
-def _confirm(console: Any, earlier: Path, comparison: Any) -> int:
-    """Exit 1 only for the rows that regressed (or newly failed) here and in the comparison
-    written to `earlier`."""
+def _earlier_comparison(args: argparse.Namespace) -> Any:
+    """The table of the comparison that --confirms names, read before this one writes its own
+    (keys as written: no NA parsing, so a case named "NA" stays itself)."""
+    if args.confirms is None:
+        return None
+    if not (args.confirms / COMPARE_CSV).is_file():
+        raise ValueError(f"--confirms {args.confirms}: no {COMPARE_CSV} there (compare writes "
+                         "one beside its report)")
+    out = args.out or args.new
+    if (out / COMPARE_CSV).resolve() == (args.confirms / COMPARE_CSV).resolve():
+        raise ValueError(f"--confirms {args.confirms}: that is where this comparison writes; "
+                         "confirm a comparison written elsewhere")
     import pandas as pd
 
+    return pd.read_csv(args.confirms / COMPARE_CSV, dtype=str, keep_default_na=False,
+                       na_filter=False)
+
+
+def _confirm(console: Any, earlier_dir: Path, earlier: Any, comparison: Any) -> int:
+    """Exit 1 only for the rows that regressed (or newly failed) here and in the earlier
+    comparison."""
     from convbench.compare import confirmed
 
-    both = confirmed(pd.read_csv(earlier / COMPARE_CSV, dtype=str), comparison)
+    both = confirmed(earlier, comparison)
     if both.empty:
-        console.print(f"not confirmed: no row that failed in {escape(str(earlier))} failed again")
+        console.print(f"not confirmed: no row that failed in {escape(str(earlier_dir))} failed "
+                      "again")
         return EXIT_OK
     for row in both.itertuples():
         console.print(f"[bold red]confirmed:[/] {escape(f'{row.case} / {row.algo}')} {row.change}"
