@@ -116,3 +116,28 @@ def test_im2col_pointwise_makes_no_copy() -> None:
     reading = peak_extra_bytes(lambda: algorithm.fn(p, x, w, None))
     assert reading.peak_extra_bytes is not None, reading.note
     assert reading.peak_extra_bytes < 0.01 * x.nbytes, (reading.peak_extra_bytes, x.nbytes)
+
+
+def test_im2col_strided_pointwise_copies_only_the_subsampled_input() -> None:
+    """A strided 1x1 layer with enough outputs per image (ResNet's downsampling) takes
+    per-image GEMMs on the subsampled input: that copy is all its workspace, and the result is
+    right, with groups too."""
+    from convbench import oracle
+    from convbench.algorithms.im2col import PER_IMAGE_MIN_COLUMNS, is_subsampled_pointwise
+
+    algorithm = registry.get("conv2d", "im2col")
+    for p in (ConvProblem(2, 32, 24, 24, 48, 1, 1, stride=2),
+              ConvProblem(2, 32, 36, 24, 16, 1, 1, stride=(3, 2), groups=4)):
+        assert p.out_h * p.out_w >= PER_IMAGE_MIN_COLUMNS and is_subsampled_pointwise(p)
+        inputs = oracle.make_inputs(p, seed=4)
+        y = algorithm.fn(p, *inputs.arrays)
+        check = oracle.check_algorithm(p, y, oracle.reference(p, inputs), algorithm)
+        assert check.ok, check
+        x, w = inputs.arrays[:2]
+        reading = peak_extra_bytes(lambda: algorithm.fn(p, x, w, None))
+        assert reading.peak_extra_bytes is not None, reading.note
+        model = algorithm.workspace_bytes(p)
+        assert model == p.n * p.c * p.out_h * p.out_w * p.itemsize
+        assert 0.9 * model <= reading.peak_extra_bytes <= 1.1 * model, (reading, model)
+    small = ConvProblem(2, 32, 14, 14, 48, 1, 1, stride=2)  # 7x7 outputs: the column matrix
+    assert not is_subsampled_pointwise(small)
