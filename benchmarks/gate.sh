@@ -65,7 +65,8 @@ fi
 
 work=$(mktemp -d) || exit 2
 cleanup() {
-    rm -rf reports/gate && mkdir -p reports/gate && cp -r "$work"/new-* "$work"/base-* reports/gate/ 2>/dev/null
+    rm -rf reports/gate && mkdir -p reports/gate
+    cp -r "$work"/new-* "$work"/base-* reports/gate/ 2>/dev/null
     git worktree remove --force "$work/base" >/dev/null 2>&1
     git worktree prune
     rm -rf "$work"
@@ -108,14 +109,13 @@ unset OPENBLAS_CORETYPE OPENBLAS_L2_SIZE
 # baseline cannot be measured, 1 when the new code gives a wrong result (convbench run's 1).
 run_smoke() {
     local which=$1 out=$2 rc=0
+    local run=(run smoke --interleave --threads 1 --budget 0.2 --no-progress --out "$out")
     mkdir -p "$out"
     if [ "$which" = base ]; then
         (cd "$work/base" && PYTHONPATH="$work/site" "$python" -P -c \
-            'import sys; from convbench.cli import main; sys.exit(main())' \
-            run smoke --interleave --threads 1 --budget 0.2 --no-progress --out "$out")
+            'import sys; from convbench.cli import main; sys.exit(main())' "${run[@]}")
     else
-        .venv/bin/convbench run smoke --interleave --threads 1 --budget 0.2 --no-progress \
-            --out "$out"
+        .venv/bin/convbench "${run[@]}"
     fi > "$out/run.log" 2>&1 || rc=$?
     [ "$rc" -eq 0 ] && return 0
     cat "$out/run.log"

@@ -47,20 +47,11 @@ def median_ms(fn, repeats: int = 15) -> float:
     return statistics.median(times) * 1e3
 
 
-def input_stage(p, x, alpha):
-    if hasattr(W, "input_transform"):
-        return W.input_transform(p, x, alpha)
-    at, _, bt = W.transforms_like(alpha, p.r, p.s, x)  # the Kronecker version (before)
-    d = W._gather_tiles(p, x, alpha)
-    return np.reshape(bt @ np.reshape(d, (alpha * alpha, -1)),
-                      (alpha * alpha, p.groups, p.c // p.groups, -1))
-
-
 def stages(p, x, w, bias, alpha) -> dict[str, float]:
     mh, mw, th, tw = W._tiles(p, alpha)
     at, _, _ = W.transforms_like(alpha, p.r, p.s, x)
     u = W.filter_transform(p, w, alpha)
-    v = input_stage(p, x, alpha)
+    v = W.input_transform(p, x, alpha)
     m = np.matmul(u, v)
     y = at @ m.reshape(alpha * alpha, -1)
 
@@ -70,7 +61,7 @@ def stages(p, x, w, bias, alpha) -> dict[str, float]:
         return add_bias(np.ascontiguousarray(z[:, :, : p.out_h, : p.out_w]), bias)
 
     return {"filter": median_ms(lambda: W.filter_transform(p, w, alpha)),
-            "input": median_ms(lambda: input_stage(p, x, alpha)),
+            "input": median_ms(lambda: W.input_transform(p, x, alpha)),
             "gemm": median_ms(lambda: np.matmul(u, v)),
             "otrans": median_ms(lambda: at @ m.reshape(alpha * alpha, -1)),
             "scatter": median_ms(scatter)}

@@ -22,8 +22,8 @@ import os as _os
 # 2 threads on 2 cores, torch's conv2d timed right after numpy (`convbench run --interleave`)
 # ran 2-3x slower, and numpy's GEMMs ran up to 2x slower after torch. Spinning 2^20 cycles
 # (OpenBLAS, ~0.3 ms) and 10,000 rounds (libgomp) keeps the threads awake between back-to-back
-# calls of one library and frees the cores before the next (README, "How time and memory are measured").
-# A value already set wins; each run records them in meta.json (environment.collect).
+# calls of one library and frees the cores before the next (README, "How time and memory are
+# measured"). A value already set wins; each run records them in meta.json.
 _os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "20")
 _os.environ.setdefault("GOMP_SPINCOUNT", "10000")
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from array_api_compat import is_cupy_array, is_torch_array
 
 BACKENDS: tuple[str, ...] = ("numpy", "torch", "torch-cuda", "cupy")
 GPU_BACKENDS: tuple[str, ...] = ("torch-cuda", "cupy")
@@ -82,10 +83,9 @@ def to_numpy(a: Any) -> np.ndarray:
 
 def backend_of(a: Any) -> str:
     """The backend an array lives on (numpy for anything that is not a cupy or torch array)."""
-    module = type(a).__module__.split(".")[0]
-    if module == "cupy":
+    if is_cupy_array(a):
         return "cupy"
-    if module == "torch":
+    if is_torch_array(a):
         return "torch-cuda" if a.is_cuda else "torch"
     return "numpy"
 

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -147,12 +148,10 @@ def machine_factors(base: RunData, new: RunData, quantile: float
     the geometric mean, over the cases where the suite's reference algorithm is ok in both runs,
     of the ratio new/base of the reference's statistic."""
     logs: dict[tuple[str, str, str], list[float]] = {}
-    for key in _ok_in_both(base, new):
-        suite, _, algo, backend, direction = key
-        if algo == base.reference(suite) and key in base.samples and key in new.samples:
-            ratio = np.quantile(new.samples[key], quantile) / \
-                np.quantile(base.samples[key], quantile)
-            logs.setdefault((suite, backend, direction), []).append(math.log(ratio))
+    for key in _timed_in_both(base, new):
+        if key[2] == base.reference(key[0]):
+            logs.setdefault(_suite_group(key), []).append(
+                math.log(_ratio(base, new, key, quantile)))
     return {group: math.exp(sum(v) / len(v)) for group, v in logs.items()}
 
 
@@ -167,14 +166,35 @@ def case_factors(base: RunData, new: RunData, quantile: float
     that ran another algorithm) are left out, as they time the same function twice."""
     selectors = _selectors(base) | _selectors(new)
     ratios: dict[tuple[str, str, str, str], list[float]] = {}
-    for key in _ok_in_both(base, new):
-        if key in base.samples and key in new.samples and key not in selectors:
-            suite, case, _, backend, direction = key
-            ratios.setdefault((suite, case, backend, direction), []).append(
-                float(np.quantile(new.samples[key], quantile)
-                      / np.quantile(base.samples[key], quantile)))
+    for key in _timed_in_both(base, new) - selectors:
+        ratios.setdefault(_case_group(key), []).append(_ratio(base, new, key, quantile))
     return {group: float(np.median(v)) for group, v in ratios.items()
             if len(v) >= CASE_MIN_ALGORITHMS}
+
+
+def _suite_group(key: tuple[str, ...]) -> tuple[str, str, str]:
+    suite, _, _, backend, direction = key
+    return suite, backend, direction
+
+
+def _case_group(key: tuple[str, ...]) -> tuple[str, str, str, str]:
+    suite, case, _, backend, direction = key
+    return suite, case, backend, direction
+
+
+# Each --normalize: its factors, the group of a key that a factor belongs to, and the note of a
+# row whose group has none.
+NORMALIZATIONS: dict[str, tuple[Callable[..., dict], Callable[[tuple[str, ...]], tuple], str]] = {
+    "reference": (machine_factors, _suite_group,
+                  "reference not timed in both runs: not normalized"),
+    "case": (case_factors, _case_group,
+             f"fewer than {CASE_MIN_ALGORITHMS} algorithms timed in both runs: not normalized"),
+}
+
+
+def _ratio(base: RunData, new: RunData, key: tuple[str, ...], quantile: float) -> float:
+    """new/base of the statistic at `quantile` of one key's samples."""
+    return float(np.quantile(new.samples[key], quantile) / np.quantile(base.samples[key], quantile))
 
 
 def _selectors(run: RunData) -> set[tuple[str, ...]]:
@@ -186,9 +206,11 @@ def _selectors(run: RunData) -> set[tuple[str, ...]]:
     return set(_keys(run.frame[picked]))
 
 
-def _ok_in_both(base: RunData, new: RunData) -> set[tuple[str, ...]]:
-    return {k for k, status in zip(_keys(base.frame), base.frame["status"]) if status == "ok"} & \
+def _timed_in_both(base: RunData, new: RunData) -> set[tuple[str, ...]]:
+    """Keys ok in both runs, with raw samples in both."""
+    ok = {k for k, status in zip(_keys(base.frame), base.frame["status"]) if status == "ok"} & \
         {k for k, status in zip(_keys(new.frame), new.frame["status"]) if status == "ok"}
+    return {k for k in ok if k in base.samples and k in new.samples}
 
 
 def _keys(frame: pd.DataFrame) -> list[tuple[str, ...]]:
@@ -199,14 +221,12 @@ def _timed_samples(base: RunData, new: RunData, key: tuple[str, ...], factors: d
                    normalize: str | None) -> tuple[np.ndarray | None, np.ndarray | None, bool, str]:
     """(base samples, new samples divided by the machine or case factor, normalized?, note)."""
     b, n = base.samples.get(key), new.samples.get(key)
-    if factors is None or b is None or n is None:
+    if factors is None or normalize is None or b is None or n is None:
         return b, n, False, ""
-    suite, case, _, backend, direction = key
-    group = (suite, case, backend, direction) if normalize == "case" else (suite, backend, direction)
+    _, group_of, missing = NORMALIZATIONS[normalize]
+    group = group_of(key)
     if group not in factors:
-        return b, n, False, (
-            f"fewer than {CASE_MIN_ALGORITHMS} algorithms timed in both runs: not normalized"
-            if normalize == "case" else "reference not timed in both runs: not normalized")
+        return b, n, False, missing
     return b, n / factors[group], True, ""
 
 
@@ -258,9 +278,8 @@ def compare(base: RunData, new: RunData, options: CompareOptions = CompareOption
     if len(common) == 0:
         raise ValueError(f"{base.path} and {new.path} have no (suite, case, algorithm, backend, "
                          "direction) in common")
-    quantile = STATISTICS[options.statistic]
-    factors = {"reference": machine_factors, "case": case_factors}[options.normalize](
-        base, new, quantile) if options.normalize else None
+    factors = NORMALIZATIONS[options.normalize][0](base, new, STATISTICS[options.statistic]) \
+        if options.normalize else None
     out = []
     for key in b_rows.index.union(n_rows.index, sort=False):
         b_row = b_rows.loc[key] if key in b_rows.index else None
@@ -274,6 +293,7 @@ def compare(base: RunData, new: RunData, options: CompareOptions = CompareOption
         out.append(dict(zip(KEY, key)) | _statuses(b_row, n_row) | found)
     table = _ordered(pd.DataFrame(out))
     table.attrs["machine_factors"] = factors or {}
+    table.attrs["normalize"] = options.normalize
     return table
 
 
@@ -306,13 +326,14 @@ def confirmed(first: pd.DataFrame, second: pd.DataFrame) -> pd.DataFrame:
     """The rows of `second` that regressed or newly failed in both comparisons. A real regression
     shows in the same rows twice; a noisy machine's false alarms seldom do (README, "Catching
     regressions")."""
+    def keys(table: pd.DataFrame) -> list[tuple[str, ...]]:  # as text, as compare.csv holds them
+        return list(table[list(KEY)].fillna("").astype(str).itertuples(index=False, name=None))
+
     def failing(table: pd.DataFrame) -> set[tuple[str, ...]]:
-        rows = table[table["change"].isin(EXIT_CHANGES)]
-        return set(rows[list(KEY)].fillna("").astype(str).itertuples(index=False, name=None))
+        return set(keys(table[table["change"].isin(EXIT_CHANGES)]))
 
     both = failing(first) & failing(second)
-    keys = second[list(KEY)].fillna("").astype(str).itertuples(index=False, name=None)
-    return second[[key in both for key in keys]]
+    return second[[key in both for key in keys(second)]]
 
 
 def warnings_for(base: RunData, new: RunData) -> list[str]:

@@ -53,7 +53,7 @@ def summary(comparison: pd.DataFrame) -> str:
     counts = comparison["change"].value_counts()
     text = ", ".join(f"{int(counts[c])} {c}" for c in CHANGES if c in counts)
     factors = comparison.attrs.get("machine_factors") or {}
-    if any(len(group) == 4 for group in factors):  # per case
+    if factors and comparison.attrs.get("normalize") == "case":
         return (f"{text}. Case factors new/base (median of the case's algorithms): "
                 f"{min(factors.values()):.3f} to {max(factors.values()):.3f} over "
                 f"{len(factors)} cases")
