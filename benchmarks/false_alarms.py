@@ -68,8 +68,9 @@ def slowed(fn: Callable[..., Any], fraction: float) -> Callable[..., Any]:
 
 def one_run(out: Path, algo: str, suite: str, budget: str | None) -> int:
     """A `convbench run` in this process, with `algo` behind the slowdown wrapper."""
-    from convbench import cli, registry
+    from convbench import cli
 
+    from convbench.algorithms import registry
     original = registry.get("conv2d", algo)
     registry.remove("conv2d", algo)
     fraction = float(os.environ.get(SLOWDOWN_VARIABLE) or 0)
@@ -89,7 +90,7 @@ def spawn(out: Path, args: argparse.Namespace, fraction: float) -> None:
 
 def judge(base: Path, new: Path, algo: str, normalize: str | None, statistic: str
           ) -> dict[str, Any]:
-    from convbench.compare import CompareOptions, compare, gate_failed, load_run
+    from convbench.analysis.compare import CompareOptions, compare, gate_failed, load_run
 
     options = CompareOptions(normalize=normalize, statistic=statistic)
     new_run = load_run(new)

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from convbench.descriptor import parse
-from convbench.results import read_results
+from convbench.problems.descriptor import parse
+from convbench.run.rundir import read_results
 
 OURS_EXCLUDE = {"torch", "auto", "direct_naive"}
 

@@ -30,10 +30,16 @@ import scipy.fft  # noqa: E402
 import torch  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
-from convbench import descriptor, machine, oracle, registry  # noqa: E402
-from convbench.algorithms import winograd as W  # noqa: E402
-from convbench.algorithms._windows import add_bias  # noqa: E402
-from convbench.environment import keep_freed_memory  # noqa: E402
+from convbench.problems import descriptor  # noqa: E402
+
+from convbench.measure import machine
+
+from convbench import oracle
+
+from convbench.algorithms import registry
+from convbench.algorithms.conv import winograd as W  # noqa: E402
+from convbench.algorithms.windows import add_bias  # noqa: E402
+from convbench.measure.environment import keep_freed_memory  # noqa: E402
 
 ALPHA = {"winograd_f2x3": 4, "winograd_f4x3": 6, "winograd_f6x3": 8}
 

@@ -31,19 +31,24 @@ _os.environ.setdefault("GOMP_SPINCOUNT", "10000")
 # (registering them), then bind the name `algorithms` to the registry query, as the API promises;
 # `from convbench.algorithms import im2col` still reaches the package.
 import convbench.algorithms as _builtin_algorithms  # noqa: F401  (registers the built-ins)
-from convbench.api import conv2d
-from convbench.api_conv import conv2d_backward, conv_transpose2d
-from convbench.api_pool import (
+from convbench.api import (
+    conv2d,
+    conv2d_backward,
+    conv_transpose2d,
     avg_pool2d,
     avg_pool2d_backward,
     global_avg_pool2d,
     max_pool2d,
     max_pool2d_backward,
 )
-from convbench.descriptor import format_descriptor, parse
-from convbench.problem import ConvProblem, PoolProblem
-from convbench.problem_transpose import ConvTransposeProblem
-from convbench.registry import Unsupported, algorithms, register
+from convbench.problems import (
+    ConvProblem,
+    ConvTransposeProblem,
+    PoolProblem,
+    format_descriptor,
+    parse,
+)
+from convbench.algorithms.registry import Unsupported, algorithms, register
 
 __version__ = "0.1.0"
 

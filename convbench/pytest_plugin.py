@@ -27,7 +27,7 @@ import pytest
 
 if TYPE_CHECKING:
     from convbench.oracle import Check
-    from convbench.suite import Case, Suite
+    from convbench.run.suite import Case, Suite
 
 WRONG = pytest.StashKey[bool]()  # set on a test whose algorithm gave a wrong result
 MARKER = "convbench(suite, algorithms=None, backends=None, batch=None): parametrize the test's " \
@@ -63,8 +63,8 @@ def pytest_configure(config: pytest.Config) -> None:
 def bench_cases(suite_name: str, algorithms: list[str] | None = None,
                 backends: list[str] | None = None, batch: int | None = None) -> list[BenchCase]:
     """Every (case, algorithm, backend) of a suite, in the order `convbench run` uses."""
-    from convbench.runner import RunOptions, plan
-    from convbench.suite import load_suite
+    from convbench.run.runner import RunOptions, plan
+    from convbench.run.suite import load_suite
 
     suite = load_suite(suite_name, batch=batch)
     options = RunOptions(algorithms=tuple(algorithms) if algorithms else None,
@@ -86,8 +86,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def run_checked(bench: BenchCase, benchmark: Any, threads: int, node: pytest.Item) -> Check:
     """Skip with the reason if the task may not run; check the first call against the oracle
     (the test fails on a wrong result); then let pytest-benchmark time the call."""
-    from convbench import oracle, registry
-    from convbench.runner import Task, pinned_threads, precheck
+    from convbench import oracle
+    from convbench.algorithms import registry
+    from convbench.run.runner import Task, pinned_threads, precheck
 
     p = bench.case.problem
     algorithm = registry.get(p.op, bench.algorithm)

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from convbench import registry
-from convbench.registry import Algorithm
+from convbench.algorithms import registry
+from convbench.algorithms.registry import Algorithm
 
 AddAlgorithm = Callable[..., Algorithm]
 

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 
 import convbench
-from convbench import oracle, registry
+from convbench import oracle
+from convbench.algorithms import registry
 from convbench.backends import BACKENDS, GPU_BACKENDS, backend_why_not, library_of, to_backend
 from convbench.backends import to_numpy
-from convbench.problem import ConvProblem
+from convbench.problems import ConvProblem
 
 # (id, problem): odd sizes, non-square kernels, inputs and strides, dilation, groups, bias.
 GRID = {
@@ -55,7 +56,7 @@ def _run_on(backend: str, algorithm: registry.Algorithm, p: ConvProblem,
     if backend == "numpy":
         return _run(algorithm.name, p, inputs)
     if backend == "torch-cuda":  # as a run does: cuDNN's reference in fp32, TF32 off
-        from convbench.gpu import configure_torch_cuda
+        from convbench.backends.gpu import configure_torch_cuda
 
         configure_torch_cuda()
     y = algorithm.fn(p, *(to_backend(a, backend) for a in inputs.arrays))
@@ -149,7 +150,7 @@ def test_tolerance_scales_with_length_and_dtype() -> None:
 
 def test_pointwise_im2col_makes_no_copy(monkeypatch: pytest.MonkeyPatch) -> None:
     """1x1 stride-1: the one GEMM reads the caller's input array itself, not a copy."""
-    from convbench.algorithms import im2col
+    from convbench.algorithms.conv import im2col
 
     p = ConvProblem(2, 8, 5, 5, 4, 1, 1)
     inputs = oracle.make_inputs(p)
@@ -168,7 +169,7 @@ def test_pointwise_im2col_makes_no_copy(monkeypatch: pytest.MonkeyPatch) -> None
 @pytest.mark.parametrize("problem", [GRID["3x3_pad1"], GRID["pointwise"], GRID["depthwise_s2"]],
                          ids=["3x3", "1x1", "depthwise"])
 def test_auto_picks_a_supporting_algorithm(problem: ConvProblem) -> None:
-    from convbench.auto import choose
+    from convbench.algorithms.auto import choose
 
     assert choose(problem).why_not(problem, "numpy") is None
 
@@ -176,7 +177,7 @@ def test_auto_picks_a_supporting_algorithm(problem: ConvProblem) -> None:
 def test_auto_passes_over_an_algorithm_that_refuses() -> None:
     from dataclasses import replace
 
-    from convbench.auto import choose
+    from convbench.algorithms.auto import choose
 
     problem = GRID["3x3_pad1"]
     chosen = choose(problem)

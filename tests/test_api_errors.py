@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 import convbench
-import convbench.api
-from convbench import registry
+import convbench.api.checks
+from convbench.algorithms import registry
 
 
 def arr(*shape: int, dtype=np.float32, seed: int = 0) -> np.ndarray:
@@ -32,7 +32,7 @@ def no_work(monkeypatch):
     def boom(*args, **kwargs):
         raise AssertionError("conv2d chose an algorithm before rejecting its input")
 
-    monkeypatch.setattr(convbench.api, "choose", boom)
+    monkeypatch.setattr(convbench.api.checks, "choose", boom)
 
 
 def _f64(shape):

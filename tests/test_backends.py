@@ -11,13 +11,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from convbench import oracle, registry
+from convbench import oracle
+
+from convbench.algorithms import registry
 from convbench.backends import (
     ARRAY_API_BACKENDS, BACKENDS, GPU_BACKENDS, backend_why_not, to_backend, to_numpy)
-from convbench.descriptor import parse
-from convbench.results import read_results
-from convbench.runner import RunOptions, run
-from convbench.suite import load_suite
+from convbench.problems.descriptor import parse
+from convbench.run.rundir import read_results
+from convbench.run.runner import RunOptions, run
+from convbench.run.suite import load_suite
 
 GENERIC = [a.name for a in registry.all_algorithms("conv2d") if a.backends == ARRAY_API_BACKENDS]
 PROBLEMS = ["n2c4h9k6r3p1", "n1c6h11w13k4r3s2sh2sw1p1d2g2b1", "n2c8h7k4r1", "n2c4h10k4r5p2",
@@ -115,7 +117,7 @@ def test_cuda_memory_reading_sees_a_known_temporary() -> None:
     _gpu("cupy")
     import cupy
 
-    from convbench.gpu import peak_extra_bytes_cupy
+    from convbench.backends.gpu import peak_extra_bytes_cupy
 
     def allocates() -> object:
         temporary = cupy.ones(2**20, dtype=cupy.float32)  # 4 MiB
@@ -134,7 +136,7 @@ CUDA_KERNELS = ["im2col_cuda", "winograd_f2x3_cuda", "winograd_f4x3_cuda", "wino
 @pytest.mark.parametrize("name", CUDA_KERNELS)
 def test_cuda_kernels_workspace_within_10_percent_of_the_model(name: str, descriptor: str) -> None:
     _gpu("cupy")
-    from convbench.gpu import peak_extra_bytes_cupy
+    from convbench.backends.gpu import peak_extra_bytes_cupy
 
     p = parse(descriptor)
     algorithm = registry.get("conv2d", name)

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from convbench import registry
+from convbench.algorithms import registry
 from convbench.cli import EXIT_OK, EXIT_USAGE, EXIT_WRONG, main
-from convbench.results import read_results
+from convbench.run.rundir import read_results
 
 from conftest import AddAlgorithm
 

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from convbench.cli import EXIT_OK, EXIT_USAGE, EXIT_WRONG, main
-from convbench.compare import (
+from convbench.analysis.compare import (
     CompareOptions,
     bootstrap_ratio_ci,
     compare,
@@ -22,8 +22,8 @@ from convbench.compare import (
     mann_whitney_p,
     smallest_p,
 )
-from convbench.compare_report import summary
-from convbench.results import ResultsFile
+from convbench.analysis.compare_report import summary
+from convbench.run.rundir import ResultsFile
 
 MS = 1e-3
 
@@ -442,6 +442,6 @@ def test_the_gate_refuses_what_it_cannot_run_before_any_work(args: list[str], sa
 
 def test_the_command_offers_every_statistic_compare_knows() -> None:
     from convbench.commands.compare import STATISTIC_NAMES
-    from convbench.compare import STATISTICS
+    from convbench.analysis.compare import STATISTICS
 
     assert STATISTIC_NAMES == tuple(STATISTICS)

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from convbench.descriptor import format_descriptor, parse
-from convbench.problem import ConvProblem, PoolProblem
+from convbench.problems.descriptor import format_descriptor, parse
+from convbench.problems import ConvProblem, PoolProblem
 
 # --- parsing examples ------------------------------------------------------------------------
 

@@ -18,14 +18,14 @@ from hypothesis import strategies as st
 from rich.console import Console
 
 from convbench.cli import main
-from convbench.descriptor import parse
-from convbench.problem import ConvProblem, PoolProblem
-from convbench.problem_transpose import ConvTransposeProblem
-from convbench.receptive_field import receptive_fields
-from convbench.results import COLUMNS, read_results
-from convbench.runner import RunOptions, plan, run
-from convbench.suite import SuiteError, load_suite
-from convbench.table import comparison_table
+from convbench.problems.descriptor import parse
+from convbench.problems import ConvProblem, PoolProblem
+from convbench.problems.transpose import ConvTransposeProblem
+from convbench.problems.receptive_field import receptive_fields
+from convbench.run.rundir import COLUMNS, read_results
+from convbench.run.runner import RunOptions, plan, run
+from convbench.run.suite import SuiteError, load_suite
+from convbench.analysis.table import comparison_table
 
 REFERENCE = Path(__file__).parents[2] / "shared/reference"
 CONV = ConvProblem(2, 8, 10, 10, 4, 3, 3, stride=2, padding=1, bias=True)

@@ -10,14 +10,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from convbench import auto, oracle, registry
-from convbench.algorithms import toom_cook, winograd
-from convbench.descriptor import parse
-from convbench.memory import peak_extra_bytes
-from convbench.problem import ConvProblem
-from convbench.results import read_results
-from convbench.runner import RunOptions, run
-from convbench.suite import load_suite
+from convbench.algorithms import auto, registry
+
+from convbench import oracle
+from convbench.algorithms.conv import toom_cook, winograd
+from convbench.problems.descriptor import parse
+from convbench.measure.memory import peak_extra_bytes
+from convbench.problems import ConvProblem
+from convbench.run.rundir import read_results
+from convbench.run.runner import RunOptions, run
+from convbench.run.suite import load_suite
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT.parent / "shared" / "reference" / "winograd_transforms.json"
@@ -39,12 +41,12 @@ def test_toom_cook_reproduces_the_published_matrices() -> None:
 
 
 def test_pinned_matrices_are_what_the_construction_generates() -> None:
-    pinned = (ROOT / "algorithms" / "winograd_matrices.py").read_text()
+    pinned = (ROOT / "convbench" / "algorithms" / "conv" / "winograd_matrices.py").read_text()
     assert pinned == toom_cook.render(toom_cook.PAIRS)
 
 
 def test_the_pinned_4x3_and_6x3_use_the_accurate_point_sets() -> None:
-    from convbench.algorithms.winograd_matrices import MATRICES
+    from convbench.algorithms.conv.winograd_matrices import MATRICES
 
     assert MATRICES[(4, 3)]["points"] == ["0", "-1", "1", "1/2", "-2"]
     assert MATRICES[(6, 3)]["points"] == ["0", "1", "-1", "2", "-2", "1/2", "-1/2"]
@@ -225,7 +227,7 @@ def test_run_records_what_auto_ran_and_prepared_weights(tmp_path: Path) -> None:
 
 
 def test_machine_peaks_are_measured_cached_and_in_meta(tmp_path: Path) -> None:
-    from convbench import machine
+    from convbench.measure import machine
 
     first = machine.peaks(1)
     assert first["sgemm_gflops"] > 0 and first["copy_gbytes_per_s"] > 0

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import convbench
-from convbench import registry
+from convbench.algorithms import registry
 
 H = 1e-3
 

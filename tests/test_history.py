@@ -11,11 +11,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from convbench import history
+from convbench.analysis import history
 from convbench.cli import EXIT_OK, EXIT_USAGE, main
-from convbench.history_plot import history_figure, save_history_png
-from convbench.runner import RunOptions, run
-from convbench.suite import load_suite
+from convbench.report.figures.history import history_figure, save_history_png
+from convbench.run.runner import RunOptions, run
+from convbench.run.suite import load_suite
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -1,5 +1,5 @@
-"""The distribution installs as `convbench` only: algorithms/ becomes convbench.algorithms and
-suites/ convbench.suites, in a regular (wheel) install as in the editable one."""
+"""The distribution installs as `convbench` only, algorithms and suites inside it, in a regular
+(wheel) install as in the editable one."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def test_wheel_claims_no_top_level_name_but_convbench(wheel: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     top_level = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
     assert top_level == {"convbench"}
-    for expected in ("convbench/algorithms/im2col.py", "convbench/suites/quick.toml",
+    for expected in ("convbench/algorithms/conv/im2col.py", "convbench/algorithms/pool/windowed.py", "convbench/suites/quick.toml",
                      "convbench/suites/resnet50.toml", "convbench/py.typed"):
         assert expected in names
 
@@ -39,7 +39,7 @@ def test_regular_install_imports_and_runs(wheel: Path, tmp_path: Path) -> None:
                     str(target), str(wheel)], check=True, capture_output=True, timeout=300)
     code = (
         f"import sys; sys.path.insert(0, {str(target)!r}); import numpy as np, convbench; "
-        "from convbench.algorithms import im2col; from convbench.suite import load_suite; "
+        "from convbench.algorithms.conv import im2col; from convbench.run.suite import load_suite; "
         f"assert im2col.__file__.startswith({str(target)!r}), im2col.__file__; "
         "assert len(load_suite('resnet50').cases) == 23; "
         "x = np.ones((1, 2, 5, 5), np.float32); w = np.ones((3, 2, 3, 3), np.float32); "
@@ -52,9 +52,9 @@ def test_regular_install_imports_and_runs(wheel: Path, tmp_path: Path) -> None:
     assert result.stdout.startswith("486.0") and "im2col" in result.stdout
 
 
-def test_editable_install_maps_algorithms_into_convbench() -> None:
+def test_editable_install_runs_the_source_tree() -> None:
     import convbench
-    from convbench.algorithms import im2col
+    from convbench.algorithms.conv import im2col
 
-    assert Path(im2col.__file__).resolve() == ROOT / "algorithms" / "im2col.py"
+    assert Path(im2col.__file__).resolve() == ROOT / "convbench" / "algorithms" / "conv" / "im2col.py"
     assert callable(convbench.algorithms) and "im2col" in convbench.algorithms("conv2d")

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from convbench.noise import LoadMonitor, LoadReading, summarize, warning
-from convbench.results import read_results
-from convbench.runner import RunOptions, run
-from convbench.samples import read_samples
-from convbench.suite import load_suite
-from convbench.timing import (
+from convbench.measure.noise import LoadMonitor, LoadReading, summarize, warning
+from convbench.run.rundir import read_results
+from convbench.run.runner import RunOptions, run
+from convbench.run.samples import read_samples
+from convbench.run.suite import load_suite
+from convbench.measure.timing import (
     INTERLEAVED_MIN_SAMPLE_S,
     DeferredTimer,
     TimingPolicy,

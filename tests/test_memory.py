@@ -8,9 +8,9 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from convbench import registry
-from convbench.memory import MemoryReading, peak_extra_bytes
-from convbench.problem import ConvProblem
+from convbench.algorithms import registry
+from convbench.measure.memory import MemoryReading, peak_extra_bytes
+from convbench.problems import ConvProblem
 
 TEMP_BYTES = 8 * 10**6  # np.ones(10**6) in float64
 
@@ -123,7 +123,7 @@ def test_im2col_strided_pointwise_copies_only_the_subsampled_input() -> None:
     per-image GEMMs on the subsampled input: that copy is all its workspace, and the result is
     right, with groups too."""
     from convbench import oracle
-    from convbench.algorithms.im2col import PER_IMAGE_MIN_COLUMNS, is_subsampled_pointwise
+    from convbench.algorithms.conv.im2col import PER_IMAGE_MIN_COLUMNS, is_subsampled_pointwise
 
     algorithm = registry.get("conv2d", "im2col")
     for p in (ConvProblem(2, 32, 24, 24, 48, 1, 1, stride=2),

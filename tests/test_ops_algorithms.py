@@ -10,10 +10,12 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from convbench import oracle, registry
+from convbench import oracle
+
+from convbench.algorithms import registry
 from convbench.backends import BACKENDS
-from convbench.problem import ConvProblem, PoolProblem, Problem
-from convbench.problem_transpose import ConvTransposeProblem
+from convbench.problems import ConvProblem, PoolProblem, Problem
+from convbench.problems.transpose import ConvTransposeProblem
 
 # Forward shapes for the backward passes: odd sizes, non-square kernels, strides and dilations,
 # groups, depthwise, 1x1, padding beyond the kernel, a kernel filling the padded input.

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 import convbench
-import convbench.api
+import convbench.api.checks
 
 
 def arr(*shape: int, dtype: type = np.float32, seed: int = 0) -> np.ndarray:
@@ -34,7 +34,7 @@ def no_work(monkeypatch: pytest.MonkeyPatch) -> None:
     def boom(*args: object, **kwargs: object) -> None:
         raise AssertionError("an algorithm was chosen before the input was rejected")
 
-    monkeypatch.setattr(convbench.api, "choose", boom)
+    monkeypatch.setattr(convbench.api.checks, "choose", boom)
 
 
 def transposed(**kwargs: object) -> np.ndarray:

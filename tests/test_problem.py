@@ -12,7 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from convbench.problem import ConvProblem, PoolProblem, conv_out_size, dilated_extent
+from convbench.problems import ConvProblem, PoolProblem, conv_out_size, dilated_extent
 
 
 def conv(**kw) -> ConvProblem:

@@ -15,7 +15,7 @@ import scipy.fft  # noqa: F401
 import torch  # noqa: F401
 from conftest import AddAlgorithm
 
-from convbench import registry
+from convbench.algorithms import registry
 
 pytest_plugins = ["pytester"]
 # The inner sessions run in this process, and pytester drops the modules each one imported when

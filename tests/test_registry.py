@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 
 import convbench
-from convbench import registry
-from convbench.problem import ConvProblem, PoolProblem
-from convbench.registry import Algorithm, Unsupported
+from convbench.algorithms import registry
+from convbench.problems import ConvProblem, PoolProblem
+from convbench.algorithms.registry import Algorithm, Unsupported
 
 BUILTINS = ("direct_naive", "direct", "im2col", "torch")
 P = ConvProblem(1, 4, 8, 8, 4, 3, 3, padding=1)
@@ -229,7 +229,7 @@ def entry(name: str, module: str) -> importlib.metadata.EntryPoint:
 
 PLUGIN_SOURCE = '''
 import numpy as np
-from convbench.registry import register
+from convbench.algorithms.registry import register
 
 @register("conv2d", "{name}", summary="a test plugin")
 def conv(p, x, w, bias):

@@ -16,7 +16,7 @@ from chromium import find_chromium, open_page
 from matplotlib.figure import Figure
 
 from convbench.cli import EXIT_OK, EXIT_USAGE, main
-from convbench.descriptor import parse
+from convbench.problems.descriptor import parse
 from convbench.report import build_report
 from convbench.report.exports import CSV_FILE, PARQUET_FILE, export_frame, read_export
 from convbench.report.figures import FIGURES, Style, draw
@@ -26,7 +26,7 @@ from convbench.report.figures.roofline import accuracy_points, pareto_mask, roof
 from convbench.report.figures.speedup import speedup_grid
 from convbench.report.frame import SuiteView, report_frame, suite_views
 from convbench.report.load import load_runs
-from convbench.results import COLUMNS, META_FILE, RESULTS_FILE, read_results
+from convbench.run.rundir import COLUMNS, META_FILE, RESULTS_FILE, read_results
 
 EVIL = "<script>alert(1)</script>"
 EVIL_REASON = "<img src=x onerror=alert(2)>"

@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from convbench.results import COLUMNS, read_results
-from convbench.runner import RunOptions, plan, run
-from convbench.suite import load_suite
+from convbench.run.rundir import COLUMNS, read_results
+from convbench.run.runner import RunOptions, plan, run
+from convbench.run.suite import load_suite
 
 from conftest import AddAlgorithm
 
@@ -84,7 +84,7 @@ def test_failures_are_recorded_and_the_run_goes_on(
         raise MemoryError("cannot allocate")
 
     def off_by_one(p, x, w, b):
-        from convbench.algorithms.im2col import conv2d_im2col
+        from convbench.algorithms.conv.im2col import conv2d_im2col
 
         y = conv2d_im2col(p, x, w, b)
         y[0, 0, 0, 0] += 1.0
@@ -170,7 +170,7 @@ def test_a_check_that_raises_is_recorded(tmp_path: Path,
 
 
 def test_out_of_memory_errors_of_cuda_libraries_are_oom() -> None:
-    from convbench.gpu import is_out_of_memory
+    from convbench.backends.gpu import is_out_of_memory
 
     class OutOfMemoryError(RuntimeError):  # torch.cuda's and cupy's carry this name
         pass
@@ -181,7 +181,7 @@ def test_out_of_memory_errors_of_cuda_libraries_are_oom() -> None:
 
 
 def test_memory_of_several_outputs_counts_them_all() -> None:
-    from convbench.memory import peak_extra_bytes
+    from convbench.measure.memory import peak_extra_bytes
 
     reading = peak_extra_bytes(lambda: (np.ones(10**5), np.ones(10**5)))
     assert reading.peak_extra_bytes is not None and reading.peak_extra_bytes < 10**5

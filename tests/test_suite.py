@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from convbench.problem import ConvProblem
-from convbench.suite import SuiteError, builtin_suites, load_suite, resolve
+from convbench.problems import ConvProblem
+from convbench.run.suite import SuiteError, builtin_suites, load_suite, resolve
 
 SHIPPED = ("smoke", "quick", "resnet50")
 RESNET50_CSV = Path(__file__).parents[2] / "shared/reference/resnet50_distinct_conv.csv"

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from convbench.timing import NOISY_IQR_OVER_MEDIAN, Measurement, TimingPolicy, measure
+from convbench.measure.timing import NOISY_IQR_OVER_MEDIAN, Measurement, TimingPolicy, measure
 
 # --- Measurement statistics -------------------------------------------------------------------
 

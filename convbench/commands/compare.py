@@ -10,7 +10,7 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-# The statistics `compare` knows (convbench.compare.STATISTICS; a test keeps the two equal). The
+# The statistics `compare` knows (convbench.analysis.compare.STATISTICS; a test keeps the two equal). The
 # command's modules load pandas and scipy.stats, so they are imported when the command runs.
 STATISTIC_NAMES = ("median", "q10", "min")
 
@@ -58,8 +58,8 @@ def add_parser(commands: Any) -> None:
 
 
 def main(args: argparse.Namespace, console: Console) -> int:
-    from convbench.compare import CompareOptions, compare, gate_failed, load_run, warnings_for
-    from convbench.compare_report import rich_table, summary, to_html, to_markdown
+    from convbench.analysis.compare import CompareOptions, compare, gate_failed, load_run, warnings_for
+    from convbench.analysis.compare_report import rich_table, summary, to_html, to_markdown
 
     earlier = _earlier_comparison(args)
     base, new = load_run(args.base), load_run(args.new)
@@ -109,7 +109,7 @@ def _earlier_comparison(args: argparse.Namespace) -> Any:
 def _confirm(console: Any, earlier_dir: Path, earlier: Any, comparison: Any) -> int:
     """Exit 1 only for the rows that regressed (or newly failed) here and in the earlier
     comparison."""
-    from convbench.compare import confirmed
+    from convbench.analysis.compare import confirmed
 
     both = confirmed(earlier, comparison)
     if both.empty:

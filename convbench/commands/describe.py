@@ -10,9 +10,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from convbench.describe import NETWORK_COLUMNS, SUITE_COLUMNS, describe_rows, suite_rows
-from convbench.descriptor import parse
-from convbench.suite import builtin_suites, load_suite
+from convbench.problems.describe import NETWORK_COLUMNS, SUITE_COLUMNS, describe_rows, suite_rows
+from convbench.problems.descriptor import parse
+from convbench.run.suite import builtin_suites, load_suite
 
 
 def add_parser(commands: Any) -> None:

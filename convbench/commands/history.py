@@ -41,7 +41,7 @@ def add_parser(commands: Any) -> None:
 
 def store(db: str | None, directory: Path, console: Console) -> None:
     """Add the run(s) in `directory` to the database and say what happened."""
-    from convbench import history
+    from convbench.analysis import history
 
     for run_id, added in history.add_run(db, directory):
         state = "stored as run" if added else "already stored as run"
@@ -52,7 +52,7 @@ def store(db: str | None, directory: Path, console: Console) -> None:
 def after_run(directory: Path, db: str | None, console: Console) -> None:
     """What `convbench run` does once a suite is done: warn if the machine was noisy, and
     store the run when --store was given."""
-    from convbench.noise import warning
+    from convbench.measure.noise import warning
 
     message = warning(directory)
     if message:
@@ -62,7 +62,7 @@ def after_run(directory: Path, db: str | None, console: Console) -> None:
 
 
 def _list(args: argparse.Namespace, console: Console) -> int:
-    from convbench import history
+    from convbench.analysis import history
 
     frame = history.list_runs(args.db, args.suite)
     table = Table(title=f"runs in {history.engine_url(args.db)}")
@@ -77,7 +77,7 @@ def _list(args: argparse.Namespace, console: Console) -> int:
 
 
 def _plot(args: argparse.Namespace, console: Console) -> int:
-    from convbench.history_plot import save_history_png
+    from convbench.report.figures.history import save_history_png
 
     out = args.out or Path("reports") / f"history-{args.case}.png"
     path = save_history_png(args.db, args.case, out, args.suite, args.algo, args.backend)

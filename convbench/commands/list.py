@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from convbench import registry
+from convbench.algorithms import registry
 from convbench.backends import BACKENDS, backend_why_not
 
 
@@ -37,7 +37,7 @@ def _algorithms_table() -> Table:
 
 
 def _suites_table() -> Table:
-    from convbench.suite import builtin_suites, load_suite
+    from convbench.run.suite import builtin_suites, load_suite
 
     table = Table(title="suites")
     for column in ("suite", "cases", "description"):

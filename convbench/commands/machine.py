@@ -10,7 +10,7 @@ from typing import Any
 from rich.console import Console
 
 from convbench.commands.run import positive_int
-from convbench.machine import cache_dir, peaks
+from convbench.measure.machine import cache_dir, peaks
 
 
 def add_parser(commands: Any) -> None:

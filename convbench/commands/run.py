@@ -61,12 +61,12 @@ def main(args: argparse.Namespace, console: Console) -> int:
     import pandas as pd
 
     from convbench.commands.history import after_run
-    from convbench.progress import RowReporter
+    from convbench.run.progress import RowReporter
     from convbench.report import build_report
-    from convbench.results import read_results
-    from convbench.runner import RunOptions, plan, run
-    from convbench.suite import load_suite
-    from convbench.table import render
+    from convbench.run.rundir import read_results
+    from convbench.run.runner import RunOptions, plan, run
+    from convbench.run.suite import load_suite
+    from convbench.analysis.table import render
 
     suites = [load_suite(name, batch=args.batch) for name in args.suites]  # all checked first
     options = RunOptions(algorithms=args.algo, backends=args.backend, threads=args.threads,

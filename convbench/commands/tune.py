@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.table import Table
 
-from convbench.auto import LAST_RESORT, forget, tuning_path
+from convbench.algorithms.auto import LAST_RESORT, forget, tuning_path
 from convbench.commands.run import _csv_list, positive_int
 
 if TYPE_CHECKING:
@@ -43,9 +43,9 @@ def winners(frame: pd.DataFrame) -> dict[str, str]:
 
 
 def main(args: argparse.Namespace, console: Console) -> int:
-    from convbench.results import read_results  # pandas: loaded when the command runs
-    from convbench.runner import RunOptions, run
-    from convbench.suite import load_suite
+    from convbench.run.rundir import read_results  # pandas: loaded when the command runs
+    from convbench.run.runner import RunOptions, run
+    from convbench.run.suite import load_suite
 
     threads = args.threads or os.cpu_count() or 1
     suites = [load_suite(name, batch=args.batch) for name in args.suites]
@@ -70,7 +70,7 @@ def main(args: argparse.Namespace, console: Console) -> int:
 def _algorithms(suite: Any) -> tuple[str, ...]:
     """Every registered algorithm of the suite's ops: a search is over all of them, whatever
     list the suite names for its own runs."""
-    from convbench import registry
+    from convbench.algorithms import registry
 
     ops = {case.problem.op for case in suite.cases}
     return tuple(dict.fromkeys(a.name for op in sorted(ops) for a in registry.all_algorithms(op)))

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from convbench.report.frame import DERIVED
-from convbench.results import BOOL_COLUMNS, COLUMNS, TEXT_COLUMNS
+from convbench.run.rundir import BOOL_COLUMNS, COLUMNS, TEXT_COLUMNS
 
 CSV_FILE = "report.csv"
 PARQUET_FILE = "report.parquet"

@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from convbench.descriptor import parse
-from convbench.problem import Problem
+from convbench.problems.descriptor import parse
+from convbench.problems import Problem
 from convbench.report.load import Peaks, Run
-from convbench.comparison import speedups
+from convbench.analysis.speedups import speedups
 
 # Columns the report adds to results.csv's.
 DERIVED: tuple[str, ...] = ("run", "case_label", "algo_label", "series", "intensity",

@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from convbench.results import BOOL_COLUMNS, META_FILE, RESULTS_FILE, TEXT_COLUMNS, read_results
+from convbench.run.rundir import BOOL_COLUMNS, META_FILE, RESULTS_FILE, TEXT_COLUMNS, read_results
 
 REQUIRED_COLUMNS = ("suite", "case", "descriptor", "algo", "backend", "status", "time_median_s")
 

@@ -13,7 +13,7 @@ import pandas as pd
 
 from convbench.report.frame import SuiteView
 from convbench.report.load import Run
-from convbench.comparison import format_time, geomean_speedups
+from convbench.analysis.speedups import format_time, geomean_speedups
 
 PROBLEM_STATUSES = ("wrong", "error", "oom")
 

@@ -10,7 +10,7 @@ from matplotlib.colors import ListedColormap, to_rgb
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from convbench.problem import ConvProblem
+from convbench.problems import ConvProblem
 from convbench.report.figures.style import Style, new_figure, ordered
 from convbench.report.frame import SuiteView, problem_of
 

@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
 
 from convbench.report.summary import format_bytes
-from convbench.comparison import format_time
+from convbench.analysis.speedups import format_time
 
 DPI = 110
 # Case and algorithm names are user text: never read them as mathtext ("$x$").

@@ -1,0 +1,268 @@
+"""Winograd minimal filtering F(m x m, r x r) (Lavin & Gray 2016), the F(m, r) family.
+
+Per tile: Y = AT [ (G g GT) * (BT d B) ] A, with output tile m x m from input tile alpha x alpha,
+alpha = m + r - 1. The input transform is applied per axis (BT_h on the tile's rows, then BT_w
+on its columns: two GEMMs) on chunks of channels whose gathered tiles stay in cache; the filter
+and output transforms are one GEMM each with the Kronecker product (AT (x) AT acts on a
+flattened tile). The elementwise products over channels become alpha^2 batched GEMMs
+(K x C) @ (C x tiles).
+
+Each algorithm fixes the input tile alpha; a kernel axis of size k <= r uses F(alpha - k + 1, k),
+so non-square kernels (3x1, 1x7, 5x3) work through the 1-D transforms per axis.
+Stride 1 and dilation 1 only. The matrices are pinned in winograd_matrices.py.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+
+from convbench.algorithms.windows import add_bias
+from convbench.algorithms.conv.winograd_matrices import MATRICES
+from convbench.backends import ARRAY_API_BACKENDS
+from convbench.problems import ConvProblem
+from convbench.algorithms.registry import register
+from convbench.backends.xp import (
+    CPU_CHUNK_BYTES,
+    Array,
+    array_strides,
+    cache_bytes,
+    constant,
+    contiguous,
+    device,
+    device_key,
+    matmul_into,
+    matmul_into_part,
+    namespace,
+    reshape_copy,
+    strided,
+)
+
+# (m, r) of each registered algorithm: 3x3 at three tile sizes, and kernels 2 to 7.
+FAMILY: dict[str, tuple[int, int]] = {
+    "winograd_f2x3": (2, 3), "winograd_f4x3": (4, 3), "winograd_f6x3": (6, 3),
+    "winograd_f3x2": (3, 2), "winograd_f3x4": (3, 4), "winograd_f2x5": (2, 5),
+    "winograd_f4x5": (4, 5), "winograd_f3x6": (3, 6), "winograd_f2x7": (2, 7),
+}
+
+
+@functools.cache
+def matrices(m: int, r: int, dtype: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(AT, G, BT) of F(m, r) as arrays of `dtype`."""
+    entry = MATRICES[(m, r)]
+    as_array = lambda rows: np.array([[float(Fraction(v)) for v in row] for row in rows],  # noqa: E731
+                                     dtype=dtype)
+    return as_array(entry["AT"]), as_array(entry["G"]), as_array(entry["BT"])
+
+
+@functools.cache
+def axis_transforms(alpha: int, r: int, s: int, dtype: str
+                    ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray],
+                               tuple[np.ndarray, np.ndarray]]:
+    """The 1-D transforms of each axis for an r x s kernel, ((AT_h, AT_w), (G_h, G_w),
+    (BT_h, BT_w))."""
+    return tuple(zip(matrices(alpha - r + 1, r, dtype), matrices(alpha - s + 1, s, dtype)))
+
+
+@functools.cache
+def kron_transforms(alpha: int, r: int, s: int, dtype: str
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Two-sided transforms for an r x s kernel as single matrices acting on flattened tiles:
+    AT (mh*mw, alpha^2), G (alpha^2, r*s), BT (alpha^2, alpha^2), the Kronecker products of
+    axis_transforms."""
+    return tuple(np.kron(h, w) for h, w in axis_transforms(alpha, r, s, dtype))
+
+
+def _tiles(p: ConvProblem, alpha: int) -> tuple[int, int, int, int]:
+    """(m_h, m_w, tiles_h, tiles_w): output tile sizes and how many tiles cover the output."""
+    mh, mw = alpha - p.r + 1, alpha - p.s + 1
+    return mh, mw, math.ceil(p.out_h / mh), math.ceil(p.out_w / mw)
+
+
+_ON_DEVICE: dict[tuple, Any] = {}
+
+
+def _on_device(make: Callable[..., Any], alpha: int, r: int, s: int, like: Array) -> Any:
+    """make(alpha, r, s, "float64") (nested tuples of matrices) in `like`'s library, dtype and
+    device, made once per device."""
+    key = (make, alpha, r, s, like.dtype, type(like), device_key(like))
+    if key not in _ON_DEVICE:
+        def convert(v: Any) -> Any:
+            return tuple(map(convert, v)) if isinstance(v, tuple) else constant(v, like)
+
+        _ON_DEVICE[key] = convert(make(alpha, r, s, "float64"))
+    return _ON_DEVICE[key]
+
+
+def transforms_like(alpha: int, r: int, s: int, like: Array) -> tuple[Array, Array, Array]:
+    """kron_transforms on `like`'s library, dtype and device."""
+    return _on_device(kron_transforms, alpha, r, s, like)
+
+
+def axis_transforms_like(alpha: int, r: int, s: int, like: Array) -> tuple:
+    """axis_transforms on `like`'s library, dtype and device."""
+    return _on_device(axis_transforms, alpha, r, s, like)
+
+
+# Input tiles are gathered and transformed a few channels at a time, so that the gathered tiles
+# and their half-transformed copy (the two chunk buffers) stay in cache between the copy and the
+# two transform GEMMs: about cache_bytes(x) per chunk buffer (xp.CPU_CHUNK_BYTES on a CPU; on a
+# GPU, where each chunk costs kernel launches, one chunk for most problems).
+def _chunk_channels(p: ConvProblem, alpha: int, budget: int = CPU_CHUNK_BYTES) -> int:
+    """Input channels per chunk of the input transform, for chunk buffers of `budget` bytes."""
+    _, _, th, tw = _tiles(p, alpha)
+    per_channel = alpha * alpha * p.n * th * tw * p.itemsize
+    return max(1, min(p.c, budget // per_channel))
+
+
+def _padded(p: ConvProblem, x: Array, alpha: int) -> Array:
+    """The input zero-padded so that the tiles cover it: (N, C, th*mh + r-1, tw*mw + s-1)."""
+    xp = namespace(x)
+    mh, mw, th, tw = _tiles(p, alpha)
+    (ph, pw) = p.padding
+    shape = (p.n, p.c, th * mh + p.r - 1, tw * mw + p.s - 1)
+    padded = xp.zeros(shape, dtype=x.dtype, device=device(x))
+    padded[:, :, ph : ph + p.h, pw : pw + p.w] = x  # the tiles cover at least the padded input
+    return padded
+
+
+def _tile_view(p: ConvProblem, padded: Array, alpha: int) -> Array:
+    """(alpha, alpha, C, N, th, tw) overlapping input tiles: a strided view of `padded`."""
+    mh, mw, th, tw = _tiles(p, alpha)
+    sn, sc, sh, sw = array_strides(padded)
+    return strided(padded, (alpha, alpha, p.c, p.n, th, tw), (sh, sw, sc, sn, mh * sh, mw * sw))
+
+
+def input_transform(p: ConvProblem, x: Array, alpha: int) -> Array:
+    """V = BT d B of every input tile: (alpha^2, G, C/g, P), P = N*th*tw tiles, alpha^2 in the
+    order (row, column) of the tile. When one chunk holds every channel (small problems, and
+    GPUs), the tiles are gathered at once and transformed by one GEMM with the Kronecker
+    product: the fewest operations. Otherwise chunk by chunk of channels: the tiles of a chunk
+    are gathered into a buffer (the one copy), then transformed per axis, rows (BT_h, one GEMM)
+    and columns (BT_w, batched over rows) straight into V."""
+    xp = namespace(x)
+    _, _, th, tw = _tiles(p, alpha)
+    tiles, a2 = p.n * th * tw, alpha * alpha
+    tile_view = _tile_view(p, _padded(p, x, alpha), alpha)
+    step = _chunk_channels(p, alpha, cache_bytes(x))
+    if step >= p.c:
+        bt = transforms_like(alpha, p.r, p.s, x)[2]
+        gathered = xp.reshape(tile_view, (a2, p.c * tiles))  # the one copy
+        del tile_view  # frees the padded input
+        v = bt @ gathered
+        return xp.reshape(v, (a2, p.groups, p.c // p.groups, tiles))
+    bt_h, bt_w = axis_transforms_like(alpha, p.r, p.s, x)[2]
+    v = xp.empty((a2, p.c, tiles), dtype=x.dtype, device=device(x))
+    gathered = xp.empty((alpha, alpha, step, tiles), dtype=x.dtype, device=device(x))
+    half = xp.empty((alpha, alpha, step * tiles), dtype=x.dtype, device=device(x))
+    for c0 in range(0, p.c, step):
+        cc = min(step, p.c - c0)
+        if cc != step:  # the last chunk: buffers of its size, in place of the others
+            del gathered, half
+            gathered = xp.empty((alpha, alpha, cc, tiles), dtype=x.dtype, device=device(x))
+            half = xp.empty((alpha, alpha, cc * tiles), dtype=x.dtype, device=device(x))
+        gathered = reshape_copy(tile_view[:, :, c0 : c0 + cc, ...], (alpha, alpha, cc, tiles),
+                                gathered)
+        half = matmul_into(bt_h, xp.reshape(gathered, (alpha, alpha * cc * tiles)),
+                           xp.reshape(half, (alpha, alpha * cc * tiles)))
+        matmul_into_part(bt_w, xp.reshape(half, (alpha, alpha, cc * tiles)), v,
+                         (slice(None), slice(c0, c0 + cc), slice(None)),
+                         (alpha, alpha, cc * tiles))
+    return xp.reshape(v, (a2, p.groups, p.c // p.groups, tiles))
+
+
+def filter_transform(p: ConvProblem, w: Array, alpha: int) -> Array:
+    """U = G g GT for every (k, c): (alpha^2, groups, K/g, C/g)."""
+    xp = namespace(w)
+    _, g, _ = transforms_like(alpha, p.r, p.s, w)
+    u = g @ xp.reshape(w, (p.k * (p.c // p.groups), p.r * p.s)).T  # (alpha^2, K*C/g)
+    return xp.reshape(u, (alpha * alpha, p.groups, p.k // p.groups, p.c // p.groups))
+
+
+def winograd(p: ConvProblem, x: Array, w: Array, bias: Array | None,
+             alpha: int, prepared: Array | None = None) -> Array:
+    xp = namespace(x, w)
+    mh, mw, th, tw = _tiles(p, alpha)
+    at, _, _ = transforms_like(alpha, p.r, p.s, x)
+    u = filter_transform(p, w, alpha) if prepared is None else prepared
+    v = input_transform(p, x, alpha)  # (alpha^2, G, C/g, P), P = N*th*tw
+    m = xp.matmul(u, v)  # (alpha^2, G, K/g, C/g) @ (alpha^2, G, C/g, P) -> (alpha^2, G, K/g, P)
+    del v
+    y = at @ xp.reshape(m, (alpha * alpha, -1))  # (mh*mw, K*P)
+    del m
+    y = xp.reshape(y, (mh, mw, p.k, p.n, th, tw))
+    y = xp.permute_dims(y, (3, 2, 4, 0, 5, 1))  # (N, K, th, mh, tw, mw)
+    y = xp.reshape(y, (p.n, p.k, th * mh, tw * mw))  # the copy into NCHW
+    if (th * mh, tw * mw) != (p.out_h, p.out_w):  # edge tiles reach past the output: crop
+        y = contiguous(y[:, :, : p.out_h, : p.out_w])
+    return add_bias(y, bias)
+
+
+def workspace_bytes(p: ConvProblem, alpha: int) -> int:
+    """Peak memory above the call's start, less the output (what convbench measures): the
+    transformed filters throughout, plus at each stage: the padded input, the gathered tiles
+    (all of them, or a chunk's) and the transformed input (with chunks: and the chunk's half-
+    transformed copy); the transformed input and the products; the products and the output
+    tiles; or the output tiles and the output. The chunks are those of a CPU (numpy's and
+    torch's CPU tensors, what this model is checked against)."""
+    mh, mw, th, tw = _tiles(p, alpha)
+    tiles, a2 = p.n * th * tw, alpha * alpha
+    padded = p.n * p.c * (th * mh + p.r - 1) * (tw * mw + p.s - 1)
+    filters = a2 * p.k * (p.c // p.groups)
+    output = p.n * p.k * p.out_h * p.out_w
+    step = _chunk_channels(p, alpha)
+    if step >= p.c:  # all tiles at once, then their Kronecker transform beside them
+        gather = max(padded + a2 * p.c * tiles, 2 * a2 * p.c * tiles)
+    else:
+        gather = padded + a2 * p.c * tiles + 2 * a2 * step * tiles
+    stages = (
+        gather,
+        a2 * p.c * tiles + a2 * p.k * tiles,
+        a2 * p.k * tiles + mh * mw * p.k * tiles,
+        mh * mw * p.k * tiles + output,
+    )
+    return (filters + max(stages) - output) * p.itemsize
+
+
+def _checks(name: str, m: int, r: int) -> tuple:
+    def stride_and_dilation(p: ConvProblem) -> str | None:
+        if p.stride != (1, 1):
+            return f"stride 1 only, got stride {p.stride}"
+        if p.dilation != (1, 1):
+            return f"dilation 1 only, got dilation {p.dilation}"
+        return None
+
+    def kernel(p: ConvProblem) -> str | None:
+        if max(p.r, p.s) != r:
+            return f"{name} is F({m},{r}): the kernel's longer side must be {r}, got {p.r}x{p.s}"
+        return None
+
+    return (stride_and_dilation, kernel)
+
+
+def _register(name: str, m: int, r: int) -> None:
+    alpha = m + r - 1
+    register(
+        "conv2d", name, backends=ARRAY_API_BACKENDS, checks=_checks(name, m, r),
+        workspace_bytes=functools.partial(workspace_bytes, alpha=alpha),
+        prepare=lambda p, x, w, bias: filter_transform(p, w, alpha),
+        tolerance_floor_eps=TOLERANCE_FLOOR_EPS[alpha], error_spreads=True,
+        summary=f"Winograd F({m}x{m},{r}x{r}): {alpha}x{alpha} input tiles, "
+        f"{(m * r) ** 2 / alpha**2:.2f}x fewer multiplies",
+    )(functools.partial(winograd, alpha=alpha))
+
+
+# Error grows with the tile (Lavin & Gray; Barabasz et al.), and a tile's rounding reaches every
+# output of the tile, so it is measured against the output's largest magnitude (error_spreads).
+# The floor per alpha, in units of eps, is six times or more the largest error beyond sqrt(L)
+# measured over the test grid, the quick suite and ResNet-like layers (at most 0, 14 and 65 eps
+# for alpha = 4, 6, 8; worst on depthwise and few-channel layers).
+TOLERANCE_FLOOR_EPS: dict[int, float] = {4: 32.0, 6: 128.0, 8: 384.0}
+
+for _name, (_m, _r) in FAMILY.items():
+    _register(_name, _m, _r)

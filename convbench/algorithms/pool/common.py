@@ -1,0 +1,29 @@
+"""What the pooling algorithms share: torch's average-pooling divisor, and the first-maximum rule.
+
+torch's avg_pool2d divides each window's sum by the window clipped to the padded input (in ceil
+mode the last window may reach past the padding, and that overhang never counts), or, with
+count_include_pad=False, by the window clipped to the input itself.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from convbench.problems import PoolProblem
+
+
+def _divisor_axis(size: int, out: int, window: int, stride: int, padding: int,
+                  include_pad: bool) -> np.ndarray:
+    start = np.arange(out) * stride - padding  # (O,) window starts, in input coordinates
+    end = np.minimum(start + window, size + padding)
+    if include_pad:
+        return end - start
+    return np.minimum(end, size) - np.maximum(start, 0)
+
+
+def divisor(p: PoolProblem) -> np.ndarray:
+    """(OH, OW): what torch divides each output's window sum by. Separable: rows times columns."""
+    sh, sw = p.stride  # type: ignore[misc]
+    rows = _divisor_axis(p.h, p.out_h, p.r, sh, p.padding[0], p.count_include_pad)
+    cols = _divisor_axis(p.w, p.out_w, p.s, sw, p.padding[1], p.count_include_pad)
+    return np.outer(rows, cols).astype(p.dtype)

@@ -1,0 +1,76 @@
+"""The one windowing helper that convolution and pooling share, forward and backward: pad, then
+view the windows (a gather); `tap` gives one kernel tap's pixels as a writable view (a scatter)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from convbench.problems import ConvProblem, PoolProblem
+from convbench.backends.xp import Array, array_strides, device, namespace, strided
+
+
+def pad(x: Array, padding: tuple[int, int], value: float = 0.0) -> Array:
+    """Zero- (or `value`-) pad the two spatial axes of an NCHW array; no copy when padding is 0.
+    Any array-API library (numpy, cupy, torch)."""
+    ph, pw = padding
+    if ph == pw == 0:
+        return x
+    xp = namespace(x)
+    n, c, h, w = x.shape
+    out = xp.full((n, c, h + 2 * ph, w + 2 * pw), value, dtype=x.dtype, device=device(x))
+    out[:, :, ph : ph + h, pw : pw + w] = x
+    return out
+
+
+def windows(x_padded: Array, p: ConvProblem | PoolProblem) -> Array:
+    """An (N, C, R, S, OH, OW) view: element [n, c, r, s, i, j] is the input pixel that kernel
+    tap (r, s) of output (i, j) reads. No copy where the library has strides (numpy, cupy,
+    torch); dilation and stride are strides."""
+    n, c, _, _ = x_padded.shape
+    sn, sc, sh, sw = array_strides(x_padded)
+    (dh, dw), (th, tw) = p.dilation, p.stride  # type: ignore[misc]
+    return strided(x_padded, (n, c, p.r, p.s, p.out_h, p.out_w),
+                   (sn, sc, dh * sh, dw * sw, th * sh, tw * sw))
+
+
+def padded_size(p: ConvProblem | PoolProblem) -> tuple[int, int]:
+    """Height and width that hold every window: the padded input, and in pooling's ceil mode as
+    far as the last window reaches past the right padding."""
+    stride: tuple[int, int] = p.stride  # type: ignore[assignment]
+    sizes = []
+    for i, (size, out) in enumerate(((p.h, p.out_h), (p.w, p.out_w))):
+        extent = p.dilation[i] * ((p.r, p.s)[i] - 1) + 1
+        sizes.append(max(size + 2 * p.padding[i], (out - 1) * stride[i] + extent))
+    return sizes[0], sizes[1]
+
+
+def pad_for_windows(x: np.ndarray, p: ConvProblem | PoolProblem, value: float = 0.0) -> np.ndarray:
+    """`pad`, with the bottom and right extended where a window reaches past the padding."""
+    (ph, pw), (hp, wp) = p.padding, padded_size(p)
+    bottom, right = hp - p.h - ph, wp - p.w - pw
+    if (bottom, right) == (ph, pw):
+        return pad(x, p.padding, value)
+    return np.pad(x, ((0, 0), (0, 0), (ph, bottom), (pw, right)), constant_values=value)
+
+
+def tap(x_padded: np.ndarray, p: ConvProblem | PoolProblem, r: int, s: int) -> np.ndarray:
+    """A writable (N, C, OH, OW) view: the pixels kernel tap (r, s) reads, one per output. The
+    same elements as windows(x_padded, p)[:, :, r, s], by plain slicing, so a backward pass can
+    scatter-add into it (one tap's pixels never overlap each other)."""
+    (dh, dw), (sh, sw) = p.dilation, p.stride  # type: ignore[misc]
+    rows = slice(r * dh, r * dh + (p.out_h - 1) * sh + 1, sh)
+    cols = slice(s * dw, s * dw + (p.out_w - 1) * sw + 1, sw)
+    return x_padded[:, :, rows, cols]
+
+
+def crop(x_padded: np.ndarray, p: ConvProblem | PoolProblem) -> np.ndarray:
+    """The input-sized (N, C, H, W) part of a padded array (undoes `pad_for_windows`)."""
+    ph, pw = p.padding
+    return x_padded[:, :, ph : ph + p.h, pw : pw + p.w]
+
+
+def add_bias(y: Array, bias: Array | None) -> Array:
+    """y (N, K, OH, OW) += bias (K,), in place."""
+    if bias is not None:
+        y += namespace(y).reshape(bias, (1, -1, 1, 1))
+    return y

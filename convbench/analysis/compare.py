@@ -1,0 +1,351 @@
+"""Two runs side by side: which results regressed, improved, stayed, appeared, vanished or broke.
+
+Rows are matched by (suite, case, algorithm, backend, direction). A timed pair is a regression
+only when both hold:
+
+- the ratio new/base of a statistic of the samples (the median; on a noisy machine the
+  minimum, "min", or the 10th percentile, "q10") exceeds 1 + threshold, and
+- the raw samples differ significantly: two-sided Mann-Whitney U, p < alpha (as asv does).
+
+The bootstrap confidence interval of that ratio is reported beside it.
+
+With ``normalize="reference"``, times are taken relative to the suite's reference algorithm
+measured in the same run: NEW's samples are divided by the machine factor, the geometric mean
+over the suite's cases of the reference's new/base ratio. A machine uniformly slower today then
+raises no alarm. The factor is taken over the whole suite, not case by case, because the
+reference's own scatter from one process to the next on a single small case (about 10% for
+torch at tens of microseconds) would otherwise pass to every algorithm of that case.
+
+With ``normalize="case"``, NEW's samples are divided by the case's factor instead: the median,
+over the algorithms of the case timed in both runs (at least CASE_MIN_ALGORITHMS of them), of
+their new/base ratios. On a shared machine the other tenants' load comes and goes in episodes;
+in an interleaved run an episode slows every algorithm of the cases it overlaps alike, by 40%
+and more, and a suite-wide factor cannot follow it. A change to one or two algorithms of five
+or more does not move the median; a change that slows half the algorithms of a case or more
+alike (a shared helper) is what this normalization cannot see. Selectors (`auto`) are left out
+of the median: they time the algorithm they pick a second time.
+
+Why min or q10 on a noisy machine: other processes only ever add time, so they fatten the upper
+part of a run's samples, and the median with it, by a different amount in every run; the
+fastest samples are the code's own speed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.stats import mannwhitneyu
+
+from convbench.measure.environment import machine_fingerprint
+from convbench.run.rundir import META_FILE, RESULTS_FILE, read_results
+from convbench.run.samples import DEFAULT_DIRECTION, read_samples
+
+KEY = ("suite", "case", "algo", "backend", "direction")
+FAILING = ("wrong", "error")
+STATISTICS = {"median": 0.5, "q10": 0.10, "min": 0.0}  # the quantile each one is
+CHANGES = ("regressed", "now failing", "improved", "new", "missing", "not compared", "unchanged")
+EXIT_CHANGES = ("regressed", "now failing")
+
+
+@dataclass(frozen=True)
+class CompareOptions:
+    threshold: float = 0.10  # relative change of the statistic that matters
+    alpha: float = 0.002  # significance level of the Mann-Whitney U test
+    normalize: str | None = None  # None, "reference" or "case"
+    statistic: str = "median"  # a key of STATISTICS
+    confidence: float = 0.95
+    resamples: int = 2000
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class RunData:
+    """One side of a comparison: rows, raw samples and meta.json, for one or several suites."""
+
+    path: Path
+    frame: pd.DataFrame  # results rows with a direction column
+    samples: dict[tuple[str, ...], np.ndarray]  # by KEY
+    meta: dict[str, dict[str, Any]]  # by suite
+
+    def reference(self, suite: str) -> str:
+        return (self.meta.get(suite, {}).get("suite") or {}).get("reference") or "torch"
+
+
+def run_directories(path: Path) -> list[Path]:
+    """`path` itself if it holds results.csv, else its subdirectories that do."""
+    if not path.is_dir():
+        raise ValueError(f"{path}: not a directory")
+    if (path / RESULTS_FILE).is_file():
+        return [path]
+    found = sorted(p.parent for p in path.glob(f"*/{RESULTS_FILE}"))
+    if not found:
+        raise ValueError(f"{path}: no {RESULTS_FILE} in it or in its subdirectories")
+    return found
+
+
+def _read_dir(directory: Path) -> tuple[pd.DataFrame, dict, dict[str, Any]]:
+    try:
+        frame = read_results(directory)
+        meta_path = directory / META_FILE
+        meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    except (OSError, ValueError, KeyError, pd.errors.ParserError) as error:
+        raise ValueError(f"{directory}: unreadable results: {error}") from None
+    if "direction" not in frame.columns:
+        frame = frame.assign(direction=DEFAULT_DIRECTION)
+    frame["direction"] = frame["direction"].fillna(DEFAULT_DIRECTION).replace("", DEFAULT_DIRECTION)
+    suite = str(frame["suite"].iloc[0]) if len(frame) else directory.name
+    samples = {(suite, *k): v for k, v in read_samples(directory).items()}
+    return frame, samples, {suite: meta}
+
+
+def load_run(path: Path | str) -> RunData:
+    """A run directory (holding results.csv) or a directory of them (OUT of `convbench run`)."""
+    frames, samples, meta = [], {}, {}
+    for directory in run_directories(Path(path)):
+        frame, found, suite_meta = _read_dir(directory)
+        frames.append(frame)
+        samples |= found
+        meta |= suite_meta
+    frame = pd.concat(frames, ignore_index=True).drop_duplicates(list(KEY), keep="last")
+    return RunData(Path(path), frame, samples, meta)
+
+
+def bootstrap_ratio_ci(base: np.ndarray, new: np.ndarray, confidence: float = 0.95,
+                       resamples: int = 2000, seed: int = 0, quantile: float = 0.5
+                       ) -> tuple[float, float]:
+    """Percentile bootstrap interval of q(new) / q(base) for the `quantile` q (the median by
+    default), resampling both sides."""
+    rng = np.random.default_rng(seed)
+    base_q = np.quantile(rng.choice(base, (resamples, len(base))), quantile, axis=1)
+    new_q = np.quantile(rng.choice(new, (resamples, len(new))), quantile, axis=1)
+    tail = (1 - confidence) / 2
+    low, high = np.quantile(new_q / base_q, [tail, 1 - tail])
+    return float(low), float(high)
+
+
+def mann_whitney_p(base: np.ndarray, new: np.ndarray) -> float:
+    """Two-sided Mann-Whitney U p-value; 1.0 where it is undefined (too few or all equal)."""
+    if min(len(base), len(new)) < 2 or np.ptp(np.concatenate([base, new])) == 0:
+        return 1.0
+    return float(mannwhitneyu(base, new, alternative="two-sided").pvalue)
+
+
+def smallest_p(n_base: int, n_new: int) -> float:
+    """The smallest two-sided p-value Mann-Whitney U can give for these sample counts."""
+    return 2.0 / math.comb(n_base + n_new, n_base) if n_base and n_new else 1.0
+
+
+def machine_factors(base: RunData, new: RunData, quantile: float
+                    ) -> dict[tuple[str, str, str], float]:
+    """How much slower the machine was in NEW than in BASE, per (suite, backend, direction):
+    the geometric mean, over the cases where the suite's reference algorithm is ok in both runs,
+    of the ratio new/base of the reference's statistic."""
+    logs: dict[tuple[str, str, str], list[float]] = {}
+    for key in _timed_in_both(base, new):
+        if key[2] == base.reference(key[0]):
+            logs.setdefault(_suite_group(key), []).append(
+                math.log(_ratio(base, new, key, quantile)))
+    return {group: math.exp(sum(v) / len(v)) for group, v in logs.items()}
+
+
+CASE_MIN_ALGORITHMS = 5
+
+
+def case_factors(base: RunData, new: RunData, quantile: float
+                 ) -> dict[tuple[str, str, str, str], float]:
+    """How much slower the machine was in NEW than in BASE while each case ran, per (suite,
+    case, backend, direction): the median over the case's algorithms timed in both runs of
+    their ratio new/base, where at least CASE_MIN_ALGORITHMS were. Selectors (`auto`: rows
+    that ran another algorithm) are left out, as they time the same function twice."""
+    selectors = _selectors(base) | _selectors(new)
+    ratios: dict[tuple[str, str, str, str], list[float]] = {}
+    for key in _timed_in_both(base, new) - selectors:
+        ratios.setdefault(_case_group(key), []).append(_ratio(base, new, key, quantile))
+    return {group: float(np.median(v)) for group, v in ratios.items()
+            if len(v) >= CASE_MIN_ALGORITHMS}
+
+
+def _suite_group(key: tuple[str, ...]) -> tuple[str, str, str]:
+    suite, _, _, backend, direction = key
+    return suite, backend, direction
+
+
+def _case_group(key: tuple[str, ...]) -> tuple[str, str, str, str]:
+    suite, case, _, backend, direction = key
+    return suite, case, backend, direction
+
+
+# Each --normalize: its factors, the group of a key that a factor belongs to, and the note of a
+# row whose group has none.
+NORMALIZATIONS: dict[str, tuple[Callable[..., dict], Callable[[tuple[str, ...]], tuple], str]] = {
+    "reference": (machine_factors, _suite_group,
+                  "reference not timed in both runs: not normalized"),
+    "case": (case_factors, _case_group,
+             f"fewer than {CASE_MIN_ALGORITHMS} algorithms timed in both runs: not normalized"),
+}
+
+
+def _ratio(base: RunData, new: RunData, key: tuple[str, ...], quantile: float) -> float:
+    """new/base of the statistic at `quantile` of one key's samples."""
+    return float(np.quantile(new.samples[key], quantile) / np.quantile(base.samples[key], quantile))
+
+
+def _selectors(run: RunData) -> set[tuple[str, ...]]:
+    """Rows whose ran_algo names another algorithm than their own."""
+    if "ran_algo" not in run.frame:
+        return set()
+    ran = run.frame["ran_algo"].fillna("").astype(str)
+    picked = (ran != "") & (ran != run.frame["algo"].astype(str))
+    return set(_keys(run.frame[picked]))
+
+
+def _timed_in_both(base: RunData, new: RunData) -> set[tuple[str, ...]]:
+    """Keys ok in both runs, with raw samples in both."""
+    ok = {k for k, status in zip(_keys(base.frame), base.frame["status"]) if status == "ok"} & \
+        {k for k, status in zip(_keys(new.frame), new.frame["status"]) if status == "ok"}
+    return {k for k in ok if k in base.samples and k in new.samples}
+
+
+def _keys(frame: pd.DataFrame) -> list[tuple[str, ...]]:
+    return list(frame[list(KEY)].itertuples(index=False, name=None))
+
+
+def _timed_samples(base: RunData, new: RunData, key: tuple[str, ...], factors: dict | None,
+                   normalize: str | None) -> tuple[np.ndarray | None, np.ndarray | None, bool, str]:
+    """(base samples, new samples divided by the machine or case factor, normalized?, note)."""
+    b, n = base.samples.get(key), new.samples.get(key)
+    if factors is None or normalize is None or b is None or n is None:
+        return b, n, False, ""
+    _, group_of, missing = NORMALIZATIONS[normalize]
+    group = group_of(key)
+    if group not in factors:
+        return b, n, False, missing
+    return b, n / factors[group], True, ""
+
+
+def _classify_timed(b: np.ndarray, n: np.ndarray, options: CompareOptions) -> dict[str, Any]:
+    quantile = STATISTICS[options.statistic]
+    ratio = float(np.quantile(n, quantile) / np.quantile(b, quantile))
+    low, high = bootstrap_ratio_ci(b, n, options.confidence, options.resamples, options.seed,
+                                   quantile)
+    p = mann_whitney_p(b, n)
+    significant = p < options.alpha
+    if significant and ratio > 1 + options.threshold:
+        change = "regressed"
+    elif significant and ratio < 1 / (1 + options.threshold):
+        change = "improved"
+    else:
+        change = "unchanged"
+    note = "" if smallest_p(len(b), len(n)) < options.alpha else \
+        f"too few samples ({len(b)}, {len(n)}) to reach p < {options.alpha:g}"
+    return {"change": change, "ratio": ratio, "ci_low": low, "ci_high": high, "p_value": p,
+            "note": note}
+
+
+def _classify_pair(base: RunData, new: RunData, key: tuple[str, ...], b_row: pd.Series,
+                   n_row: pd.Series, options: CompareOptions, factors: dict | None
+                   ) -> dict[str, Any]:
+    b_status, n_status = b_row["status"], n_row["status"]
+    if n_status in FAILING and b_status not in FAILING:
+        return {"change": "now failing", "note": f"{n_status}: {n_row['reason']}"}
+    if b_status != "ok" or n_status != "ok":
+        same = b_status == n_status
+        return {"change": "unchanged" if same else "not compared",
+                "note": f"{n_status} in both runs" if same else f"{b_status} -> {n_status}"}
+    b, n, normalized, note = _timed_samples(base, new, key, factors, options.normalize)
+    if b is None or n is None:
+        return {"change": "unchanged", "ratio": n_row["time_median_s"] / b_row["time_median_s"],
+                "note": "no raw samples: significance not tested"}
+    found = _classify_timed(b, n, options)
+    found["note"] = "; ".join(x for x in (note, found["note"]) if x)
+    return found | {"normalized": normalized}
+
+
+def compare(base: RunData, new: RunData, options: CompareOptions = CompareOptions()
+            ) -> pd.DataFrame:
+    """One row per key of either run: its change, the ratio, its CI and p-value, and a note.
+    With normalization, ``.attrs["machine_factors"]`` holds the factor of each (suite, backend,
+    direction), or with normalize="case" of each (suite, case, backend, direction)."""
+    b_rows, n_rows = base.frame.set_index(list(KEY)), new.frame.set_index(list(KEY))
+    common = b_rows.index.intersection(n_rows.index)
+    if len(common) == 0:
+        raise ValueError(f"{base.path} and {new.path} have no (suite, case, algorithm, backend, "
+                         "direction) in common")
+    factors = NORMALIZATIONS[options.normalize][0](base, new, STATISTICS[options.statistic]) \
+        if options.normalize else None
+    out = []
+    for key in b_rows.index.union(n_rows.index, sort=False):
+        b_row = b_rows.loc[key] if key in b_rows.index else None
+        n_row = n_rows.loc[key] if key in n_rows.index else None
+        if b_row is None:
+            found = {"change": "new", "note": str(n_row["status"])}
+        elif n_row is None:
+            found = {"change": "missing", "note": f"was {b_row['status']}"}
+        else:
+            found = _classify_pair(base, new, key, b_row, n_row, options, factors)
+        out.append(dict(zip(KEY, key)) | _statuses(b_row, n_row) | found)
+    table = _ordered(pd.DataFrame(out))
+    table.attrs["machine_factors"] = factors or {}
+    table.attrs["normalize"] = options.normalize
+    return table
+
+
+def _statuses(b_row: pd.Series | None, n_row: pd.Series | None) -> dict[str, Any]:
+    def get(row: pd.Series | None, column: str) -> Any:
+        return None if row is None else row[column]
+
+    return {"base_status": get(b_row, "status"), "new_status": get(n_row, "status"),
+            "base_median_s": get(b_row, "time_median_s"),
+            "new_median_s": get(n_row, "time_median_s")}
+
+
+def _ordered(frame: pd.DataFrame) -> pd.DataFrame:
+    for column in ("ratio", "ci_low", "ci_high", "p_value"):
+        if column not in frame:
+            frame[column] = math.nan
+    frame["normalized"] = frame.get("normalized", pd.Series(False, index=frame.index)) \
+        .eq(True)
+    rank = frame["change"].map(CHANGES.index)
+    return frame.assign(_rank=rank).sort_values("_rank", kind="stable").drop(columns="_rank") \
+        .reset_index(drop=True)
+
+
+def gate_failed(comparison: pd.DataFrame) -> bool:
+    """Whether a comparison holds a regression or a newly failing result (exit 1)."""
+    return bool(comparison["change"].isin(EXIT_CHANGES).any())
+
+
+def confirmed(first: pd.DataFrame, second: pd.DataFrame) -> pd.DataFrame:
+    """The rows of `second` that regressed or newly failed in both comparisons. A real regression
+    shows in the same rows twice; a noisy machine's false alarms seldom do (README, "Catching
+    regressions")."""
+    def keys(table: pd.DataFrame) -> list[tuple[str, ...]]:  # as text, as compare.csv holds them
+        return list(table[list(KEY)].fillna("").astype(str).itertuples(index=False, name=None))
+
+    def failing(table: pd.DataFrame) -> set[tuple[str, ...]]:
+        return set(keys(table[table["change"].isin(EXIT_CHANGES)]))
+
+    both = failing(first) & failing(second)
+    return second[[key in both for key in keys(second)]]
+
+
+def warnings_for(base: RunData, new: RunData) -> list[str]:
+    """What a reader should know before trusting the comparison."""
+    found = []
+    for label, run in (("base", base), ("new", new)):
+        for suite, meta in run.meta.items():
+            warning = (meta.get("noise") or {}).get("warning")
+            if warning:
+                found.append(f"{label} run of {suite}: {warning}")
+    for suite in set(base.meta) & set(new.meta):
+        if machine_fingerprint(base.meta[suite]) != machine_fingerprint(new.meta[suite]):
+            found.append(f"{suite}: the two runs come from different machines or BLAS "
+                         "set-ups; absolute times do not carry over (--normalize reference helps)")
+    return found

@@ -1,0 +1,49 @@
+"""Progress while a suite runs: a bar on a terminal, one line per result elsewhere (CI logs)."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from convbench.analysis.speedups import format_time
+
+
+def describe_row(row: dict[str, Any]) -> str:
+    status = row["status"]
+    if status == "ok":
+        detail = format_time(row["time_median_s"])
+    else:
+        detail = row.get("reason", "")
+    return f"{row['case']} {row['algo']} [{row['backend']}]: {status} {detail}"
+
+
+class RowReporter:
+    def __init__(self, console: Console, title: str, enabled: bool = True) -> None:
+        self.console, self.title, self.enabled = console, title, enabled
+        self.bar: Progress | None = None
+        self.task: Any = None
+
+    def __enter__(self) -> RowReporter:
+        if self.enabled and self.console.is_terminal:
+            self.bar = Progress(TextColumn("{task.description}"), BarColumn(),
+                                MofNCompleteColumn(), TimeElapsedColumn(),
+                                console=self.console, transient=True)
+            self.bar.start()
+            self.task = self.bar.add_task(self.title, total=None)
+        return self
+
+    def on_row(self, row: dict[str, Any], index: int, total: int) -> None:
+        if self.bar is not None:
+            self.bar.update(self.task, completed=index, total=total,
+                            description=escape(f"{self.title}: {row['case']}"))
+        elif self.enabled:
+            self.console.print(f"[{index}/{total}] {escape(describe_row(row))}")
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        if self.bar is not None:
+            self.bar.stop()

@@ -1,0 +1,1 @@
+"""Suites as data: one TOML file a suite, read by convbench.run.suite."""

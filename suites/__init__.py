@@ -1,1 +1,0 @@
-"""Suites as data: one TOML file a suite, read by convbench.suite."""
