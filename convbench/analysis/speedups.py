@@ -7,16 +7,11 @@ import math
 
 import pandas as pd
 
+from convbench.units import format_time  # noqa: F401  (its callers' old import path)
+
 from convbench.backends import GPU_BACKENDS
 
 GPU_REFERENCE_BACKEND = "torch-cuda"
-
-
-def format_time(seconds: float) -> str:
-    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
-        if seconds >= scale:
-            return f"{seconds / scale:.3g} {unit}"
-    return f"{seconds * 1e9:.3g} ns"
 
 
 def speedups(frame: pd.DataFrame, reference: str) -> pd.DataFrame:

@@ -19,11 +19,12 @@ from convbench.problems.base import (
 from convbench.problems.conv import ConvProblem
 from convbench.problems.descriptor import format_descriptor, parse
 from convbench.problems.family import Problem
+from convbench.problems.ops import OPS, Op, op_named
 from convbench.problems.pool import PoolProblem
 from convbench.problems.transpose import ConvTransposeProblem, transpose_out_size
 
 __all__ = [
-    "DIRECTIONS", "DTYPES", "ConvProblem", "ConvTransposeProblem", "PaddingArg", "Pair",
+    "DIRECTIONS", "DTYPES", "OPS", "ConvProblem", "ConvTransposeProblem", "Op", "PaddingArg", "Pair",
     "PoolProblem", "Problem", "as_pair", "conv_out_size", "dilated_extent", "format_descriptor",
-    "parse", "pool_out_size", "positive_int", "transpose_out_size",
+    "op_named", "parse", "pool_out_size", "positive_int", "transpose_out_size",
 ]

@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import math
 import operator
-from typing import Literal
+from dataclasses import replace
+from typing import Any, Literal
 
 from convbench.problems.grammar import format_descriptor
+from convbench.units import format_bytes
 
 DTYPES: dict[str, int] = {"float32": 4, "float64": 8}
 DIRECTIONS: tuple[str, ...] = ("fwd", "bwd_data", "bwd_weight")
@@ -103,6 +105,30 @@ def normalised_padding(value: PaddingArg, r: int, s: int, stride: Pair, dilation
     return as_pair("padding", value, 0)
 
 
+def out_size_line(size: int, k: int, s: int, p: int, d: int, out: int,
+                   ceil_mode: bool = False) -> str:
+    if not ceil_mode:
+        return f"floor(({size} + 2*{p} - {d}*({k}-1) - 1) / {s}) + 1 = {out}"
+    line = f"ceil(({size} + 2*{p} - {d}*({k}-1) - 1) / {s}) + 1"
+    ceiled = -(-(size + 2 * p - d * (k - 1) - 1) // s) + 1
+    if ceiled != out:  # torch drops a last window that would start in the right padding
+        return f"{line} - 1 = {out} (the last window would start in the padding)"
+    return f"{line} = {out}"
+
+
+def transpose_size_line(size: int, k: int, s: int, p: int, d: int, op: int, out: int) -> str:
+    return f"({size}-1)*{s} - 2*{p} + {d}*({k}-1) + {op} + 1 = {out}"
+
+
+def direction_flops(p: Any) -> list[tuple[str, str]]:
+    """The FLOPs of each direction an op has (a convolution: the same MACs in each); none for an
+    op with one direction."""
+    if len(p.directions) == 1:
+        return []
+    flops = ", ".join(f"{d} {replace(p, direction=d).flops:,}" for d in p.directions)
+    return [("FLOPs by direction", flops)]
+
+
 class Described:
     """str(problem) is its canonical descriptor (convbench.problems.grammar)."""
 
@@ -140,3 +166,16 @@ class WeightedCounts(Described):
     def intensity(self) -> float:
         """Arithmetic intensity, FLOPs per byte moved."""
         return self.flops / self.bytes_moved
+
+    def facts(self) -> list[tuple[str, str]]:
+        """The counts `convbench describe` shows, with the arithmetic named."""
+        return [
+            ("parameters (C/g*R*S + bias) * K", f"{self.params:,}"),
+            ("MACs", f"{self.macs:,}"),
+            ("FLOPs (2 per MAC + bias adds)", f"{self.flops:,}"),
+            *direction_flops(self),
+            ("bytes moved (input + weights + output)",
+             f"{self.bytes_moved:,} ({format_bytes(self.bytes_moved, 4)})"),
+            ("arithmetic intensity", f"{self.intensity:.2f} FLOP/byte"),
+            ("im2col workspace (C*R*S x N*OH*OW)", format_bytes(self.im2col_bytes, 4)),
+        ]

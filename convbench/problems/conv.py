@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from convbench.problems.base import DTYPES, Pair, WeightedCounts, check_direction, normalised_padding, positive_int, as_pair, conv_out_size, dilated_extent
+from convbench.problems.base import DIRECTIONS, DTYPES, out_size_line, Pair, WeightedCounts, check_direction, normalised_padding, positive_int, as_pair, conv_out_size, dilated_extent
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,8 @@ class ConvProblem(WeightedCounts):
     The shapes are the forward's in every direction; `direction` says which pass is computed."""
 
     family: ClassVar[str] = "conv"
+    directions: ClassVar[tuple[str, ...]] = DIRECTIONS
+    weight_layout: ClassVar[str] = "(K, C/g, R, S)"
 
     n: int
     c: int
@@ -94,6 +96,12 @@ class ConvProblem(WeightedCounts):
     @property
     def output_shape(self) -> tuple[int, int, int, int]:
         return (self.n, self.k, self.out_h, self.out_w)
+
+    def size_lines(self) -> list[tuple[str, str]]:
+        """Each output size with its formula's numbers."""
+        return [(f"output {axis}", out_size_line(size, k, s, p, d, out)) for axis, size, k, s, p, d, out
+                in zip(("height", "width"), (self.h, self.w), (self.r, self.s), self.stride,
+                       self.padding, self.dilation, (self.out_h, self.out_w))]
 
     @property
     def kernel_extent(self) -> Pair:

@@ -6,7 +6,9 @@ import math
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
-from convbench.problems.base import DTYPES, Described, Pair, check_direction, positive_int, as_pair, dilated_extent, pool_out_size
+from convbench.units import format_bytes
+
+from convbench.problems.base import direction_flops, out_size_line, DTYPES, Described, Pair, check_direction, positive_int, as_pair, dilated_extent, pool_out_size
 
 
 @dataclass(frozen=True)
@@ -15,6 +17,8 @@ class PoolProblem(Described):
     Directions: fwd, and bwd_data (the input's gradient; pooling has no weights)."""
 
     family: ClassVar[str] = "pool"
+    directions: ClassVar[tuple[str, ...]] = ("fwd", "bwd_data")
+    weight_layout: ClassVar[None] = None
 
     kind: Literal["max", "avg"]
     n: int
@@ -65,6 +69,28 @@ class PoolProblem(Described):
         """max_pool2d or avg_pool2d, with _backward in the bwd_data direction."""
         suffix = "_backward" if self.direction == "bwd_data" else ""
         return f"{self.kind}_pool2d{suffix}"
+
+    def size_lines(self) -> list[tuple[str, str]]:
+        """Each output size with its formula's numbers (ceil mode's too)."""
+        return [(f"output {axis}", out_size_line(size, k, s, p, d, out, self.ceil_mode))
+                for axis, size, k, s, p, d, out
+                in zip(("height", "width"), (self.h, self.w), (self.r, self.s), self.stride,
+                       self.padding, self.dilation, (self.out_h, self.out_w))]
+
+    def facts(self) -> list[tuple[str, str]]:
+        """The counts `convbench describe` shows."""
+        return [
+            ("FLOPs (compares or adds)", f"{self.flops:,}"),
+            *direction_flops(self),
+            ("bytes moved (input + output)",
+             f"{self.bytes_moved:,} ({format_bytes(self.bytes_moved, 4)})"),
+            ("arithmetic intensity", f"{self.intensity:.3f} FLOP/byte"),
+        ]
+
+    @property
+    def kernel_extent(self) -> Pair:
+        """The window's dilated extent per axis (its receptive field), as a kernel's."""
+        return self.window_extent
 
     @property
     def window_extent(self) -> Pair:

@@ -17,9 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from convbench.problems.base import Pair
-from convbench.problems.conv import ConvProblem
 from convbench.problems.family import Problem
-from convbench.problems.pool import PoolProblem
 
 
 @dataclass(frozen=True)
@@ -36,10 +34,8 @@ class LayerField:
 def layer_geometry(p: Problem) -> tuple[Pair, Pair]:
     """(extent, stride) of a layer; a transposed convolution has a fractional stride and no
     place in the recurrence."""
-    if isinstance(p, ConvProblem):
-        return p.kernel_extent, p.stride
-    if isinstance(p, PoolProblem):
-        return p.window_extent, p.stride  # type: ignore[return-value]
+    if p.family != "deconv":
+        return p.kernel_extent, p.stride  # type: ignore[return-value]
     raise ValueError(f"{p} upsamples (stride 1/s): the receptive-field recurrence needs "
                      "convolution and pooling layers")
 

@@ -20,6 +20,7 @@ from convbench.problems.base import (
     positive_int,
     as_pair,
     dilated_extent,
+    transpose_size_line,
 )
 
 
@@ -36,6 +37,8 @@ class ConvTransposeProblem(WeightedCounts):
     bwd_data pass of `adjoint`, the conv2d from (N, K, OH, OW) to (N, C, H, W)."""
 
     family: ClassVar[str] = "deconv"
+    directions: ClassVar[tuple[str, ...]] = ("fwd",)
+    weight_layout: ClassVar[str] = "(C, K/g, R, S)"
 
     op: ClassVar[str] = "conv_transpose2d"
     direction: ClassVar[str] = "fwd"
@@ -102,6 +105,13 @@ class ConvTransposeProblem(WeightedCounts):
     @property
     def kernel_extent(self) -> Pair:
         return (dilated_extent(self.r, self.dilation[0]), dilated_extent(self.s, self.dilation[1]))
+
+    def size_lines(self) -> list[tuple[str, str]]:
+        """Each output size with its formula's numbers."""
+        return [(f"output {axis}", transpose_size_line(size, k, s, p, d, op, out))
+                for axis, size, k, s, p, d, op, out
+                in zip(("height", "width"), (self.h, self.w), (self.r, self.s), self.stride,
+                       self.padding, self.dilation, self.output_padding, (self.out_h, self.out_w))]
 
     @property
     def adjoint(self) -> ConvProblem:

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from convbench.analysis.speedups import format_time
+from convbench.units import format_time
 
 
 def describe_row(row: dict[str, Any]) -> str:
