@@ -14,6 +14,7 @@ global_avg_pool2d), max_pool2d_backward, avg_pool2d_backward.
 Importing convbench never imports torch or cupy.
 """
 
+import importlib.metadata as _metadata
 import os as _os
 
 # Idle worker threads, before numpy and torch load their thread pools. After each call OpenBLAS's
@@ -50,7 +51,7 @@ from convbench.problems import (
 )
 from convbench.algorithms.registry import Unsupported, algorithms, register
 
-__version__ = "0.1.0"
+__version__ = _metadata.version("convbench")
 
 __all__ = [
     "ConvProblem",

@@ -15,6 +15,8 @@ from types import ModuleType
 from rich.console import Console
 from rich.markup import escape
 
+from convbench import __version__
+
 EXIT_OK, EXIT_WRONG, EXIT_USAGE = 0, 1, 2
 COMMANDS: tuple[str, ...] = ("list", "describe", "run", "machine", "tune", "compare", "history",
                               "report")
@@ -27,6 +29,7 @@ def _command(name: str) -> ModuleType:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="convbench", description="Compare convolution algorithms against a float64 oracle.")
+    parser.add_argument("--version", action="version", version=f"convbench {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
         _command(name).add_parser(commands)

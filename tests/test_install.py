@@ -1,5 +1,5 @@
-"""The distribution installs as `convbench` only, algorithms and suites inside it, in a regular
-(wheel) install as in the editable one."""
+"""The distribution installs as `convbench` (and its pytest plugin module), algorithms and
+suites inside it, in a regular (wheel) install as in the editable one."""
 
 from __future__ import annotations
 
@@ -23,10 +23,10 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.slow
-def test_wheel_claims_no_top_level_name_but_convbench(wheel: Path) -> None:
+def test_wheel_claims_only_convbench_and_its_pytest_plugin(wheel: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     top_level = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
-    assert top_level == {"convbench"}
+    assert top_level == {"convbench", "pytest_convbench.py"}
     for expected in ("convbench/algorithms/conv/im2col.py", "convbench/algorithms/pool/windowed.py", "convbench/suites/quick.toml",
                      "convbench/suites/resnet50.toml", "convbench/py.typed"):
         assert expected in names

@@ -4,6 +4,7 @@ same test, and pytest-benchmark's own options (--benchmark-only, --benchmark-aut
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -26,15 +27,18 @@ FAST = ["-p", "no:cacheprovider", "--benchmark-max-time=0.002", "--benchmark-min
         "--benchmark-warmup=off", "--convbench-threads=1"]
 
 
-def test_importing_the_plugin_imports_nothing_heavy() -> None:
-    # every pytest session loads the plugin: it must not import torch (nor the database and
-    # plotting libraries); `import convbench` itself is light and imports no torch either
-    code = ("import sys, convbench.pytest_plugin; "
-            "print(sorted(m for m in ('torch', 'matplotlib', 'sqlalchemy') "
-            "if m in sys.modules))")
+def test_importing_the_plugin_imports_nothing_and_sets_nothing() -> None:
+    # every pytest session loads the plugin, in projects that never use convbench too: it must
+    # not import convbench, numpy or torch, nor set the idle-thread variables
+    code = ("import os, sys, pytest_convbench; "
+            "print(sorted(m for m in ('convbench', 'numpy', 'torch', 'matplotlib', 'sqlalchemy') "
+            "if m in sys.modules), os.environ.get('OPENBLAS_THREAD_TIMEOUT'), "
+            "os.environ.get('GOMP_SPINCOUNT'))")
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("OPENBLAS_THREAD_TIMEOUT", "GOMP_SPINCOUNT")}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=60, check=True)
-    assert done.stdout.strip() == "[]"
+                          timeout=60, check=True, env=env)
+    assert done.stdout.strip() == "[] None None"
 
 
 def test_the_plugin_is_registered_through_its_entry_point(pytester: pytest.Pytester) -> None:

@@ -54,16 +54,44 @@ def blas() -> list[dict[str, Any]]:
     return [{k: lib.get(k) for k in keep} for lib in threadpool_info()]
 
 
-def git_commit(path: Path | None = None) -> dict[str, Any]:
-    cwd = path or Path.cwd()
+def git_commit(path: Path) -> dict[str, Any]:
+    """HEAD of the git work tree at `path` and whether tracked files differ from it."""
     try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True,
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=path, capture_output=True,
                               text=True, timeout=10, check=True).stdout.strip()
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=cwd, capture_output=True, text=True, timeout=10).stdout
+                               cwd=path, capture_output=True, text=True, timeout=10).stdout
     except (OSError, subprocess.SubprocessError):
         return {"commit": None, "dirty": None}
     return {"commit": head, "dirty": bool(dirty.strip())}
+
+
+def convbench_source() -> dict[str, Any]:
+    """convbench's own version, and its commit when it runs from a git checkout of itself (an
+    editable install): the code under test, wherever the command runs from."""
+    root = Path(__file__).resolve().parents[2]  # convbench/measure/environment.py
+    source = {"version": importlib.metadata.version("convbench"), "commit": None, "dirty": None}
+    if (root / ".git").exists() and (root / "pyproject.toml").exists():
+        source |= git_commit(root)
+    return source
+
+
+# Variables CI services set to the commit they build, read when no --commit is given.
+COMMIT_VARIABLES: tuple[str, ...] = ("CONVBENCH_COMMIT", "GITHUB_SHA", "CI_COMMIT_SHA")
+
+
+def project_commit(given: str | None = None) -> dict[str, Any] | None:
+    """The commit of the user's project, only when asked: `--commit` (a ref resolved in the
+    current directory's repository, else kept as written) or a variable CI sets."""
+    ref = given or next((os.environ[v] for v in COMMIT_VARIABLES if os.environ.get(v)), None)
+    if not ref:
+        return None
+    try:
+        resolved = subprocess.run(["git", "rev-parse", "--verify", f"{ref}^{{commit}}"],
+                                  capture_output=True, text=True, timeout=10, check=True)
+        return {"commit": resolved.stdout.strip(), "ref": ref}
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": ref, "ref": ref}
 
 
 # glibc's mallopt parameters: large blocks from the heap rather than fresh mmaps, and freed
@@ -86,8 +114,9 @@ def keep_freed_memory() -> dict[str, Any]:
             "trim_threshold_bytes": 2 * KEEP_BYTES}
 
 
-def collect(threads: int) -> dict[str, Any]:
-    """Everything a reader needs to reproduce or discount a run. Call after threads are set."""
+def collect(threads: int, commit: str | None = None) -> dict[str, Any]:
+    """Everything a reader needs to reproduce or discount a run. Call after threads are set.
+    `git` is the user's project commit, present only when asked (`commit` or a CI variable)."""
     return {
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "host": platform.node(),
@@ -98,8 +127,8 @@ def collect(threads: int) -> dict[str, Any]:
         "blas": blas(),
         "env": {k: v for k, v in os.environ.items()
                 if k.startswith(("OPENBLAS_", "OMP_", "GOMP_", "KMP_", "MKL_", "GOTO"))},
-        "git": git_commit(),
-    }
+        "convbench": convbench_source(),
+    } | ({"git": project} if (project := project_commit(commit)) else {})
 
 
 def machine_fingerprint(meta: dict[str, Any]) -> str:

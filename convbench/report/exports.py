@@ -1,7 +1,9 @@
-"""The report's DataFrame as files: CSV (any tool) and Parquet (typed, via pyarrow)."""
+"""The report's DataFrame as files: CSV (any tool) and, where pyarrow is installed
+(convbench[parquet]), Parquet (typed)."""
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import pandas as pd
@@ -24,10 +26,18 @@ def export_frame(frame: pd.DataFrame) -> pd.DataFrame:
     return out.astype({c: "boolean" for c in BOOL_COLUMNS if c in out.columns})
 
 
+def parquet_available() -> bool:
+    """Whether pandas can write Parquet here (pyarrow, the `parquet` extra)."""
+    return importlib.util.find_spec("pyarrow") is not None
+
+
 def write_exports(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
+    """report.csv, and report.parquet where pyarrow is installed."""
     table = export_frame(frame)
     csv_path, parquet_path = out_dir / CSV_FILE, out_dir / PARQUET_FILE
     table.to_csv(csv_path, index=False)
+    if not parquet_available():
+        return [csv_path]
     table.to_parquet(parquet_path, index=False)
     return [csv_path, parquet_path]
 

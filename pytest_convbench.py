@@ -12,8 +12,10 @@ Every (case, algorithm, backend) of the suite becomes one test, with the id
 result fails the test. pytest-benchmark does the timing, so ``--benchmark-only``,
 ``--benchmark-autosave`` and ``--benchmark-compare-fail=median:10%`` apply as usual.
 
-Every pytest session loads this module, so it imports nothing heavy: torch and the algorithms
-are imported only by tests that use its fixtures. Those need pytest-benchmark (convbench[test]).
+Every pytest session of an environment where convbench is installed loads this module, so it
+lives outside the convbench package and imports nothing of it: numpy, torch, the algorithms and
+`import convbench`'s idle-thread settings come only with a test that uses its marker or
+fixtures. Those need pytest-benchmark (convbench[test]).
 """
 
 from __future__ import annotations
