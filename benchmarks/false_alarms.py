@@ -90,13 +90,16 @@ def spawn(out: Path, args: argparse.Namespace, fraction: float) -> None:
 
 def judge(base: Path, new: Path, algo: str, normalize: str | None, statistic: str
           ) -> dict[str, Any]:
-    from convbench.analysis.compare import CompareOptions, compare, gate_failed, load_run
+    import pandas as pd
+
+    from convbench.analysis.compare import CompareOptions, compare, gate_failed
+    from convbench.run.rundir import read_runs
 
     options = CompareOptions(normalize=normalize, statistic=statistic)
-    new_run = load_run(new)
-    comparison = compare(load_run(base), new_run, options)
+    new_runs = read_runs(new)
+    comparison = compare(read_runs(base), new_runs, options)
     # rows that ran the slowed algorithm: itself, and selectors (auto) that picked it
-    ran = new_run.frame.set_index(["case", "algo"])["ran_algo"]
+    ran = pd.concat([r.frame for r in new_runs]).set_index(["case", "algo"])["ran_algo"]
     target = [algo in (a, ran.get((c, a), "")) for c, a in zip(comparison["case"],
                                                                   comparison["algo"])]
     comparison = comparison.assign(target=target)

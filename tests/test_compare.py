@@ -12,18 +12,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from convbench.cli import EXIT_OK, EXIT_USAGE, EXIT_WRONG, main
 from convbench.analysis.compare import (
     CompareOptions,
     bootstrap_ratio_ci,
     compare,
     gate_failed,
-    load_run,
     mann_whitney_p,
     smallest_p,
 )
 from convbench.analysis.compare_report import summary
-from convbench.run.rundir import ResultsFile
+from convbench.cli import EXIT_OK, EXIT_USAGE, EXIT_WRONG, main
+from convbench.run.rundir import ResultsFile, read_runs
 
 MS = 1e-3
 
@@ -94,7 +93,7 @@ def runs(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def test_classification_table(runs: tuple[Path, Path]) -> None:
-    table = compare(load_run(runs[0]), load_run(runs[1]))
+    table = compare(read_runs(runs[0]), read_runs(runs[1]))
     assert dict(zip(table["algo"], table["change"])) == EXPECTED
     by_algo = table.set_index("algo")
     assert by_algo.loc["slower", "ratio"] == pytest.approx(1.3, rel=0.03)
@@ -110,7 +109,7 @@ def test_classification_table(runs: tuple[Path, Path]) -> None:
 
 
 def test_threshold_and_alpha_are_options(runs: tuple[Path, Path]) -> None:
-    base, new = load_run(runs[0]), load_run(runs[1])
+    base, new = read_runs(runs[0]), read_runs(runs[1])
     loose = compare(base, new, CompareOptions(threshold=0.5)).set_index("algo")["change"]
     assert loose["slower"] == "unchanged" and loose["faster"] == "unchanged"
     tight = compare(base, new, CompareOptions(threshold=0.03)).set_index("algo")["change"]
@@ -143,9 +142,9 @@ def four_cases(scale: dict[tuple[str, str], float] | None = None, machine: float
 
 
 def test_uniformly_slower_machine_is_no_regression_when_normalized(tmp_path: Path) -> None:
-    base = load_run(write_run(tmp_path / "b", four_cases()))
+    base = read_runs(write_run(tmp_path / "b", four_cases()))
     # the whole machine 50% slower, and direct 30% slower in c2 on top of it
-    new = load_run(write_run(tmp_path / "n", four_cases({("c2", "direct"): 1.3}, 1.5, seed=1)))
+    new = read_runs(write_run(tmp_path / "n", four_cases({("c2", "direct"): 1.3}, 1.5, seed=1)))
     raw = compare(base, new)
     assert set(raw["change"]) == {"regressed"}
     table = compare(base, new, CompareOptions(normalize="reference"))
@@ -161,16 +160,16 @@ def test_uniformly_slower_machine_is_no_regression_when_normalized(tmp_path: Pat
 
 
 def test_the_machine_factor_spans_the_suite(tmp_path: Path) -> None:
-    base = load_run(write_run(tmp_path / "b", four_cases()))
+    base = read_runs(write_run(tmp_path / "b", four_cases()))
     # torch alone 13% faster in c1 (its own scatter): taken case by case, every other algorithm
     # of c1 would look 15% slower; over the suite the factor is 0.97 and nothing moves
-    quirk = load_run(write_run(tmp_path / "q", four_cases({("c1", "torch"): 0.87}, seed=1)))
+    quirk = read_runs(write_run(tmp_path / "q", four_cases({("c1", "torch"): 0.87}, seed=1)))
     table = compare(base, quirk, CompareOptions(normalize="reference"))
     changes = dict(zip(zip(table["case"], table["algo"]), table["change"]))
     assert changes.pop(("c1", "torch")) == "improved"  # what did change: torch itself, in c1
     assert set(changes.values()) == {"unchanged"}
     # the reference itself is compared too: 30% slower in one case is caught
-    slow_ref = load_run(write_run(tmp_path / "s", four_cases({("c3", "torch"): 1.3}, seed=2)))
+    slow_ref = read_runs(write_run(tmp_path / "s", four_cases({("c3", "torch"): 1.3}, seed=2)))
     table = compare(base, slow_ref, CompareOptions(normalize="reference")).set_index(
         ["case", "algo"])
     assert table.loc[("c3", "torch"), "change"] == "regressed"
@@ -196,9 +195,9 @@ def test_case_normalization_follows_an_episode_that_slows_one_case(tmp_path: Pat
     """Another tenant's load while c2 ran slowed all of c2's algorithms (interleaved) by 45%;
     direct really is 30% slower in c3. By the suite-wide reference every row of c2 is a false
     alarm; by the case's median only c3's direct regresses."""
-    base = load_run(write_run(tmp_path / "b", five_algorithms()))
+    base = read_runs(write_run(tmp_path / "b", five_algorithms()))
     episode = {("c2", algo): 1.45 for algo, _ in CASE_ALGOS}
-    new = load_run(write_run(tmp_path / "n", five_algorithms(
+    new = read_runs(write_run(tmp_path / "n", five_algorithms(
         episode | {("c3", "direct"): 1.3}, seed=1)))
     by_reference = compare(base, new, CompareOptions(normalize="reference"))
     flagged = by_reference[by_reference["change"] == "regressed"]
@@ -219,8 +218,8 @@ def test_case_normalization_follows_an_episode_that_slows_one_case(tmp_path: Pat
 def test_case_normalization_needs_five_algorithms(tmp_path: Path) -> None:
     rows = four_cases()  # three algorithms a case
     slower = four_cases({("c1", "im2col"): 1.3}, seed=1)
-    table = compare(load_run(write_run(tmp_path / "b", rows)),
-                    load_run(write_run(tmp_path / "n", slower)), CompareOptions(normalize="case"))
+    table = compare(read_runs(write_run(tmp_path / "b", rows)),
+                    read_runs(write_run(tmp_path / "n", slower)), CompareOptions(normalize="case"))
     row = table.set_index(["case", "algo"]).loc[("c1", "im2col")]
     assert row["change"] == "regressed" and not row["normalized"]  # compared raw, and caught
     assert "fewer than 5 algorithms timed in both runs" in row["note"]
@@ -236,7 +235,7 @@ def test_auto_is_left_out_of_the_case_factor(tmp_path: Path) -> None:
         frame = pd.read_csv(run / "results.csv")
         frame["ran_algo"] = np.where(frame["algo"] == "auto", "im2col", frame["algo"])
         frame.to_csv(run / "results.csv", index=False)
-    table = compare(load_run(base), load_run(new), CompareOptions(normalize="case"))
+    table = compare(read_runs(base), read_runs(new), CompareOptions(normalize="case"))
     assert table.attrs["machine_factors"][("synthetic", "c1", "numpy", "fwd")] == \
         pytest.approx(1.0, abs=0.03)
     changes = table.set_index(["case", "algo"])["change"]
@@ -256,7 +255,7 @@ def test_q10_sees_through_other_processes_and_still_catches_a_slowdown(tmp_path:
     base = {("c1", "torch"): samples(MS, 40, seed=1), ("c1", "im2col"): samples(MS, 40, seed=2)}
     busy = {("c1", "torch"): contended(samples(MS, 40, seed=3), 0.1, seed=5),
             ("c1", "im2col"): contended(samples(MS, 40, seed=4), 0.6, seed=6)}
-    b, n = load_run(write_run(tmp_path / "b", base)), load_run(write_run(tmp_path / "n", busy))
+    b, n = read_runs(write_run(tmp_path / "b", base)), read_runs(write_run(tmp_path / "n", busy))
     by_median = compare(b, n, CompareOptions(normalize="reference")).set_index("algo")
     assert by_median.loc["im2col", "change"] == "regressed"  # a false alarm
     by_q10 = compare(b, n, CompareOptions(normalize="reference", statistic="q10"))
@@ -265,7 +264,7 @@ def test_q10_sees_through_other_processes_and_still_catches_a_slowdown(tmp_path:
     # a real 30% slowdown on the same busy machine is still caught
     slow = dict(busy)
     slow[("c1", "im2col")] = busy[("c1", "im2col")] * 1.3
-    caught = compare(b, load_run(write_run(tmp_path / "s", slow)),
+    caught = compare(b, read_runs(write_run(tmp_path / "s", slow)),
                      CompareOptions(normalize="reference", statistic="q10"))
     row = caught.set_index("algo").loc["im2col"]
     assert row["change"] == "regressed" and row["ratio"] == pytest.approx(1.3, rel=0.05)
@@ -283,7 +282,7 @@ def test_normalization_falls_back_without_the_reference(tmp_path: Path) -> None:
     base = write_run(tmp_path / "b", {("c1", "torch"): "error", ("c1", "im2col"): samples(MS)})
     new = write_run(tmp_path / "n", {("c1", "torch"): "error",
                                      ("c1", "im2col"): samples(MS, seed=3)})
-    table = compare(load_run(base), load_run(new), CompareOptions(normalize="reference"))
+    table = compare(read_runs(base), read_runs(new), CompareOptions(normalize="reference"))
     row = table.set_index("algo").loc["im2col"]
     assert row["change"] == "unchanged" and not row["normalized"]
     assert "reference not timed in both runs" in row["note"]
@@ -292,7 +291,7 @@ def test_normalization_falls_back_without_the_reference(tmp_path: Path) -> None:
 def test_rows_without_raw_samples_are_never_regressions(tmp_path: Path) -> None:
     base, new = write_run(tmp_path / "b", BASE), write_run(tmp_path / "n", NEW)
     (new / "samples.jsonl").unlink()  # results from before samples were kept
-    row = compare(load_run(base), load_run(new)).set_index("algo").loc["slower"]
+    row = compare(read_runs(base), read_runs(new)).set_index("algo").loc["slower"]
     assert row["change"] == "unchanged"
     assert row["ratio"] == pytest.approx(1.3, rel=0.03)
     assert row["note"] == "no raw samples: significance not tested"
@@ -301,7 +300,7 @@ def test_rows_without_raw_samples_are_never_regressions(tmp_path: Path) -> None:
 def test_directory_of_suites_and_direction_default(tmp_path: Path) -> None:
     write_run(tmp_path / "base" / "synthetic", BASE)
     write_run(tmp_path / "new" / "synthetic", NEW)
-    table = compare(load_run(tmp_path / "base"), load_run(tmp_path / "new"))
+    table = compare(read_runs(tmp_path / "base"), read_runs(tmp_path / "new"))
     assert set(table["direction"]) == {"fwd"}
     assert dict(zip(table["algo"], table["change"])) == EXPECTED
 
@@ -441,7 +440,7 @@ def test_the_gate_refuses_what_it_cannot_run_before_any_work(args: list[str], sa
 
 
 def test_the_command_offers_every_statistic_compare_knows() -> None:
-    from convbench.commands.compare import STATISTIC_NAMES
     from convbench.analysis.compare import STATISTICS
+    from convbench.commands.compare import STATISTIC_NAMES
 
     assert STATISTIC_NAMES == tuple(STATISTICS)

@@ -10,11 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from convbench.measure.noise import LoadMonitor, LoadReading, summarize, warning
-from convbench.run.rundir import read_results
-from convbench.run.runner import RunOptions, run
-from convbench.run.samples import read_samples
-from convbench.run.suite import load_suite
+from convbench.measure.noise import LoadMonitor, LoadReading, summarize
 from convbench.measure.timing import (
     INTERLEAVED_MIN_SAMPLE_S,
     DeferredTimer,
@@ -23,6 +19,9 @@ from convbench.measure.timing import (
     measure_interleaved,
     round_order,
 )
+from convbench.run.rundir import noise_warning, read_results, read_samples
+from convbench.run.runner import RunOptions, run
+from convbench.run.suite import load_suite
 
 SMOKE = load_suite("smoke")
 
@@ -180,5 +179,5 @@ def test_noise_summary_and_warning(tmp_path: Path) -> None:
     reading = LoadMonitor().stop()
     assert reading.wall_s >= 0 and reading.cores >= 1 and 0 <= reading.other_load
     (tmp_path / "meta.json").write_text(json.dumps({"noise": busy}))
-    assert warning(tmp_path) == busy["warning"]
-    assert warning(tmp_path / "nowhere") is None
+    assert noise_warning(tmp_path) == busy["warning"]
+    assert noise_warning(tmp_path / "nowhere") is None

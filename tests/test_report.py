@@ -25,8 +25,7 @@ from convbench.report.figures.cases import time_per_case, workspace_per_algorith
 from convbench.report.figures.roofline import accuracy_points, pareto_mask, roofline
 from convbench.report.figures.speedup import speedup_grid
 from convbench.report.frame import SuiteView, report_frame, suite_views
-from convbench.report.load import load_runs
-from convbench.run.rundir import COLUMNS, META_FILE, RESULTS_FILE, read_results
+from convbench.run.rundir import COLUMNS, META_FILE, RESULTS_FILE, load_runs, read_results
 
 EVIL = "<script>alert(1)</script>"
 EVIL_REASON = "<img src=x onerror=alert(2)>"
@@ -267,7 +266,7 @@ def test_html_has_metadata_summary_and_full_table(evil_run: Path, evil_report: P
     meta = json.loads((evil_run / META_FILE).read_text())
     blas = next(lib for lib in meta["blas"] if lib["user_api"] == "blas")
     for text in ("Run metadata", "SGEMM 150 GFLOP/s", "copy 20 GB/s", blas["architecture"],
-                 meta["git"]["commit"][:12], meta["versions"]["numpy"], "Fastest per case",
+                 meta["convbench"]["commit"][:12], meta["versions"]["numpy"], "Fastest per case",
                  "Geometric-mean speedup vs torch", "All results", "% SGEMM peak", "~ noisy"):
         assert text in page, text
     frame = read_results(evil_run)

@@ -69,7 +69,7 @@ def test_meta_records_machine_blas_threads_and_commit(tmp_path: Path) -> None:
     assert all(lib["num_threads"] == 1 for lib in meta["blas"])
     for name in ("python", "numpy", "torch", "convbench"):
         assert meta["versions"][name]
-    assert "commit" in meta["git"] and meta["suite"]["name"] == "smoke"
+    assert "commit" in meta["convbench"] and meta["suite"]["name"] == "smoke"
     frame = read_results(tmp_path)
     assert set(frame["threads"]) == {1}
 

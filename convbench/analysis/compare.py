@@ -32,11 +32,10 @@ fastest samples are the code's own speed.
 
 from __future__ import annotations
 
-import json
 import math
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -44,14 +43,15 @@ import pandas as pd
 from scipy.stats import mannwhitneyu
 
 from convbench.measure.environment import machine_fingerprint
-from convbench.run.rundir import META_FILE, RESULTS_FILE, read_results
-from convbench.run.samples import DEFAULT_DIRECTION, read_samples
+from convbench.run.rundir import Run
 
 KEY = ("suite", "case", "algo", "backend", "direction")
 FAILING = ("wrong", "error")
 STATISTICS = {"median": 0.5, "q10": 0.10, "min": 0.0}  # the quantile each one is
 CHANGES = ("regressed", "now failing", "improved", "new", "missing", "not compared", "unchanged")
 EXIT_CHANGES = ("regressed", "now failing")
+
+Samples = dict[tuple[str, ...], np.ndarray]  # one side's raw samples, by KEY
 
 
 @dataclass(frozen=True)
@@ -65,56 +65,26 @@ class CompareOptions:
     seed: int = 0
 
 
-@dataclass(frozen=True)
-class RunData:
-    """One side of a comparison: rows, raw samples and meta.json, for one or several suites."""
-
-    path: Path
-    frame: pd.DataFrame  # results rows with a direction column
-    samples: dict[tuple[str, ...], np.ndarray]  # by KEY
-    meta: dict[str, dict[str, Any]]  # by suite
-
-    def reference(self, suite: str) -> str:
-        return (self.meta.get(suite, {}).get("suite") or {}).get("reference") or "torch"
+# Each side of a comparison is the runs under one directory (one run per suite), as
+# convbench.run.rundir.read_runs gives them.
 
 
-def run_directories(path: Path) -> list[Path]:
-    """`path` itself if it holds results.csv, else its subdirectories that do."""
-    if not path.is_dir():
-        raise ValueError(f"{path}: not a directory")
-    if (path / RESULTS_FILE).is_file():
-        return [path]
-    found = sorted(p.parent for p in path.glob(f"*/{RESULTS_FILE}"))
-    if not found:
-        raise ValueError(f"{path}: no {RESULTS_FILE} in it or in its subdirectories")
-    return found
+def _rows(runs: Sequence[Run]) -> pd.DataFrame:
+    """One side's rows, one per KEY (where two directories hold the same, the later one's)."""
+    if not runs:
+        raise ValueError("nothing to compare: no runs on one side")
+    return pd.concat([r.frame for r in runs], ignore_index=True) \
+        .drop_duplicates(list(KEY), keep="last")
 
 
-def _read_dir(directory: Path) -> tuple[pd.DataFrame, dict, dict[str, Any]]:
-    try:
-        frame = read_results(directory)
-        meta_path = directory / META_FILE
-        meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
-    except (OSError, ValueError, KeyError, pd.errors.ParserError) as error:
-        raise ValueError(f"{directory}: unreadable results: {error}") from None
-    if "direction" not in frame.columns:
-        frame = frame.assign(direction=DEFAULT_DIRECTION)
-    frame["direction"] = frame["direction"].fillna(DEFAULT_DIRECTION).replace("", DEFAULT_DIRECTION)
-    suite = str(frame["suite"].iloc[0]) if len(frame) else directory.name
-    samples = {(suite, *k): v for k, v in read_samples(directory).items()}
-    return frame, samples, {suite: meta}
+def _samples(runs: Sequence[Run]) -> Samples:
+    """One side's raw samples, by KEY."""
+    return {(run.suite, *key): values for run in runs for key, values in run.samples.items()}
 
 
-def load_run(path: Path | str) -> RunData:
-    """A run directory (holding results.csv) or a directory of them (OUT of `convbench run`)."""
-    frames, samples, meta = [], {}, {}
-    for directory in run_directories(Path(path)):
-        frame, found, suite_meta = _read_dir(directory)
-        frames.append(frame)
-        samples |= found
-        meta |= suite_meta
-    frame = pd.concat(frames, ignore_index=True).drop_duplicates(list(KEY), keep="last")
-    return RunData(Path(path), frame, samples, meta)
+def _where(runs: Sequence[Run]) -> str:
+    """The directory that holds one side's runs, to name it in a message."""
+    return os.path.commonpath([str(r.directory) for r in runs]) if runs else "(no runs)"
 
 
 def bootstrap_ratio_ci(base: np.ndarray, new: np.ndarray, confidence: float = 0.95,
@@ -142,23 +112,23 @@ def smallest_p(n_base: int, n_new: int) -> float:
     return 2.0 / math.comb(n_base + n_new, n_base) if n_base and n_new else 1.0
 
 
-def machine_factors(base: RunData, new: RunData, quantile: float
+def machine_factors(base: Sequence[Run], new: Sequence[Run], quantile: float
                     ) -> dict[tuple[str, str, str], float]:
     """How much slower the machine was in NEW than in BASE, per (suite, backend, direction):
     the geometric mean, over the cases where the suite's reference algorithm is ok in both runs,
     of the ratio new/base of the reference's statistic."""
+    references = {run.suite: run.reference for run in base}
     logs: dict[tuple[str, str, str], list[float]] = {}
-    for key in _timed_in_both(base, new):
-        if key[2] == base.reference(key[0]):
-            logs.setdefault(_suite_group(key), []).append(
-                math.log(_ratio(base, new, key, quantile)))
+    for key, (b, n) in _timed_in_both(base, new).items():
+        if key[2] == references.get(key[0], "torch"):
+            logs.setdefault(_suite_group(key), []).append(math.log(_ratio(b, n, quantile)))
     return {group: math.exp(sum(v) / len(v)) for group, v in logs.items()}
 
 
 CASE_MIN_ALGORITHMS = 5
 
 
-def case_factors(base: RunData, new: RunData, quantile: float
+def case_factors(base: Sequence[Run], new: Sequence[Run], quantile: float
                  ) -> dict[tuple[str, str, str, str], float]:
     """How much slower the machine was in NEW than in BASE while each case ran, per (suite,
     case, backend, direction): the median over the case's algorithms timed in both runs of
@@ -166,8 +136,9 @@ def case_factors(base: RunData, new: RunData, quantile: float
     that ran another algorithm) are left out, as they time the same function twice."""
     selectors = _selectors(base) | _selectors(new)
     ratios: dict[tuple[str, str, str, str], list[float]] = {}
-    for key in _timed_in_both(base, new) - selectors:
-        ratios.setdefault(_case_group(key), []).append(_ratio(base, new, key, quantile))
+    for key, (b, n) in _timed_in_both(base, new).items():
+        if key not in selectors:
+            ratios.setdefault(_case_group(key), []).append(_ratio(b, n, quantile))
     return {group: float(np.median(v)) for group, v in ratios.items()
             if len(v) >= CASE_MIN_ALGORITHMS}
 
@@ -192,35 +163,41 @@ NORMALIZATIONS: dict[str, tuple[Callable[..., dict], Callable[[tuple[str, ...]],
 }
 
 
-def _ratio(base: RunData, new: RunData, key: tuple[str, ...], quantile: float) -> float:
+def _ratio(base: np.ndarray, new: np.ndarray, quantile: float) -> float:
     """new/base of the statistic at `quantile` of one key's samples."""
-    return float(np.quantile(new.samples[key], quantile) / np.quantile(base.samples[key], quantile))
+    return float(np.quantile(new, quantile) / np.quantile(base, quantile))
 
 
-def _selectors(run: RunData) -> set[tuple[str, ...]]:
+def _selectors(runs: Sequence[Run]) -> set[tuple[str, ...]]:
     """Rows whose ran_algo names another algorithm than their own."""
-    if "ran_algo" not in run.frame:
+    frame = _rows(runs)
+    if "ran_algo" not in frame:
         return set()
-    ran = run.frame["ran_algo"].fillna("").astype(str)
-    picked = (ran != "") & (ran != run.frame["algo"].astype(str))
-    return set(_keys(run.frame[picked]))
+    ran = frame["ran_algo"].fillna("").astype(str)
+    picked = (ran != "") & (ran != frame["algo"].astype(str))
+    return set(_keys(frame[picked]))
 
 
-def _timed_in_both(base: RunData, new: RunData) -> set[tuple[str, ...]]:
-    """Keys ok in both runs, with raw samples in both."""
-    ok = {k for k, status in zip(_keys(base.frame), base.frame["status"]) if status == "ok"} & \
-        {k for k, status in zip(_keys(new.frame), new.frame["status"]) if status == "ok"}
-    return {k for k in ok if k in base.samples and k in new.samples}
+def _ok_keys(frame: pd.DataFrame) -> set[tuple[str, ...]]:
+    return {k for k, status in zip(_keys(frame), frame["status"]) if status == "ok"}
+
+
+def _timed_in_both(base: Sequence[Run], new: Sequence[Run]
+                   ) -> dict[tuple[str, ...], tuple[np.ndarray, np.ndarray]]:
+    """Keys ok in both runs, with raw samples in both: (base samples, new samples) by key."""
+    b_samples, n_samples = _samples(base), _samples(new)
+    ok = _ok_keys(_rows(base)) & _ok_keys(_rows(new))
+    return {k: (b_samples[k], n_samples[k]) for k in ok if k in b_samples and k in n_samples}
 
 
 def _keys(frame: pd.DataFrame) -> list[tuple[str, ...]]:
     return list(frame[list(KEY)].itertuples(index=False, name=None))
 
 
-def _timed_samples(base: RunData, new: RunData, key: tuple[str, ...], factors: dict | None,
+def _timed_samples(samples: tuple[Samples, Samples], key: tuple[str, ...], factors: dict | None,
                    normalize: str | None) -> tuple[np.ndarray | None, np.ndarray | None, bool, str]:
     """(base samples, new samples divided by the machine or case factor, normalized?, note)."""
-    b, n = base.samples.get(key), new.samples.get(key)
+    b, n = samples[0].get(key), samples[1].get(key)
     if factors is None or normalize is None or b is None or n is None:
         return b, n, False, ""
     _, group_of, missing = NORMALIZATIONS[normalize]
@@ -249,7 +226,7 @@ def _classify_timed(b: np.ndarray, n: np.ndarray, options: CompareOptions) -> di
             "note": note}
 
 
-def _classify_pair(base: RunData, new: RunData, key: tuple[str, ...], b_row: pd.Series,
+def _classify_pair(samples: tuple[Samples, Samples], key: tuple[str, ...], b_row: pd.Series,
                    n_row: pd.Series, options: CompareOptions, factors: dict | None
                    ) -> dict[str, Any]:
     b_status, n_status = b_row["status"], n_row["status"]
@@ -259,7 +236,7 @@ def _classify_pair(base: RunData, new: RunData, key: tuple[str, ...], b_row: pd.
         same = b_status == n_status
         return {"change": "unchanged" if same else "not compared",
                 "note": f"{n_status} in both runs" if same else f"{b_status} -> {n_status}"}
-    b, n, normalized, note = _timed_samples(base, new, key, factors, options.normalize)
+    b, n, normalized, note = _timed_samples(samples, key, factors, options.normalize)
     if b is None or n is None:
         return {"change": "unchanged", "ratio": n_row["time_median_s"] / b_row["time_median_s"],
                 "note": "no raw samples: significance not tested"}
@@ -268,18 +245,20 @@ def _classify_pair(base: RunData, new: RunData, key: tuple[str, ...], b_row: pd.
     return found | {"normalized": normalized}
 
 
-def compare(base: RunData, new: RunData, options: CompareOptions = CompareOptions()
+def compare(base: Sequence[Run], new: Sequence[Run], options: CompareOptions = CompareOptions()
             ) -> pd.DataFrame:
-    """One row per key of either run: its change, the ratio, its CI and p-value, and a note.
-    With normalization, ``.attrs["machine_factors"]`` holds the factor of each (suite, backend,
-    direction), or with normalize="case" of each (suite, case, backend, direction)."""
-    b_rows, n_rows = base.frame.set_index(list(KEY)), new.frame.set_index(list(KEY))
+    """One row per key of either side: its change, the ratio, its CI and p-value, and a note.
+    Each side is the runs of a directory (`read_runs`). With normalization,
+    ``.attrs["machine_factors"]`` holds the factor of each (suite, backend, direction), or with
+    normalize="case" of each (suite, case, backend, direction)."""
+    b_rows, n_rows = _rows(base).set_index(list(KEY)), _rows(new).set_index(list(KEY))
     common = b_rows.index.intersection(n_rows.index)
     if len(common) == 0:
-        raise ValueError(f"{base.path} and {new.path} have no (suite, case, algorithm, backend, "
-                         "direction) in common")
+        raise ValueError(f"{_where(base)} and {_where(new)} have no (suite, case, algorithm, "
+                         "backend, direction) in common")
     factors = NORMALIZATIONS[options.normalize][0](base, new, STATISTICS[options.statistic]) \
         if options.normalize else None
+    samples = _samples(base), _samples(new)
     out = []
     for key in b_rows.index.union(n_rows.index, sort=False):
         b_row = b_rows.loc[key] if key in b_rows.index else None
@@ -289,7 +268,7 @@ def compare(base: RunData, new: RunData, options: CompareOptions = CompareOption
         elif n_row is None:
             found = {"change": "missing", "note": f"was {b_row['status']}"}
         else:
-            found = _classify_pair(base, new, key, b_row, n_row, options, factors)
+            found = _classify_pair(samples, key, b_row, n_row, options, factors)
         out.append(dict(zip(KEY, key)) | _statuses(b_row, n_row) | found)
     table = _ordered(pd.DataFrame(out))
     table.attrs["machine_factors"] = factors or {}
@@ -336,16 +315,20 @@ def confirmed(first: pd.DataFrame, second: pd.DataFrame) -> pd.DataFrame:
     return second[[key in both for key in keys(second)]]
 
 
-def warnings_for(base: RunData, new: RunData) -> list[str]:
+def _by_suite(runs: Sequence[Run]) -> dict[str, Run]:
+    """One side's runs by suite (where two directories hold the same suite, the later one)."""
+    return {run.suite: run for run in runs}
+
+
+def warnings_for(base: Sequence[Run], new: Sequence[Run]) -> list[str]:
     """What a reader should know before trusting the comparison."""
     found = []
-    for label, run in (("base", base), ("new", new)):
-        for suite, meta in run.meta.items():
-            warning = (meta.get("noise") or {}).get("warning")
-            if warning:
-                found.append(f"{label} run of {suite}: {warning}")
-    for suite in set(base.meta) & set(new.meta):
-        if machine_fingerprint(base.meta[suite]) != machine_fingerprint(new.meta[suite]):
+    base_runs, new_runs = _by_suite(base), _by_suite(new)
+    for label, runs in (("base", base_runs), ("new", new_runs)):
+        found += [f"{label} run of {suite}: {run.noise_warning}"
+                  for suite, run in runs.items() if run.noise_warning]
+    for suite in [s for s in base_runs if s in new_runs]:
+        if machine_fingerprint(base_runs[suite].meta) != machine_fingerprint(new_runs[suite].meta):
             found.append(f"{suite}: the two runs come from different machines or BLAS "
                          "set-ups; absolute times do not carry over (--normalize reference helps)")
     return found

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +21,8 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from convbench.analysis.compare import load_run, run_directories
 from convbench.measure.environment import machine_fingerprint
-from convbench.run.samples import sample_key
+from convbench.run.rundir import Run, code_commit, read_runs, sample_key
 
 DEFAULT_DB = "sqlite:///reports/history.db"
 DB_VARIABLE = "CONVBENCH_DB"
@@ -117,23 +116,24 @@ def connected(db: str | Engine | None) -> Iterator[Engine]:
             engine.dispose()
 
 
-def _run_record(meta: dict[str, Any], suite: str, source: Path) -> dict[str, Any]:
-    git = meta.get("git") or {}
-    return {"suite": suite, "date": meta.get("date") or "", "commit": git.get("commit"),
-            "dirty": git.get("dirty"), "machine": machine_fingerprint(meta),
+def _run_record(run: Run) -> dict[str, Any]:
+    meta = run.meta
+    code = code_commit(meta)
+    return {"suite": run.suite, "date": meta.get("date") or "", "commit": code["commit"],
+            "dirty": code["dirty"], "machine": machine_fingerprint(meta),
             "host": meta.get("host") or "", "threads": meta.get("threads"),
-            "source": str(source), "meta": json.dumps(meta, default=str)}
+            "source": str(run.directory), "meta": json.dumps(meta, default=str)}
 
 
 def _number(value: Any) -> float | None:
     return None if pd.isna(value) else float(value)
 
 
-def _row_records(frame: pd.DataFrame, samples: dict, suite: str, run_id: int) -> list[dict]:
+def _row_records(run: Run, run_id: int) -> list[dict]:
     records = []
-    for _, row in frame.iterrows():
+    for _, row in run.frame.iterrows():
         key = sample_key(row.to_dict())
-        found = samples.get((suite, *key))
+        found = run.samples.get(key)
         records.append({
             "run_id": run_id, "case": key[0], "algo": key[1], "backend": key[2],
             "direction": key[3], "descriptor": row["descriptor"], "status": row["status"],
@@ -149,19 +149,17 @@ def add_run(db: str | Engine | None, directory: Path | str) -> list[tuple[int, b
     """Store the run(s) in `directory`; (run id, newly added) for each suite. A run already
     stored (same suite, date and host) is left as it is."""
     stored = []
-    for suite_dir in run_directories(Path(directory)):
-        run = load_run(suite_dir)
-        suite, meta = next(iter(run.meta.items()))
-        record = _run_record(meta, suite, suite_dir)
+    for run in read_runs(directory):
+        record = _run_record(run)
         with connected(db) as engine, engine.begin() as connection:
             existing = connection.execute(sa.select(runs.c.id).where(
-                runs.c.suite == suite, runs.c.date == record["date"],
+                runs.c.suite == record["suite"], runs.c.date == record["date"],
                 runs.c.host == record["host"])).scalar()
             if existing is not None:
                 stored.append((int(existing), False))
                 continue
             run_id = connection.execute(runs.insert().values(**record)).inserted_primary_key[0]
-            connection.execute(rows.insert(), _row_records(run.frame, run.samples, suite, run_id))
+            connection.execute(rows.insert(), _row_records(run, run_id))
             stored.append((int(run_id), True))
     return stored
 
@@ -188,7 +186,7 @@ HISTORY_COLUMNS = ["run_id", "suite", "date", "commit", "dirty", "machine", "hos
 
 
 def case_history(db: str | Engine | None, case: str, suite: str | None = None,
-                 algorithms: list[str] | None = None, backend: str | None = None,
+                 algorithms: Sequence[str] | None = None, backend: str | None = None,
                  direction: str | None = None) -> pd.DataFrame:
     """One row per stored run x algorithm of `case`, oldest run first (HISTORY_COLUMNS)."""
     query = (sa.select(runs.c.id.label("run_id"), runs.c.suite, runs.c.date, runs.c.commit,

@@ -10,8 +10,8 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-# The statistics `compare` knows (convbench.analysis.compare.STATISTICS; a test keeps the two equal). The
-# command's modules load pandas and scipy.stats, so they are imported when the command runs.
+# The statistics `compare` knows (convbench.analysis.compare.STATISTICS; a test keeps the two
+# equal). The command's modules load pandas and scipy.stats, so they are imported when it runs.
 STATISTIC_NAMES = ("median", "q10", "min")
 
 EXIT_OK, EXIT_REGRESSION = 0, 1
@@ -58,11 +58,12 @@ def add_parser(commands: Any) -> None:
 
 
 def main(args: argparse.Namespace, console: Console) -> int:
-    from convbench.analysis.compare import CompareOptions, compare, gate_failed, load_run, warnings_for
+    from convbench.analysis.compare import CompareOptions, compare, gate_failed, warnings_for
     from convbench.analysis.compare_report import rich_table, summary, to_html, to_markdown
+    from convbench.run.rundir import read_runs
 
     earlier = _earlier_comparison(args)
-    base, new = load_run(args.base), load_run(args.new)
+    base, new = read_runs(args.base), read_runs(args.new)
     options = CompareOptions(threshold=args.threshold, alpha=args.alpha,
                              normalize=None if args.normalize == "none" else args.normalize,
                              statistic=args.statistic)
@@ -78,8 +79,8 @@ def main(args: argparse.Namespace, console: Console) -> int:
     (out / "compare.md").write_text(to_markdown(comparison, options, title))
     (out / "compare.html").write_text(to_html(comparison, options, title, warnings))
     comparison.to_csv(out / COMPARE_CSV, index=False)
-    console.print(f"written: {escape(str(out / 'compare.md'))}, {escape(str(out / 'compare.html'))}, "
-                  f"{escape(str(out / COMPARE_CSV))}")
+    written = (out / "compare.md", out / "compare.html", out / COMPARE_CSV)
+    console.print("written: " + ", ".join(escape(str(path)) for path in written))
     if earlier is not None:
         return _confirm(console, args.confirms, earlier, comparison)
     if gate_failed(comparison):

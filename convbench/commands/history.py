@@ -11,11 +11,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from convbench.commands.args import csv_list
+
 EXIT_OK = 0
-
-
-def _csv_list(text: str) -> list[str]:
-    return [part.strip() for part in text.split(",") if part.strip()]
 
 
 def add_parser(commands: Any) -> None:
@@ -31,7 +29,7 @@ def add_parser(commands: Any) -> None:
     plot = actions.add_parser("plot", help="a case's time over commits, as PNG")
     plot.add_argument("case")
     plot.add_argument("--suite")
-    plot.add_argument("--algo", type=_csv_list, help="comma-separated algorithms (default all)")
+    plot.add_argument("--algo", type=csv_list, help="comma-separated algorithms (default all)")
     plot.add_argument("--backend")
     plot.add_argument("--out", type=Path, help="PNG path (default: reports/history-CASE.png)")
     for sub in (add, listing, plot):
@@ -47,18 +45,6 @@ def store(db: str | None, directory: Path, console: Console) -> None:
         state = "stored as run" if added else "already stored as run"
         console.print(f"{escape(str(directory))}: {state} {run_id} in "
                       f"{escape(history.engine_url(db))}")
-
-
-def after_run(directory: Path, db: str | None, console: Console) -> None:
-    """What `convbench run` does once a suite is done: warn if the machine was noisy, and
-    store the run when --store was given."""
-    from convbench.measure.noise import warning
-
-    message = warning(directory)
-    if message:
-        console.print(f"[yellow]warning:[/] {escape(message)}")
-    if db:
-        store(db, directory, console)
 
 
 def _list(args: argparse.Namespace, console: Console) -> int:

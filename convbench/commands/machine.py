@@ -9,7 +9,7 @@ from typing import Any
 
 from rich.console import Console
 
-from convbench.commands.run import positive_int
+from convbench.commands.args import positive_int
 from convbench.measure.machine import cache_dir, peaks
 
 

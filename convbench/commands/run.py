@@ -9,25 +9,9 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
+from convbench.commands.args import csv_list, positive_float, positive_int
+
 EXIT_OK, EXIT_WRONG = 0, 1
-
-
-def _csv_list(text: str) -> tuple[str, ...]:
-    return tuple(part.strip() for part in text.split(",") if part.strip())
-
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive int, got {text}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-    return value
 
 
 def add_parser(commands: Any) -> None:
@@ -36,9 +20,9 @@ def add_parser(commands: Any) -> None:
         description="Run suites (shipped names or .toml paths); results go to OUT/SUITE/"
         "results.csv as each case finishes, with meta.json beside them.")
     run.add_argument("suites", nargs="+", metavar="SUITE")
-    run.add_argument("--algo", type=_csv_list, help="comma-separated algorithms (default: the "
+    run.add_argument("--algo", type=csv_list, help="comma-separated algorithms (default: the "
                      "suite's, else all registered)")
-    run.add_argument("--backend", type=_csv_list, help="comma-separated backends")
+    run.add_argument("--backend", type=csv_list, help="comma-separated backends")
     run.add_argument("--batch", type=positive_int, help="override N for every case")
     run.add_argument("--out", type=Path, default=Path("reports"),
                      help="output directory (default: reports); each suite writes OUT/SUITE/")
@@ -60,13 +44,13 @@ def main(args: argparse.Namespace, console: Console) -> int:
     # Imported here: building the command line (`convbench list`) stays free of pandas.
     import pandas as pd
 
-    from convbench.commands.history import after_run
-    from convbench.run.progress import RowReporter
+    from convbench.analysis.table import render
+    from convbench.commands.history import store
     from convbench.report import build_report
+    from convbench.run.progress import RowReporter
     from convbench.run.rundir import read_results
     from convbench.run.runner import RunOptions, plan, run
     from convbench.run.suite import load_suite
-    from convbench.analysis.table import render
 
     suites = [load_suite(name, batch=args.batch) for name in args.suites]  # all checked first
     options = RunOptions(algorithms=args.algo, backends=args.backend, threads=args.threads,
@@ -82,7 +66,18 @@ def main(args: argparse.Namespace, console: Console) -> int:
         frame = read_results(path)
         render(frame, suite.reference, console, title=f"{suite.name}: {path}")
         console.print(f"report: {escape(str(build_report([out], out)))}")
-        after_run(out, args.store, console)
+        _warn_if_noisy(out, console)
+        if args.store:
+            store(args.store, out, console)
         frames.append(frame)
     everything = pd.concat(frames)
     return EXIT_WRONG if everything["status"].isin(["wrong", "error"]).any() else EXIT_OK
+
+
+def _warn_if_noisy(directory: Path, console: Console) -> None:
+    """The noise warning the run recorded in its meta.json, if the machine was noisy."""
+    from convbench.run.rundir import noise_warning
+
+    message = noise_warning(directory)
+    if message:
+        console.print(f"[yellow]warning:[/] {escape(message)}")

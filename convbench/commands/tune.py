@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.table import Table
 
-from convbench.algorithms.auto import LAST_RESORT, forget, tuning_path
-from convbench.commands.run import _csv_list, positive_int
+from convbench.algorithms.auto import forget, never_tuned, tuning_path
+from convbench.commands.args import csv_list, positive_int
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -27,7 +27,7 @@ def add_parser(commands: Any) -> None:
         "problem's fastest correct algorithm in the tuning table of this machine.")
     tune.add_argument("suites", nargs="+", metavar="SUITE")
     tune.add_argument("--batch", type=positive_int, help="override N for every case")
-    tune.add_argument("--algo", type=_csv_list, help="comma-separated candidates (default: "
+    tune.add_argument("--algo", type=csv_list, help="comma-separated candidates (default: "
                       "every registered algorithm of the suite's ops)")
     tune.add_argument("--threads", type=positive_int, help="threads (default: all cores)")
     tune.add_argument("--out", type=Path, default=Path("reports") / "tune",
@@ -37,7 +37,7 @@ def add_parser(commands: Any) -> None:
 def winners(frame: pd.DataFrame) -> dict[str, str]:
     """Fastest ok algorithm per descriptor, among the ones auto may pick."""
     ok = frame[(frame["status"] == "ok") & (frame["backend"] == "numpy")
-               & ~frame["algo"].isin([*LAST_RESORT, "auto"])]
+               & ~frame["algo"].isin(never_tuned())]
     best = ok.loc[ok.groupby("descriptor")["time_median_s"].idxmin()]
     return dict(zip(best["descriptor"], best["algo"]))
 
@@ -52,7 +52,7 @@ def main(args: argparse.Namespace, console: Console) -> int:
     found: dict[str, str] = {}
     for suite in suites:
         names = tuple(n for n in (args.algo or _algorithms(suite))
-                      if n not in (*LAST_RESORT, "auto"))
+                      if n not in never_tuned())
         # A case's candidates are timed in alternation, so that a drift in the machine's speed
         # during the search falls on all of them alike and cannot crown the luckier one.
         options = RunOptions(algorithms=names, threads=threads, interleave=True)

@@ -1,4 +1,5 @@
-"""Was the machine quiet while a run measured? Two witnesses, recorded in meta.json["noise"]:
+"""Was the machine quiet while a run measured? Two witnesses, which the runner records in
+meta.json["noise"] (this module only measures and summarises; it writes nothing):
 
 - the CPU time other processes (and the hypervisor, as steal time) took during the run, from
   the system-wide CPU counters minus this process's own CPU time: psutil, no sampling thread;
@@ -9,16 +10,12 @@ Either one over its bound makes the run "noisy", and `convbench run` prints the 
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import psutil
-
-from convbench.run.rundir import META_FILE, read_results, update_meta
 
 OTHER_LOAD_BOUND = 0.10  # other processes' share of the machine's CPU capacity
 NOISY_ROWS_BOUND = 0.25  # share of timed rows flagged noisy (IQR/median > 10%)
@@ -72,23 +69,3 @@ def summarize(reading: LoadReading, noisy_rows: int, timed_rows: int) -> dict[st
     return asdict(reading) | {"other_load": round(reading.other_load, 4),
                               "noisy_rows": noisy_rows, "timed_rows": timed_rows,
                               "noisy": bool(reasons), "warning": warning}
-
-
-def record(directory: Path, reading: LoadReading) -> dict[str, Any]:
-    """Summarise the run in `directory` and store it in its meta.json under "noise"."""
-    noisy_rows = timed_rows = 0
-    if (directory / "results.csv").exists():
-        frame = read_results(directory)
-        timed = frame[frame["status"] == "ok"]
-        noisy_rows, timed_rows = int(timed["noisy"].eq(True).sum()), len(timed)
-    noise = summarize(reading, noisy_rows, timed_rows)
-    update_meta(directory, {"noise": noise})
-    return noise
-
-
-def warning(directory: Path) -> str | None:
-    """The noise warning recorded for the run in `directory`, if any."""
-    path = directory / META_FILE
-    if not path.exists():
-        return None
-    return (json.loads(path.read_text()).get("noise") or {}).get("warning")

@@ -10,8 +10,8 @@ from convbench.report.exports import write_exports
 from convbench.report.figures import FIGURES, RenderedFigure, Style, render, slug
 from convbench.report.frame import SuiteView, report_frame, suite_views
 from convbench.report.html import render_html
-from convbench.report.load import load_runs
 from convbench.report.markdown import render_markdown
+from convbench.run.rundir import load_runs
 
 
 def write_figures(views: Sequence[SuiteView], style: Style, out_dir: Path,

@@ -10,10 +10,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from convbench.problems.descriptor import parse
-from convbench.problems import Problem
-from convbench.report.load import Peaks, Run
 from convbench.analysis.speedups import speedups
+from convbench.problems import Problem
+from convbench.problems.descriptor import parse
+from convbench.report.load import Peaks, peaks_of
+from convbench.run.rundir import Run
 
 # Columns the report adds to results.csv's.
 DERIVED: tuple[str, ...] = ("run", "case_label", "algo_label", "series", "intensity",
@@ -97,7 +98,7 @@ def derive(run: Run) -> pd.DataFrame:
     frame["intensity"] = [_intensity(d, f) for d, f in zip(frame["descriptor"], frame["flops"],
                                                            strict=True)]
     frame["speedup"] = _speedups(frame, run.reference)
-    frame["pct_peak"] = _pct_peak(frame, run.peaks)
+    frame["pct_peak"] = _pct_peak(frame, peaks_of(run))
     return frame
 
 
@@ -120,5 +121,5 @@ def suite_views(runs: Sequence[Run], frame: pd.DataFrame) -> list[SuiteView]:
             suite=suite, frame=frame[frame["suite"] == suite],
             reference=ran[0].reference if ran else "torch",
             description=str(first.get("description", "")),
-            peaks={r.label: r.peaks for r in ran}))
+            peaks={r.label: peaks_of(r) for r in ran}))
     return views

@@ -16,7 +16,7 @@ import jinja2
 from convbench.report import summary
 from convbench.report.figures import RenderedFigure
 from convbench.report.frame import SuiteView
-from convbench.report.load import Run
+from convbench.run.rundir import Run
 
 TEMPLATE = "index.html.j2"
 

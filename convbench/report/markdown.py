@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from convbench.report import summary
 from convbench.report.frame import SuiteView
-from convbench.report.load import Run
+from convbench.run.rundir import Run
 
 
 def code(text: object) -> str:

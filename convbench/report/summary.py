@@ -11,9 +11,10 @@ from typing import Any
 
 import pandas as pd
 
-from convbench.report.frame import SuiteView
-from convbench.report.load import Run
 from convbench.analysis.speedups import format_time, geomean_speedups
+from convbench.report.frame import SuiteView
+from convbench.report.load import peaks_of
+from convbench.run.rundir import Run
 
 PROBLEM_STATUSES = ("wrong", "error", "oom")
 
@@ -165,13 +166,18 @@ def _versions(meta: dict[str, Any]) -> str:
 
 
 def _commit(meta: dict[str, Any]) -> str:
-    git = meta.get("git", {})
-    commit = git.get("commit")
-    return f"{commit[:12]}{' (uncommitted changes)' if git.get('dirty') else ''}" if commit else ""
+    """convbench's version and commit; the project's commit when the run recorded one."""
+    own, project = meta.get("convbench") or {}, meta.get("git") or {}
+    parts = [f"convbench {own['version']}" if own.get("version") else ""]
+    for label, source in (("", own), ("project ", project)):
+        if source.get("commit"):
+            dirty = " (uncommitted changes)" if source.get("dirty") else ""
+            parts.append(f"{label}{source['commit'][:12]}{dirty}")
+    return ", ".join(p for p in parts if p)
 
 
 def _peaks(run: Run) -> str:
-    peaks = run.peaks
+    peaks = peaks_of(run)
     if peaks is None:
         return "not measured"
     parts = [f"SGEMM {peaks.sgemm_gflops:.4g} GFLOP/s" if peaks.sgemm_gflops else "",

@@ -1,17 +1,35 @@
-"""The results table: one row per (case, algorithm, backend), appended to results.csv as it is
-produced, so that an interrupted run loses nothing and can be resumed."""
+"""The run directory: what one run of one suite leaves behind, written and read here only.
+
+    results.csv    one row per (case, algorithm, backend), appended as it is produced, so that an
+                   interrupted run loses nothing and can be resumed (COLUMNS)
+    samples.jsonl  the raw timing samples of each timed row, one JSON line per row
+    meta.json      the machine, environment and suite the run measured with, and its noise
+
+Writers: `ResultsFile` (rows and their samples), `write_meta`, `update_meta`. Readers:
+`read_results` (one results.csv as a DataFrame, documented for users), `read_samples`,
+`read_meta`, and `read_run` / `read_runs` / `load_runs`, which give a `Run`: everything a
+directory holds, as compare, history and the report use it.
+
+samples.jsonl is written (flushed and synced) just before its row of results.csv. A run killed
+between the two leaves a line without a row; the resumed run times that row again and appends a
+newer line, and the newest line for a key wins when reading:
+
+    {"case": "tiny_3x3", "algo": "im2col", "backend": "numpy", "number": 11,
+     "samples_s": [4.02e-05, 3.98e-05, ...]}
+"""
 
 from __future__ import annotations
 
 import csv
 import json
 import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
+import numpy as np
 import pandas as pd
-
-from convbench.run.samples import SamplesFile
 
 COLUMNS: tuple[str, ...] = (
     "suite", "case", "descriptor", "op", "direction", "algo", "backend", "dtype", "status",
@@ -22,10 +40,23 @@ COLUMNS: tuple[str, ...] = (
 )
 KEY: tuple[str, ...] = ("case", "algo", "backend")
 STATUSES: tuple[str, ...] = ("ok", "wrong", "unsupported", "error", "oom", "skipped")
-RESULTS_FILE = "results.csv"
-SAMPLES_KEY = "samples_s"  # a row's raw samples: written to samples.jsonl, not to the CSV
-META_FILE = "meta.json"
+TEXT_COLUMNS = ("suite", "case", "descriptor", "op", "direction", "algo", "backend", "dtype",
+                "status", "reason", "mem_note", "timestamp", "ran_algo", "kernels")
+BOOL_COLUMNS = ("noisy", "exact", "weights_prepared")
 
+RESULTS_FILE = "results.csv"
+SAMPLES_FILE = "samples.jsonl"
+META_FILE = "meta.json"
+SAMPLES_KEY = "samples_s"  # a row's raw samples: written to samples.jsonl, not to the CSV
+
+# What identifies a row's samples; "direction" only where the results have that column.
+SAMPLE_KEY_FIELDS: tuple[str, ...] = ("case", "algo", "backend", "direction")
+DEFAULT_DIRECTION = "fwd"  # convbench.problems: fwd, bwd_data, bwd_weight
+
+SampleKey = tuple[str, str, str, str]
+
+
+# --- writing ----------------------------------------------------------------------------------
 
 def _repair(path: Path) -> None:
     """Drop a last line cut short by a kill in the middle of a write."""
@@ -43,31 +74,47 @@ def _check_header(path: Path) -> None:
                          "run without --resume, or into another --out")
 
 
+def _append_synced(path: Path, write: Callable[[TextIO], object]) -> None:
+    """Open `path` for appending, let `write(handle)` write, then flush and sync to disk."""
+    with path.open("a", newline="") as handle:
+        write(handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
 class ResultsFile:
-    """Appends rows to <dir>/results.csv, flushed and synced one row at a time."""
+    """Appends rows to <dir>/results.csv and their samples to <dir>/samples.jsonl, each flushed
+    and synced one row at a time. Without `resume` both files start afresh."""
 
     def __init__(self, directory: Path, resume: bool) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.path = directory / RESULTS_FILE
-        if self.path.exists() and resume:
-            _repair(self.path)
+        self.samples_path = directory / SAMPLES_FILE
+        for path in (self.path, self.samples_path):
+            if path.exists() and resume:
+                _repair(path)
+            elif path.exists():
+                path.unlink()
+        if resume and self.path.exists():
             _check_header(self.path)
-        elif self.path.exists():
-            self.path.unlink()
-        self.samples = SamplesFile(directory, resume)
+
+    def _written(self) -> pd.DataFrame | None:
+        if not self.path.exists() or self.path.stat().st_size == 0:
+            return None
+        return read_results(self.path)
 
     def done(self) -> set[tuple[str, ...]]:
         """Keys of the rows already written (for --resume)."""
-        if not self.path.exists() or self.path.stat().st_size == 0:
+        frame = self._written()
+        if frame is None:
             return set()
-        frame = read_results(self.path)
         return {tuple(str(v) for v in key) for key in frame[list(KEY)].itertuples(index=False)}
 
     def done_descriptors(self) -> dict[tuple[str, ...], str]:
         """The descriptor each written row was measured on, by key."""
-        if not self.path.exists() or self.path.stat().st_size == 0:
+        frame = self._written()
+        if frame is None:
             return {}
-        frame = read_results(self.path)
         keys = frame[list(KEY)].itertuples(index=False)
         return {tuple(str(v) for v in k): d for k, d in zip(keys, frame["descriptor"])}
 
@@ -76,25 +123,48 @@ class ResultsFile:
         row = dict(row)
         samples_s = row.pop(SAMPLES_KEY, None)
         if samples_s is not None:
-            self.samples.append(row, samples_s)
+            line = json.dumps(_samples_record(row, samples_s)) + "\n"
+            _append_synced(self.samples_path, lambda handle: handle.write(line))
         unknown = set(row) - set(COLUMNS)
         if unknown:
             raise ValueError(f"row has columns the results table does not know: {sorted(unknown)}")
         new = not self.path.exists() or self.path.stat().st_size == 0
-        with self.path.open("a", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=COLUMNS)
-            if new:
-                writer.writeheader()
-            writer.writerow(row)
-            handle.flush()
-            os.fsync(handle.fileno())
+        _append_synced(self.path, lambda handle: _write_row(handle, row, new))
 
 
-TEXT_COLUMNS = ("suite", "case", "descriptor", "op", "direction", "algo", "backend", "dtype",
-                "status",
-                "reason", "mem_note", "timestamp", "ran_algo", "kernels")
-BOOL_COLUMNS = ("noisy", "exact", "weights_prepared")
+def _write_row(handle: TextIO, row: dict[str, Any], header: bool) -> None:
+    writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+    if header:
+        writer.writeheader()
+    writer.writerow(row)
 
+
+def _samples_record(row: dict[str, Any], samples_s: Sequence[float]) -> dict[str, Any]:
+    """samples.jsonl's line for a row: its key, calls per sample, and the samples rounded to six
+    significant digits (far below any timing noise, and a third of the file)."""
+    record = {k: row[k] for k in SAMPLE_KEY_FIELDS if k in row}
+    return record | {"number": row.get("calls_per_sample"),
+                     "samples_s": [float(f"{t:.6g}") for t in samples_s]}
+
+
+def write_meta(directory: Path, meta: dict[str, Any], resume: bool) -> None:
+    """meta.json beside the results; a resumed run keeps the first meta and notes the resume."""
+    path = directory / META_FILE
+    if resume and path.exists():
+        previous = json.loads(path.read_text())
+        previous.setdefault("resumed", []).append(meta)
+        meta = previous
+    path.write_text(json.dumps(meta, indent=2, default=str) + "\n")
+
+
+def update_meta(directory: Path, fields: dict[str, Any]) -> None:
+    """Merge `fields` into meta.json at the top level (what is only known once a run ends)."""
+    path = directory / META_FILE
+    meta = json.loads(path.read_text()) if path.exists() else {}
+    path.write_text(json.dumps(meta | fields, indent=2, default=str) + "\n")
+
+
+# --- reading the files ------------------------------------------------------------------------
 
 def read_results(path: Path | str) -> pd.DataFrame:
     """A results.csv (or a directory holding one) as a DataFrame with the expected columns."""
@@ -114,18 +184,140 @@ def read_results(path: Path | str) -> pd.DataFrame:
     return frame
 
 
-def write_meta(directory: Path, meta: dict[str, Any], resume: bool) -> None:
-    """meta.json beside the results; a resumed run keeps the first meta and notes the resume."""
-    path = directory / META_FILE
-    if resume and path.exists():
-        previous = json.loads(path.read_text())
-        previous.setdefault("resumed", []).append(meta)
-        meta = previous
-    path.write_text(json.dumps(meta, indent=2, default=str) + "\n")
+def sample_key(record: dict[str, Any]) -> SampleKey:
+    """(case, algo, backend, direction) of a row or a samples line; no direction -> fwd."""
+    direction = record.get("direction")
+    if not isinstance(direction, str) or not direction:  # missing, empty, or NaN from pandas
+        direction = DEFAULT_DIRECTION
+    return (str(record["case"]), str(record["algo"]), str(record["backend"]), str(direction))
 
 
-def update_meta(directory: Path, fields: dict[str, Any]) -> None:
-    """Merge `fields` into meta.json at the top level (what is only known once a run ends)."""
+def read_samples(directory: Path | str) -> dict[SampleKey, np.ndarray]:
+    """The raw samples (seconds per call) of every timed row, by key; {} if none were kept.
+    A line cut short by a kill is skipped."""
+    path = Path(directory) / SAMPLES_FILE
+    found: dict[SampleKey, np.ndarray] = {}
+    if not path.is_file():
+        return found
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+            found[sample_key(record)] = np.asarray(record["samples_s"], dtype=float)
+        except (ValueError, KeyError, TypeError):
+            continue
+    return found
+
+
+def read_meta(directory: Path) -> dict[str, Any]:
+    """meta.json, or {} when the run wrote none; ValueError when it cannot be read."""
     path = directory / META_FILE
-    meta = json.loads(path.read_text()) if path.exists() else {}
-    path.write_text(json.dumps(meta | fields, indent=2, default=str) + "\n")
+    if not path.is_file():
+        return {}
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path}: cannot read it: {error}") from None
+    if isinstance(meta, dict):
+        return meta
+    raise ValueError(f"{path}: expected a JSON object")  # bad input, like a bad CSV
+
+
+def code_commit(meta: dict[str, Any]) -> dict[str, Any]:
+    """The commit a run measured: the user's project commit when the run was given one (`git`),
+    else convbench's own (`convbench`; `git` was the current directory's HEAD before 0.1.1)."""
+    project, own = meta.get("git") or {}, meta.get("convbench") or {}
+    chosen = project if project.get("commit") else own
+    return {"commit": chosen.get("commit"), "dirty": chosen.get("dirty"),
+            "source": "project" if chosen is project else "convbench"}
+
+
+def _noise_warning(meta: dict[str, Any]) -> str | None:
+    return (meta.get("noise") or {}).get("warning")
+
+
+def noise_warning(directory: Path) -> str | None:
+    """The noise warning the runner recorded in meta.json, if any."""
+    return _noise_warning(read_meta(directory))
+
+
+# --- runs ---------------------------------------------------------------------------------------
+
+@dataclass(frozen=True, eq=False)
+class Run:
+    """One run directory: one suite, run once on one machine."""
+
+    directory: Path
+    label: str  # the name a report gives it beside other runs
+    meta: dict[str, Any] = field(repr=False)  # meta.json; {} when the run wrote none
+    frame: pd.DataFrame = field(repr=False)  # results.csv's rows, every direction filled in
+    samples: dict[SampleKey, np.ndarray] = field(repr=False)  # raw seconds per call
+
+    @property
+    def suite(self) -> str:
+        names = self.frame["suite"].unique()
+        if len(names):
+            return str(names[0])
+        return str((self.meta.get("suite") or {}).get("name") or self.directory.name)
+
+    @property
+    def reference(self) -> str:
+        """The suite's reference algorithm, which speedups are taken against."""
+        return str((self.meta.get("suite") or {}).get("reference") or "torch")
+
+    @property
+    def noise_warning(self) -> str | None:
+        """Why the machine was noisy during the run, as the runner recorded it; None if quiet."""
+        return _noise_warning(self.meta)
+
+
+def run_directories(path: Path) -> list[Path]:
+    """`path` itself when it holds results.csv, else its subdirectories that do."""
+    if not path.is_dir():
+        raise ValueError(f"{path}: not a directory")
+    if (path / RESULTS_FILE).is_file():
+        return [path]
+    found = sorted(p for p in path.iterdir() if (p / RESULTS_FILE).is_file())
+    if not found:
+        raise ValueError(f"{path}: no {RESULTS_FILE} in it or in its subdirectories")
+    return found
+
+
+def _read_frame(directory: Path) -> pd.DataFrame:
+    """read_results, errors naming the file; rows written before directions were recorded read
+    as forward passes."""
+    path = directory / RESULTS_FILE
+    try:
+        frame = read_results(path)
+    except (OSError, ValueError) as error:  # pandas' parse errors are ValueErrors
+        raise ValueError(f"{path}: cannot read it: {error}") from None
+    frame["direction"] = frame["direction"].replace("", DEFAULT_DIRECTION)
+    return frame
+
+
+def read_run(directory: Path, label: str | None = None) -> Run:
+    """The run in `directory`; ValueError when its results or meta.json cannot be read."""
+    return Run(directory, label or directory.name, read_meta(directory), _read_frame(directory),
+               read_samples(directory))
+
+
+def read_runs(path: Path | str) -> list[Run]:
+    """Every run under `path`: itself, or its subdirectories that hold results.csv (the OUT of
+    `convbench run`)."""
+    return [read_run(directory) for directory in run_directories(Path(path))]
+
+
+def _labels(directories: Sequence[Path]) -> list[str]:
+    """Names for the directories: the fewest trailing path parts that tell them apart."""
+    parts = [d.resolve().parts for d in directories]
+    for count in range(1, max(len(p) for p in parts) + 1):
+        names = ["/".join(p[-count:]) for p in parts]
+        if len(set(names)) == len(names):
+            return names
+    return [str(d) for d in directories]
+
+
+def load_runs(paths: Sequence[Path]) -> list[Run]:
+    """Every run under `paths`, each directory once, labelled apart from the others;
+    ValueError naming the first that cannot be read."""
+    directories = list(dict.fromkeys(d.resolve() for p in paths for d in run_directories(p)))
+    return [read_run(d, label) for label, d in zip(_labels(directories), directories, strict=True)]

@@ -33,7 +33,7 @@ from convbench.backends.gpu import is_out_of_memory
 from convbench.measure.memory import peak_extra_bytes
 from convbench.problems import Problem
 from convbench.algorithms.registry import Algorithm
-from convbench.run.rundir import SAMPLES_KEY, ResultsFile, write_meta
+from convbench.run.rundir import SAMPLES_KEY, ResultsFile, read_results, update_meta, write_meta
 from convbench.run.suite import Case, Suite
 from convbench.measure.timing import DeferredTimer, Measurement, TimingPolicy, measure
 
@@ -307,8 +307,19 @@ def run(
             results.append(row)
             if on_row:
                 on_row(row, index, len(tasks))
-        noise.record(out_dir, monitor.stop())
+        update_meta(out_dir, {"noise": _noise(results, monitor.stop())})
     return results.path
+
+
+def _noise(results: ResultsFile, reading: noise.LoadReading) -> dict[str, Any]:
+    """meta.json's "noise": the other processes' load during the run, and how many of the timed
+    rows in results.csv (resumed ones included) came out noisy."""
+    noisy_rows = timed_rows = 0
+    if results.path.exists():
+        frame = read_results(results.path)
+        timed = frame[frame["status"] == "ok"]
+        noisy_rows, timed_rows = int(timed["noisy"].eq(True).sum()), len(timed)
+    return noise.summarize(reading, noisy_rows, timed_rows)
 
 
 def _rows(suite: Suite, pending: list[tuple[int, Task]], cache: _CaseCache, threads: int,

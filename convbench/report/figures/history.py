@@ -6,6 +6,7 @@ the HTML report can embed it and `convbench history plot` can save it as PNG.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -50,13 +51,14 @@ def figure_from_history(history: pd.DataFrame, case: str) -> Figure:
 
 
 def history_figure(db: str | Engine | None, case: str, suite: str | None = None,
-                   algorithms: list[str] | None = None, backend: str | None = None) -> Figure:
+                   algorithms: Sequence[str] | None = None, backend: str | None = None
+                   ) -> Figure:
     """The time of `case` over the stored runs, as a matplotlib Figure (for reports)."""
     return figure_from_history(case_history(db, case, suite, algorithms, backend), case)
 
 
 def save_history_png(db: str | Engine | None, case: str, path: Path | str,
-                     suite: str | None = None, algorithms: list[str] | None = None,
+                     suite: str | None = None, algorithms: Sequence[str] | None = None,
                      backend: str | None = None) -> Path:
     history = case_history(db, case, suite, algorithms, backend)
     if history.empty:
