@@ -141,17 +141,19 @@ def test_auto_never_picks_an_unsupported_algorithm() -> None:
         assert chosen.name != "auto" and chosen.why_not(p, "numpy") is None, (str(p), chosen)
 
 
-def test_auto_rule_follows_the_documented_choices() -> None:
+def test_auto_costs_make_the_documented_choices() -> None:
     assert auto.choose(parse("n8c64h56k64r3p1")).name == "winograd_f4x3"
     assert auto.choose(parse("n8c64h56k256r1")).name == "im2col"
     assert auto.choose(parse("n8c32h64k32r9p4")).name == "fft"
     assert auto.choose(parse("n8c128h56k128r3st2p1")).name == "im2col"
 
 
-def test_auto_rule_puts_the_cuda_kernels_first_and_numpy_passes_them_over() -> None:
+def test_auto_ranks_the_cuda_kernels_first_on_cupy_and_numpy_passes_them_over() -> None:
     dense = parse("n8c64h56k64r3p1")
-    assert auto.rule(dense)[:2] == ["winograd_f4x3_cuda", "winograd_f4x3"]
-    assert auto.rule(parse("n8c128h56k128r3st2p1"))[0] == "im2col_cuda"
+    assert [a.name for a in auto.candidates(dense, "cupy")][:2] == ["winograd_f4x3_cuda",
+                                                                     "winograd_f6x3_cuda"]
+    assert auto.candidates(parse("n8c128h56k128r3st2p1"), "cupy")[0].name == "im2col_cuda"
+    assert all("numpy" in a.backends for a in auto.candidates(dense, "numpy"))
     assert auto.choose(dense, "numpy").name == "winograd_f4x3"
 
 
@@ -190,9 +192,9 @@ def test_tuned_winner_is_used_only_when_it_supports_the_problem(fresh_auto: None
     path.write_text(json.dumps({str(dense): "fft", str(strided): "winograd_f4x3"}))
     try:
         auto.forget()
-        assert auto.choose(dense).name == "fft"  # the measured winner beats the rule
+        assert auto.choose(dense).name == "fft"  # the measured winner beats the costs
         assert auto.choose(strided).name == "im2col"  # Winograd cannot do stride 2
-        # the table holds numpy's winners: CuPy arrays keep the rule's CUDA-first order
+        # the table holds numpy's winners: CuPy arrays keep the costs' order, CUDA first
         assert auto.candidates(dense, "cupy")[0].name == "winograd_f4x3_cuda"
     finally:
         path.unlink()

@@ -1,18 +1,17 @@
 """algo="auto": choose per problem, and only ever an algorithm that supports it.
 
-Two sources, in order:
+auto knows no algorithm by name: it reads what each one declares. In order:
 1. a tuning table of measured winners for this machine (`convbench tune SUITE` writes it, as
    cuDNN's algorithm search does), looked up by the problem's descriptor;
-2. the cost rule below, from the measurements in the README:
-   - 1x1 kernels are GEMMs: im2col (no copy at stride 1);
-   - 3x3, stride 1, dense, ungrouped, with C and K >= 64: Winograd F(4x4, 3x3), 4x fewer
-     multiplies, while the transforms stay cheap next to the channel GEMMs;
-   - stride-1 kernels of 7x7 and more: FFT, whose cost does not grow with the kernel;
-   - otherwise im2col, or direct when im2col's column buffer would pass AUTO_IM2COL_LIMIT_BYTES.
-   On CuPy arrays the CUDA versions (winograd_f4x3_cuda, im2col_cuda) come first: the same
-   mathematics with fused kernels (README: GPU backends).
-The reference (torch) and the teaching loops (direct_naive) are picked only when nothing else
-supports the problem.
+2. every algorithm with role "candidate" whose declaration covers the problem on the backend,
+   cheapest first by its own cost model (`cost_s`, convbench.algorithms.cost), except that
+   among those level with the cheapest (LEVEL) the least rounding comes first; those that
+   declare no cost come after, in registration order, the ones that declare a pessimistic
+   `estimate_s` (slow enough for a run to skip) last;
+3. the reference (role "reference"), then the teaching loops ("teaching"). Selectors ("selector",
+   auto itself) are never candidates.
+An algorithm runs on the backends it declares, so on CuPy arrays only the CuPy-capable ones
+are ranked.
 """
 
 from __future__ import annotations
@@ -23,28 +22,19 @@ from pathlib import Path
 from typing import Any
 
 from convbench.backends import BACKENDS, backend_of
-from convbench.problems import ConvProblem, PoolProblem
-from convbench.algorithms.registry import Algorithm, Unsupported, all_algorithms, generation, register
+from convbench.problems import Problem
+from convbench.algorithms.registry import Algorithm, Unsupported, all_algorithms, generation
+from convbench.algorithms.registry import register
 
-AUTO_IM2COL_LIMIT_BYTES = 1 << 30
-LAST_RESORT = ("torch", "direct_naive", "naive")
+# The roles auto falls back through, in order (registry.ROLES); a selector it never picks.
+FALLBACK_ROLES = ("candidate", "reference", "teaching")
+# Candidates whose costs are within this fraction of the cheapest are level: the cost model's
+# typical error on the README's reference runs is about 12%. Among level candidates the one that
+# declares the least rounding (tolerance_floor_eps) comes first, so that a near-tie in the model
+# never trades accuracy for a gain it cannot show.
+LEVEL = 0.10
 
-
-def rule(p: ConvProblem) -> list[str]:
-    """The cost rule's preference order for `p` (names that are not registered are passed over).
-    Backward and transposed convolutions follow the same rule; pooling takes `windowed`."""
-    if isinstance(p, PoolProblem):
-        return ["windowed"]
-    dense = p.stride == (1, 1) and p.dilation == (1, 1)
-    if (p.r, p.s) == (1, 1):
-        return ["im2col_cuda", "im2col", "direct"]
-    if dense and p.groups == 1 and (p.r, p.s) == (3, 3) and min(p.c, p.k) >= 64:
-        return ["winograd_f4x3_cuda", "winograd_f4x3", "im2col_cuda", "im2col", "direct"]
-    if dense and min(p.r, p.s) >= 7:
-        return ["fft", "im2col_cuda", "im2col", "direct"]
-    if p.im2col_bytes > AUTO_IM2COL_LIMIT_BYTES:
-        return ["direct", "fft", "im2col"]
-    return ["im2col_cuda", "im2col", "direct"]
+Rank = tuple[int, int, float, float]
 
 
 def tuning_path(threads: int) -> Path:
@@ -58,7 +48,7 @@ def tuned_winners(path: Path) -> dict[str, str]:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def _tuned(p: ConvProblem) -> list[str]:
+def _tuned(p: Problem) -> list[str]:
     from threadpoolctl import threadpool_info
 
     threads = max((lib["num_threads"] for lib in threadpool_info()), default=1)
@@ -66,25 +56,47 @@ def _tuned(p: ConvProblem) -> list[str]:
     return [winner] if winner else []
 
 
-def candidates(p: ConvProblem, backend: str = "numpy") -> list[Algorithm]:
-    """Every registered algorithm in the order auto tries them for `p` on `backend`. The tuning
-    table holds winners measured on numpy, so it speaks for numpy arrays only."""
-    registered = {a.name: a for a in all_algorithms(p.op) if a.name != "auto"}
-    tuned = _tuned(p) if backend == "numpy" else []
-    ordered = [n for n in tuned + rule(p) if n in registered]
-    rest = [n for n in registered if n not in ordered and n not in LAST_RESORT]
-    last = [n for n in LAST_RESORT if n in registered]
-    return [registered[n] for n in dict.fromkeys(ordered + rest + last)]
+def never_tuned() -> set[str]:
+    """Names that `convbench tune` leaves out: what is not a candidate for some op (the
+    references, the teaching loops, the selectors)."""
+    return {a.name for a in all_algorithms() if a.role != "candidate"}
 
 
-def choose(problem: ConvProblem, backend: str = "numpy") -> Algorithm:
+def _rank(algorithm: Algorithm, cost: float | None, cheapest: float) -> Rank:
+    """The sort key of an algorithm that covers the problem: its role; then, if it is a
+    candidate level with the cheapest, the rounding it declares; then its cost. Without a cost it
+    comes after those with one; and after those too if it declares only a time limit's upper
+    bound (estimate_s), which an algorithm declares when it may be too slow to run at all."""
+    role = FALLBACK_ROLES.index(algorithm.role)
+    if cost is None:
+        return (role, 2 if algorithm.estimate_s is None else 3, 0.0, 0.0)
+    if algorithm.role == "candidate" and cost <= cheapest * (1 + LEVEL):
+        return (role, 0, algorithm.tolerance_floor_eps, cost)
+    return (role, 1, 0.0, cost)
+
+
+def candidates(p: Problem, backend: str = "numpy") -> list[Algorithm]:
+    """The algorithms whose declarations cover `p` on `backend`, in the order auto tries them
+    (installed or not: `choose` passes over what cannot run here). The tuning table holds
+    winners measured on numpy, so it speaks for numpy arrays only."""
+    covering = [a for a in all_algorithms(p.op)
+                if a.role in FALLBACK_ROLES and a.covers(p, backend)]
+    costs = {a.name: a.cost_s(p) if a.cost_s else None for a in covering}
+    cheapest = min((costs[a.name] for a in covering
+                    if a.role == "candidate" and a.cost_s), default=0.0)
+    ranked = sorted(covering, key=lambda a: _rank(a, costs[a.name], cheapest))  # stable
+    tuned = set(_tuned(p)) if backend == "numpy" else set()
+    return [a for a in ranked if a.name in tuned] + [a for a in ranked if a.name not in tuned]
+
+
+def choose(problem: Problem, backend: str = "numpy") -> Algorithm:
     """The first candidate that supports the problem on `backend`. Cached per problem and
     registry state, so that timing "auto" times the chosen algorithm, not the choosing."""
     return _choose(problem, backend, generation())
 
 
 @functools.lru_cache(maxsize=4096)
-def _choose(problem: ConvProblem, backend: str, registry_generation: int) -> Algorithm:
+def _choose(problem: Problem, backend: str, registry_generation: int) -> Algorithm:
     for algorithm in candidates(problem, backend):
         if algorithm.why_not(problem, backend) is None:
             return algorithm
@@ -92,12 +104,13 @@ def _choose(problem: ConvProblem, backend: str, registry_generation: int) -> Alg
 
 
 def forget() -> None:
-    """Drop cached choices and tuning tables (after `convbench tune` writes a new table)."""
+    """Drop cached choices and tuning tables (after `convbench tune` writes a new table, or the
+    cost model's machine changes)."""
     _choose.cache_clear()
     tuned_winners.cache_clear()
 
 
-def _nothing_supports(p: ConvProblem) -> str | None:
+def _nothing_supports(p: Problem) -> str | None:
     try:
         choose(p)
     except Unsupported as error:
@@ -106,7 +119,8 @@ def _nothing_supports(p: ConvProblem) -> str | None:
 
 
 @register("conv2d", "auto", backends=BACKENDS, checks=(_nothing_supports,), resolve=choose,
-          summary="picks per problem: tuned winner for this machine, else the cost rule")
-def conv2d_auto(p: ConvProblem, *arrays: Any, **options: Any) -> Any:
+          role="selector",
+          summary="picks per problem: tuned winner for this machine, else the cheapest "
+          "candidate by its declared cost")
+def conv2d_auto(p: Problem, *arrays: Any, **options: Any) -> Any:
     return choose(p, backend_of(arrays[0])).fn(p, *arrays, **options)
-

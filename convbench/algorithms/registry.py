@@ -2,8 +2,10 @@
 
 An algorithm is a function plus a declaration of what it can do. `why_not(problem, backend)`
 returns one human-readable sentence (or None); the same sentence is what results, the CLI and
-pytest skips show. Third-party packages register through the entry-point group
-``convbench.algorithms``: each entry point names a module whose import calls `register`.
+pytest skips show. Its `role` says what `algo="auto"` may do with it, and `cost_s` is its own
+model of its time, by which auto ranks the candidates. Third-party packages register through the
+entry-point group ``convbench.algorithms``: each entry point names a module whose import calls
+`register`.
 """
 
 from __future__ import annotations
@@ -22,6 +24,11 @@ ENTRY_POINT_GROUP = "convbench.algorithms"
 
 Check = Callable[[Any], str | None]
 
+# What auto may do with an algorithm, in the order it falls back through them: a candidate is
+# ranked by its cost; the reference (the production library) runs when no candidate supports the
+# problem; the teaching loops only when nothing else does; a selector (auto itself) never.
+ROLES = ("candidate", "reference", "teaching", "selector")
+
 
 class Unsupported(ValueError):
     """An algorithm was asked for a problem it does not support; the message is the reason."""
@@ -38,7 +45,12 @@ class Algorithm:
     checks: tuple[Check, ...] = ()
     requires: tuple[str, ...] = ()
     workspace_bytes: Callable[[Any], int] | None = None
+    # estimate_s: a deliberately pessimistic upper bound, by which a run skips a case over its
+    # time limit. cost_s: a realistic model of the time (convbench.algorithms.cost), by which
+    # auto ranks candidates; called only for problems the declaration supports.
     estimate_s: Callable[[Any], float] | None = None
+    cost_s: Callable[[Any], float] | None = None
+    role: str = "candidate"
     # prepare(problem, *inputs) -> state: work on the weights alone (a filter transform) that an
     # inference-like case does once, outside the timed region; fn then takes prepared=state.
     prepare: Callable[..., Any] | None = None
@@ -51,15 +63,26 @@ class Algorithm:
     summary: str = ""
     plugin: str | None = field(default=None, compare=False)
 
+    def __post_init__(self) -> None:
+        if self.role not in ROLES:
+            raise ValueError(f"algorithm {self.name!r} ({self.op}): role={self.role!r} is not "
+                             f"one of {', '.join(ROLES)}")
+
     def why_not(self, problem: Problem, backend: str = "numpy") -> str | None:
         """Why this algorithm cannot run `problem` on `backend`, as one sentence; None if it can."""
         if problem.op != self.op:
             return f"{self.name} implements {self.op}, not {problem.op}"
         if backend not in self.backends:
             return f"runs on {', '.join(self.backends)} only, not {backend}"
-        reason = backend_why_not(backend) or self.missing_requirement()
-        if reason:
-            return reason
+        return backend_why_not(backend) or self.missing_requirement() or self.failed_check(problem)
+
+    def covers(self, problem: Problem, backend: str = "numpy") -> bool:
+        """Whether the declaration covers `problem` on `backend` (op, backends, checks), whether
+        or not that backend and the requirements are installed here."""
+        return (problem.op == self.op and backend in self.backends
+                and self.failed_check(problem) is None)
+
+    def failed_check(self, problem: Problem) -> str | None:
         for check in self.checks:
             reason = check(problem)
             if reason:

@@ -5,6 +5,7 @@ No im2col buffer: the largest temporary is one tap's input slice, 1/(R*S) of wha
 
 from __future__ import annotations
 
+from convbench.algorithms import cost
 from convbench.algorithms.windows import add_bias, pad, windows
 from convbench.backends import ARRAY_API_BACKENDS
 from convbench.problems import ConvProblem
@@ -22,9 +23,21 @@ def workspace_bytes(p: ConvProblem) -> int:
     return elements * p.itemsize
 
 
+def cost_s(p: ConvProblem) -> float:
+    """Per kernel tap: the tap's slice copied (N*C*OH*OW items, runs of OW), one channel GEMM
+    per image and group, and the product added into y (three streams of the output's size)."""
+    g, kg, cg, pixels = p.groups, p.k // p.groups, p.c // p.groups, p.out_h * p.out_w
+    tap = cost.copy_s(p.n * p.c * pixels, p.itemsize, p.out_w)
+    gemm = cost.gemm_s(kg, pixels, cg, p.itemsize, batch=p.n * g)
+    accumulate = cost.copy_s(3 * p.n * p.k * pixels, p.itemsize)
+    per_tap = tap + gemm + accumulate + cost.calls_s(3)
+    weights = cost.copy_s(p.k * p.reduction_length, p.itemsize, p.c // p.groups)
+    return cost.padding_s(p) + weights + p.r * p.s * per_tap + cost.calls_s(6)
+
+
 @register(
     "conv2d", "direct", backends=ARRAY_API_BACKENDS, exact=True,
-    workspace_bytes=workspace_bytes,
+    workspace_bytes=workspace_bytes, cost_s=cost_s,
     summary="one channel GEMM per kernel tap, accumulated; no im2col buffer",
 )
 def conv2d_direct(p: ConvProblem, x: Array, w: Array, bias: Array | None) -> Array:

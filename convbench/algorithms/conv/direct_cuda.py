@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from convbench.algorithms import cost
 from convbench.algorithms.conv._cuda import blocks, compiled, launch
 from convbench.problems import ConvProblem
 from convbench.algorithms.registry import register
@@ -39,9 +40,23 @@ extern "C" __global__ void conv2d_direct(
 """
 
 
+# A row of the kernel's loop (its bounds check and address arithmetic, per c and r) takes about
+# as long as ten of its multiply-adds: fitted to H100 timings of 1x1, 3x3 and 7x7 layers.
+ROW_STEPS = 10
+
+
+def cost_s(p: ConvProblem) -> float:
+    """One kernel: per output, C/g * R rows of S multiply-adds in a thread's loop over global
+    memory; x and w read, y written; and the host's array calls."""
+    outputs = p.n * p.k * p.out_h * p.out_w
+    steps = p.macs + ROW_STEPS * outputs * (p.c // p.groups) * p.r
+    nbytes = (p.n * p.c * p.h * p.w + p.k * p.reduction_length + outputs) * p.itemsize
+    return cost.kernel_s(2 * steps, nbytes, looped=True) + cost.calls_s(4)
+
+
 @register(
     "conv2d", "direct_cuda", backends=("cupy",), requires=("cupy",), exact=True,
-    workspace_bytes=lambda p: 0,
+    workspace_bytes=lambda p: 0, cost_s=cost_s,
     summary="CUDA RawKernel: one thread per output element, loops over C/g, R, S",
 )
 def conv2d_direct_cuda(p: ConvProblem, x: Any, w: Any, bias: Any | None) -> Any:

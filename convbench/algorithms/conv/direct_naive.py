@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from convbench.algorithms import cost
 from convbench.algorithms.windows import add_bias, pad
 from convbench.problems import ConvProblem
 from convbench.algorithms.registry import register
@@ -21,6 +22,14 @@ def estimate_s(p: ConvProblem) -> float:
     return p.out_h * p.out_w * p.groups * _SECONDS_PER_ITERATION + p.macs / _MACS_PER_SECOND
 
 
+def cost_s(p: ConvProblem) -> float:
+    """Per output pixel and group: a window slice, one small tensordot (N x C/g*R*S) @
+    (C/g*R*S x K/g) and its store, each a few array calls."""
+    g, kg, cg = p.groups, p.k // p.groups, p.c // p.groups
+    per_group = cost.gemm_s(p.n, kg, cg * p.r * p.s, p.itemsize) + cost.calls_s(4)
+    return cost.padding_s(p) + p.out_h * p.out_w * (g * per_group + cost.calls_s(1))
+
+
 def workspace_bytes(p: ConvProblem) -> int:
     padded = p.n * p.c * (p.h + 2 * p.padding[0]) * (p.w + 2 * p.padding[1])
     return (padded if p.padding != (0, 0) else 0) * p.itemsize
@@ -28,6 +37,7 @@ def workspace_bytes(p: ConvProblem) -> int:
 
 @register(
     "conv2d", "direct_naive", exact=True, estimate_s=estimate_s, workspace_bytes=workspace_bytes,
+    cost_s=cost_s, role="teaching",
     summary="loops over output positions; for teaching",
 )
 def conv2d_direct_naive(

@@ -10,6 +10,7 @@ scipy.fft uses the workers set by `scipy.fft.set_workers` (the harness sets the 
 
 from __future__ import annotations
 
+from convbench.algorithms import cost
 from convbench.algorithms.windows import add_bias
 from convbench.backends import ARRAY_API_BACKENDS
 from convbench.problems import ConvProblem
@@ -95,8 +96,28 @@ def workspace_bytes(p: ConvProblem) -> int:
     return (max(filter_stage, weights + max(stages)) - output) * p.itemsize
 
 
+def cost_s(p: ConvProblem) -> float:
+    """The filter spectrum (K*C/g zero-extended kernels, their rfft2, conjugated and reordered),
+    the input's (N*C planes, rfft2, reordered by frequency), one complex GEMM (K/g x C/g) @
+    (C/g x N) per frequency and group, the product reordered, N*K irfft2 and the strided crop."""
+    hf, wf = fft_shape(p)
+    points, f, kc, cg = hf * wf, _frequencies(p), p.k * (p.c // p.groups), p.c // p.groups
+    item, complex_item = p.itemsize, 2 * p.itemsize
+    weights = (cost.copy_s(kc * points, item) + cost.copy_s(kc * p.r * p.s, item, p.s)
+               + cost.fft_s(points, kc) + cost.copy_s(kc * f, complex_item)
+               + cost.copy_s(kc * f, complex_item, cg))
+    inputs = (cost.copy_s(p.n * p.c * points, item) + cost.copy_s(p.n * p.c * p.h * p.w, item, p.w)
+              + cost.fft_s(points, p.n * p.c) + cost.copy_s(p.n * p.c * f, complex_item, p.n))
+    products = (cost.gemm_s(p.k // p.groups, p.n, cg, complex_item, batch=f * p.groups,
+                            complex_values=True)
+                + cost.copy_s(p.n * p.k * f, complex_item, f))
+    outputs = (cost.fft_s(points, p.n * p.k)
+               + cost.copy_s(p.n * p.k * p.out_h * p.out_w, item, p.out_w))
+    return weights + inputs + products + outputs + cost.calls_s(14)
+
+
 register(
-    "conv2d", "fft", backends=ARRAY_API_BACKENDS, workspace_bytes=workspace_bytes,
+    "conv2d", "fft", backends=ARRAY_API_BACKENDS, workspace_bytes=workspace_bytes, cost_s=cost_s,
     prepare=lambda p, x, w, bias: filter_transform(p, w),
     tolerance_floor_eps=32.0, error_spreads=True,  # measured errors stay within sqrt(L) eps
     summary="scipy.fft rfft2: per-frequency channel GEMMs; stride by subsampling",

@@ -11,6 +11,7 @@ faster per image, 7x7 ones 15% slower).
 
 from __future__ import annotations
 
+from convbench.algorithms import cost
 from convbench.algorithms.windows import add_bias, pad, windows
 from convbench.backends import ARRAY_API_BACKENDS
 from convbench.problems import ConvProblem
@@ -50,6 +51,21 @@ def workspace_bytes(p: ConvProblem) -> int:
     return (max(stages) - output) * p.itemsize
 
 
+def cost_s(p: ConvProblem) -> float:
+    """1x1 stride 1: the per-image GEMMs alone; strided 1x1: the subsampled copy, then those;
+    otherwise the unfold (C*R*S x N*OH*OW items, runs of OW; slower past the resident size),
+    one GEMM per group and the result's copy into NCHW (N > 1)."""
+    g, kg, cg, pixels = p.groups, p.k // p.groups, p.c // p.groups, p.out_h * p.out_w
+    if is_pointwise(p) or is_subsampled_pointwise(p):
+        copy = cost.copy_s(p.n * p.c * pixels, p.itemsize, p.out_w) if p.stride != (1, 1) else 0
+        return copy + cost.gemm_s(kg, pixels, cg, p.itemsize, batch=p.n * g) + cost.calls_s(3)
+    columns = p.c * p.r * p.s * p.n * pixels
+    unfold = cost.copy_s(columns, p.itemsize, p.out_w) + cost.oversize_s(columns * p.itemsize)
+    gemm = cost.gemm_s(kg, p.n * pixels, cg * p.r * p.s, p.itemsize, batch=g)
+    to_nchw = cost.copy_s(p.n * p.k * pixels, p.itemsize, pixels) if p.n > 1 else 0.0
+    return cost.padding_s(p) + unfold + gemm + to_nchw + cost.calls_s(6)
+
+
 def _pointwise(p: ConvProblem, x: Array, w: Array) -> Array:
     """1x1: per-image GEMMs on x (N, C, OH, OW) itself, stride 1, or subsampled (one copy)."""
     xp = namespace(x, w)
@@ -80,7 +96,7 @@ def _unfolded(p: ConvProblem, x: Array, w: Array) -> Array:
 
 @register(
     "conv2d", "im2col", backends=ARRAY_API_BACKENDS, exact=True,
-    workspace_bytes=workspace_bytes,
+    workspace_bytes=workspace_bytes, cost_s=cost_s,
     summary="unfold + one GEMM per group; 1x1 stride 1 is a plain GEMM with no copy",
 )
 def conv2d_im2col(p: ConvProblem, x: Array, w: Array, bias: Array | None) -> Array:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from convbench.algorithms import cost
 from convbench.algorithms.conv._cuda import blocks, compiled, grid_fits, launch
 from convbench.algorithms.windows import add_bias
 from convbench.algorithms.conv.im2col import is_pointwise
@@ -90,9 +91,25 @@ def workspace_bytes(p: ConvProblem) -> int:
     return max(columns, output) * p.itemsize
 
 
+def cost_s(p: ConvProblem) -> float:
+    """1x1 stride 1 with few filters: the weights copied per image, then one batched GEMM;
+    otherwise the gather kernel (reads x, writes C*R*S x N*OH*OW columns), one GEMM per group
+    and the kernel into NCHW (reads and writes the output)."""
+    g, kg, cg, item = p.groups, p.k // p.groups, p.c // p.groups, p.itemsize
+    pixels = p.out_h * p.out_w
+    if per_image_weights(p):
+        weights = cost.kernel_s(0, 2 * p.n * p.k * cg * item)
+        return weights + cost.device_gemm_s(kg, pixels, cg, item, batch=p.n * g) \
+            + cost.calls_s(6)
+    columns = p.c * p.r * p.s * p.n * pixels
+    gather = cost.kernel_s(0, (columns + p.n * p.c * p.h * p.w) * item)
+    gemm = cost.device_gemm_s(kg, p.n * pixels, cg * p.r * p.s, item, batch=g)
+    return gather + gemm + cost.kernel_s(0, 2 * p.n * p.k * pixels * item) + cost.calls_s(8)
+
+
 @register(
     "conv2d", "im2col_cuda", backends=("cupy",), requires=("cupy",), exact=True,
-    checks=(grid_fits,), workspace_bytes=workspace_bytes,
+    checks=(grid_fits,), workspace_bytes=workspace_bytes, cost_s=cost_s,
     summary="CUDA: a generated gather into columns, one GEMM per group, a kernel into NCHW",
 )
 def conv2d_im2col_cuda(p: ConvProblem, x: Any, w: Any, bias: Any | None) -> Any:

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from convbench.algorithms import cost
 from convbench.algorithms.windows import add_bias
 from convbench.algorithms.conv.winograd_matrices import MATRICES
 from convbench.backends import ARRAY_API_BACKENDS
@@ -229,6 +230,37 @@ def workspace_bytes(p: ConvProblem, alpha: int) -> int:
     return (filters + max(stages) - output) * p.itemsize
 
 
+def input_cost_s(p: ConvProblem, alpha: int) -> float:
+    """The padded copy, the tiles gathered (alpha^2 * C * tiles items, runs of a row of tiles)
+    and transformed: one Kronecker GEMM, or per chunk of channels one GEMM per axis."""
+    mh, mw, th, tw = _tiles(p, alpha)
+    tiles, a2, item = p.n * th * tw, alpha * alpha, p.itemsize
+    padded = p.n * p.c * (th * mh + p.r - 1) * (tw * mw + p.s - 1)
+    copies = (cost.copy_s(padded, item) + cost.copy_s(p.n * p.c * p.h * p.w, item, p.w)
+              + cost.copy_s(a2 * p.c * tiles, item, tw))
+    step = _chunk_channels(p, alpha)
+    if step >= p.c:
+        return copies + cost.gemm_s(a2, p.c * tiles, a2, item) + cost.calls_s(4)
+    per_chunk = (cost.gemm_s(alpha, alpha * step * tiles, alpha, item)
+                 + cost.gemm_s(alpha, step * tiles, alpha, item, batch=alpha) + cost.calls_s(4))
+    return copies + math.ceil(p.c / step) * per_chunk + cost.calls_s(4)
+
+
+def cost_s(p: ConvProblem, alpha: int) -> float:
+    """Filter transform (one GEMM), input transform (input_cost_s), alpha^2 channel GEMMs per
+    group (K/g x C/g) @ (C/g x tiles), the output transform (one GEMM) and the copy into NCHW
+    (runs of a tile's row), cropped where the tiles reach past the output."""
+    mh, mw, th, tw = _tiles(p, alpha)
+    tiles, a2, kg, cg = p.n * th * tw, alpha * alpha, p.k // p.groups, p.c // p.groups
+    filters = cost.gemm_s(a2, p.k * cg, p.r * p.s, p.itemsize)
+    channels = cost.gemm_s(kg, tiles, cg, p.itemsize, batch=a2 * p.groups)
+    outputs = (cost.gemm_s(mh * mw, p.k * tiles, a2, p.itemsize)
+               + cost.copy_s(p.n * p.k * th * mh * tw * mw, p.itemsize, mw))
+    if (th * mh, tw * mw) != (p.out_h, p.out_w):
+        outputs += cost.copy_s(p.n * p.k * p.out_h * p.out_w, p.itemsize, p.out_w)
+    return filters + input_cost_s(p, alpha) + channels + outputs + cost.calls_s(8)
+
+
 def _checks(name: str, m: int, r: int) -> tuple:
     def stride_and_dilation(p: ConvProblem) -> str | None:
         if p.stride != (1, 1):
@@ -250,6 +282,7 @@ def _register(name: str, m: int, r: int) -> None:
     register(
         "conv2d", name, backends=ARRAY_API_BACKENDS, checks=_checks(name, m, r),
         workspace_bytes=functools.partial(workspace_bytes, alpha=alpha),
+        cost_s=functools.partial(cost_s, alpha=alpha),
         prepare=lambda p, x, w, bias: filter_transform(p, w, alpha),
         tolerance_floor_eps=TOLERANCE_FLOOR_EPS[alpha], error_spreads=True,
         summary=f"Winograd F({m}x{m},{r}x{r}): {alpha}x{alpha} input tiles, "

@@ -19,6 +19,7 @@ import functools
 from fractions import Fraction
 from typing import Any
 
+from convbench.algorithms import cost
 from convbench.algorithms.conv import winograd
 from convbench.algorithms.conv._cuda import THREADS, blocks, channels_fit, compiled, launch
 from convbench.algorithms.conv.winograd_matrices import MATRICES
@@ -193,6 +194,30 @@ def workspace_bytes(p: ConvProblem, alpha: int) -> int:
     return (peak - output) * p.itemsize
 
 
+@functools.cache
+def _nonzeros(m: int, r: int, name: str) -> int:
+    return sum(v != 0 for row in _matrix(m, r, name) for v in row)
+
+
+def cost_s(p: ConvProblem, m: int, r: int) -> float:
+    """Three kernels around the channel GEMMs, each bound by its traffic or by its straight-line
+    sums (two per nonzero of the pinned matrix, per column of a side): the filter transform
+    (writes alpha^2 * K * C/g), the input transform (reads x, writes alpha^2 * C * tiles), the
+    alpha^2 * groups GEMMs (K/g x C/g) @ (C/g x tiles), the output transform (reads alpha^2 *
+    K * tiles, writes the output); and the host's array calls."""
+    alpha, item = m + r - 1, p.itemsize
+    _, _, th, tw = winograd._tiles(p, alpha)
+    tiles, a2, kg, cg = p.n * th * tw, alpha * alpha, p.k // p.groups, p.c // p.groups
+    sides = {name: 2 * _nonzeros(m, r, name) for name in ("G", "BT", "AT")}
+    filters = cost.kernel_s(sides["G"] * (r + alpha) * p.k * cg, (r * r + a2) * p.k * cg * item)
+    inputs = cost.kernel_s(sides["BT"] * 2 * alpha * p.c * tiles,
+                           (p.n * p.c * p.h * p.w + a2 * p.c * tiles) * item)
+    gemm = cost.device_gemm_s(kg, tiles, cg, item, batch=a2 * p.groups)
+    outputs = cost.kernel_s(sides["AT"] * (alpha + m) * p.k * tiles,
+                            (a2 * p.k * tiles + p.n * p.k * p.out_h * p.out_w) * item)
+    return filters + inputs + gemm + outputs + cost.calls_s(9)
+
+
 def _register(name: str, m: int, r: int) -> None:
     alpha = m + r - 1
 
@@ -205,6 +230,7 @@ def _register(name: str, m: int, r: int) -> None:
         "conv2d", name, backends=("cupy",), requires=("cupy",),
         checks=(winograd._checks(name, m, r)[0], square, channels_fit),
         workspace_bytes=functools.partial(workspace_bytes, alpha=alpha),
+        cost_s=functools.partial(cost_s, m=m, r=r),
         prepare=lambda p, x, w, bias: filter_transform(p, w, m, r),
         tolerance_floor_eps=winograd.TOLERANCE_FLOOR_EPS[alpha], error_spreads=True,
         summary=f"CUDA: F({m}x{m},{r}x{r}) with fused tile transforms ({THREADS}-thread blocks) "

@@ -1,0 +1,121 @@
+"""The cost model that algorithms declare their `cost_s` with: each one counts its own stages
+(GEMMs, copies, transforms, calls) and this module prices them with one machine's rates.
+
+The rates live in one `MachineModel`, read at every call through the module-level `MACHINE`, so
+that they can be replaced (`set_machine`), for instance by rates calibrated from
+`convbench.measure.machine`'s peaks: `gemm_flops_per_s` is its `sgemm_gflops` * 1e9 and
+`copy_bytes_per_s` half its `copy_gbytes_per_s` * 1e9 (it counts the read and the write).
+
+The costs rank algorithms for `algo="auto"`; they are realistic, not bounds (a run's skip check
+uses the pessimistic `estimate_s`). The `device_` rates price the CUDA kernels of the cupy-only
+algorithms, which auto ranks only on cupy arrays.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class MachineModel:
+    """Rates of one machine. Defaults: the project's CPU, 2 Zen-4 cores with numpy's OpenBLAS
+    (README: SGEMM 188-196 GFLOP/s at 2048^3; 32-wide GEMMs about 100, 128-wide about 160;
+    strided numpy copies 2.5-4 GB/s against about 40 for a contiguous one), and an H100-class
+    GPU for the CUDA kernels. Checked against benchmarks/measurements/: on the CPU runs of
+    resnet50 and kernels, no two algorithms measured more than 10% apart are ranked the wrong
+    way round, and costs are within 12% of the times on average (log scale)."""
+
+    gemm_flops_per_s: float = 200e9  # float32 GEMM at large sizes
+    gemm_half_size: int = 32  # a GEMM whose smallest side is d runs at d / (d + half) of that
+    gemm_call_s: float = 1e-6  # per GEMM of a batch (the BLAS call, its threads' hand-off)
+    copy_bytes_per_s: float = 20e9  # a contiguous copy: bytes written per second
+    run_s: float = 5e-9  # per contiguous run of a strided copy (numpy's inner loop)
+    transform_flops_per_s: float = 10e9  # FFTs and other arithmetic outside GEMMs
+    call_s: float = 5e-6  # per array call: Python, dispatch, allocation
+    # A buffer beyond this many bytes is written at spill speed (page faults, memory pressure):
+    # im2col's columns past 1 GiB took 3-6x its model on the kernels suite's 128x128 cases.
+    resident_bytes: int = 1 << 30
+    spill_bytes_per_s: float = 0.75e9
+    device_gemm_flops_per_s: float = 60e12  # cuBLAS float32 at large sizes
+    device_gemm_half_size: int = 32
+    device_bytes_per_s: float = 2e12  # device memory, read plus written
+    device_flops_per_s: float = 10e12  # a generated kernel's straight-line arithmetic
+    device_loop_flops_per_s: float = 8e12  # a per-thread loop over global memory
+    launch_s: float = 5e-6  # per kernel launch
+
+
+MACHINE = MachineModel()
+
+
+def set_machine(model: MachineModel) -> MachineModel:
+    """Price every later cost with `model`; returns the one it replaces. Choices auto has
+    cached stay until `convbench.algorithms.auto.forget()`."""
+    global MACHINE
+    old, MACHINE = MACHINE, model
+    return old
+
+
+def gemm_s(m: int, n: int, k: int, itemsize: int, batch: int = 1,
+           complex_values: bool = False) -> float:
+    """`batch` GEMMs (m x k) @ (k x n) of `itemsize` items, and their results written;
+    complex ones do four real products per product."""
+    flops = 2 * m * n * k * (4 if complex_values else 1)
+    smallest = min(m, n, k)
+    rate = MACHINE.gemm_flops_per_s * smallest / (smallest + MACHINE.gemm_half_size)
+    return batch * (flops / rate + MACHINE.gemm_call_s) + copy_s(batch * m * n, itemsize)
+
+
+def copy_s(elements: int, itemsize: int, run: int | None = None) -> float:
+    """Writing `elements` items; a strided copy (a gather, a permutation) pays for each of its
+    contiguous runs of `run` items, a contiguous one (run None) only for the bytes."""
+    runs = 0 if run is None else math.ceil(elements / max(run, 1))
+    return elements * itemsize / MACHINE.copy_bytes_per_s + runs * MACHINE.run_s
+
+
+def oversize_s(nbytes: int) -> float:
+    """The extra time of writing one buffer of `nbytes`, for its bytes beyond the resident size."""
+    return max(0, nbytes - MACHINE.resident_bytes) / MACHINE.spill_bytes_per_s
+
+
+def padding_s(p: Any) -> float:
+    """Zero-padding a convolution's input (windows.pad): the padded array written, the input
+    copied into it row by row; nothing without padding."""
+    if p.padding == (0, 0):
+        return 0.0
+    padded = p.n * p.c * (p.h + 2 * p.padding[0]) * (p.w + 2 * p.padding[1])
+    return copy_s(padded, p.itemsize) + copy_s(p.n * p.c * p.h * p.w, p.itemsize, p.w)
+
+
+def fft_s(points: int, transforms: int) -> float:
+    """`transforms` real FFTs of `points` points each (2.5 N log2 N flops, as FFTW counts)."""
+    flops = 2.5 * points * math.log2(max(points, 2)) * transforms
+    return flops / MACHINE.transform_flops_per_s
+
+
+def transform_s(flops: float) -> float:
+    """Arithmetic outside GEMMs (elementwise products, per-pixel loops)."""
+    return flops / MACHINE.transform_flops_per_s
+
+
+def calls_s(count: int) -> float:
+    """`count` array-library calls, whatever they compute."""
+    return count * MACHINE.call_s
+
+
+def device_gemm_s(m: int, n: int, k: int, itemsize: int, batch: int = 1) -> float:
+    """`batch` GEMMs (m x k) @ (k x n) in one cuBLAS call: its arithmetic or its operands'
+    traffic, whichever bounds it."""
+    smallest = min(m, n, k)
+    rate = MACHINE.device_gemm_flops_per_s * smallest / (smallest + MACHINE.device_gemm_half_size)
+    nbytes = batch * (m * k + k * n + m * n) * itemsize
+    return max(2 * m * n * k * batch / rate, nbytes / MACHINE.device_bytes_per_s) \
+        + MACHINE.launch_s
+
+
+def kernel_s(flops: float, nbytes: float, looped: bool = False) -> float:
+    """One generated kernel: its arithmetic (straight-line, or in per-thread loops over global
+    memory) or its memory traffic, whichever bounds it."""
+    rate = MACHINE.device_loop_flops_per_s if looped else MACHINE.device_flops_per_s
+    return max(flops / rate, nbytes / MACHINE.device_bytes_per_s) + MACHINE.launch_s
