@@ -56,9 +56,9 @@ def _run_on(backend: str, algorithm: registry.Algorithm, p: ConvProblem,
     if backend == "numpy":
         return _run(algorithm.name, p, inputs)
     if backend == "torch-cuda":  # as a run does: cuDNN's reference in fp32, TF32 off
-        from convbench.backends.gpu import configure_torch_cuda
+        from convbench.backends.torch_backend import configure
 
-        configure_torch_cuda()
+        configure()
     y = algorithm.fn(p, *(to_backend(a, backend) for a in inputs.arrays))
     assert type(y).__module__.split(".")[0] == library_of(backend)  # stays on its backend
     return to_numpy(y)

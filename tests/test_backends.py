@@ -117,13 +117,13 @@ def test_cuda_memory_reading_sees_a_known_temporary() -> None:
     _gpu("cupy")
     import cupy
 
-    from convbench.backends.gpu import peak_extra_bytes_cupy
+    from convbench.backends.gpu import peak_extra_bytes
 
     def allocates() -> object:
         temporary = cupy.ones(2**20, dtype=cupy.float32)  # 4 MiB
         return cupy.zeros(16, dtype=cupy.float32) + temporary[:16]
 
-    reading = peak_extra_bytes_cupy(allocates)
+    reading = peak_extra_bytes("cupy", allocates)
     assert 4 * 2**20 <= reading.peak_extra_bytes < 5 * 2**20
 
 
@@ -136,7 +136,7 @@ CUDA_KERNELS = ["im2col_cuda", "winograd_f2x3_cuda", "winograd_f4x3_cuda", "wino
 @pytest.mark.parametrize("name", CUDA_KERNELS)
 def test_cuda_kernels_workspace_within_10_percent_of_the_model(name: str, descriptor: str) -> None:
     _gpu("cupy")
-    from convbench.backends.gpu import peak_extra_bytes_cupy
+    from convbench.backends.gpu import peak_extra_bytes
 
     p = parse(descriptor)
     algorithm = registry.get("conv2d", name)
@@ -144,6 +144,6 @@ def test_cuda_kernels_workspace_within_10_percent_of_the_model(name: str, descri
         pytest.skip(algorithm.why_not(p, "cupy"))
     arrays = [to_backend(a, "cupy") for a in oracle.make_inputs(p).arrays]
     algorithm.fn(p, *arrays)  # compiles the kernels outside the reading
-    measured = peak_extra_bytes_cupy(lambda: algorithm.fn(p, *arrays)).peak_extra_bytes
+    measured = peak_extra_bytes("cupy", lambda: algorithm.fn(p, *arrays)).peak_extra_bytes
     model = algorithm.workspace_bytes(p)
     assert abs(measured - model) <= 0.1 * model + 4096, (name, descriptor, measured, model)

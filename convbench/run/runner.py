@@ -27,7 +27,7 @@ from convbench.backends import gpu
 from convbench import oracle
 
 from convbench.algorithms import registry
-from convbench.backends import BACKENDS, GPU_BACKENDS, backend_why_not, library_of, to_backend
+from convbench.backends import BACKENDS, GPU_BACKENDS, backend_why_not, to_backend
 from convbench.backends import to_numpy
 from convbench.backends.gpu import is_out_of_memory
 from convbench.measure.memory import peak_extra_bytes
@@ -223,16 +223,21 @@ def execute(suite: Suite, task: Task, data: _CaseData, timer: Timer = measure) -
     policy = TimingPolicy(budget_s=suite.budget_s, min_repeats=suite.min_repeats,
                           limit_s=suite.limit_s)
     if backend in GPU_BACKENDS:
-        library = library_of(backend)
-        row |= _timing_fields(gpu.measure_cuda(library)(call, policy), p.flops)
-        memory = gpu.peak_extra_bytes(library, call)
-        if library == "torch":
-            row["kernels"] = ";".join(gpu.cuda_kernels(call))
+        row |= _timing_fields(gpu.measure_cuda(backend)(call, policy), p.flops)
+        memory = gpu.peak_extra_bytes(backend, call)
+        row["kernels"] = ";".join(gpu.kernels(backend, call))
     else:
         row |= _timing_fields(timer(call, policy), p.flops)
         memory = peak_extra_bytes(call)
     return row | {"status": "ok", "reason": "", "peak_mem_bytes": memory.peak_extra_bytes,
                   "mem_note": memory.note}
+
+
+def _configure_gpus(backends: set[str]) -> dict[str, Any]:
+    """Each GPU backend that runs here, in its fp32-reference settings; for meta.json (torch-cuda
+    as `torch_cuda`)."""
+    return {b.replace("-", "_"): gpu.configure(b) for b in sorted(backends)
+            if b in GPU_BACKENDS and not backend_why_not(b, probe=True)}
 
 
 def _host(y: Any) -> Any:
@@ -296,9 +301,7 @@ def run(
                                                "interleave": options.interleave,
                                                "machine": machine.peaks(threads),
                                                "allocator": environment.keep_freed_memory()}
-        if any(t.backend == "torch-cuda" for t in tasks) and not backend_why_not("torch-cuda",
-                                                                                 probe=True):
-            meta["torch_cuda"] = gpu.configure_torch_cuda()
+        meta |= _configure_gpus({t.backend for t in tasks})
         write_meta(out_dir, meta, options.resume)
         monitor = noise.LoadMonitor()
         pending = [(index, task) for index, task in enumerate(tasks, start=1)
