@@ -6,8 +6,7 @@ auto knows no algorithm by name: it reads what each one declares. In order:
 2. every algorithm with role "candidate" whose declaration covers the problem on the backend,
    cheapest first by its own cost model (`cost_s`, convbench.algorithms.cost), except that
    among those level with the cheapest (LEVEL) the least rounding comes first; those that
-   declare no cost come after, in registration order, the ones that declare a pessimistic
-   `estimate_s` (slow enough for a run to skip) last;
+   declare no cost come after, in registration order;
 3. the reference (role "reference"), then the teaching loops ("teaching"). Selectors ("selector",
    auto itself) are never candidates.
 An algorithm runs on the backends it declares, so on CuPy arrays only the CuPy-capable ones
@@ -65,11 +64,10 @@ def never_tuned() -> set[str]:
 def _rank(algorithm: Algorithm, cost: float | None, cheapest: float) -> Rank:
     """The sort key of an algorithm that covers the problem: its role; then, if it is a
     candidate level with the cheapest, the rounding it declares; then its cost. Without a cost it
-    comes after those with one; and after those too if it declares only a time limit's upper
-    bound (estimate_s), which an algorithm declares when it may be too slow to run at all."""
+    comes after those with one, in registration order (the sort is stable)."""
     role = FALLBACK_ROLES.index(algorithm.role)
     if cost is None:
-        return (role, 2 if algorithm.estimate_s is None else 3, 0.0, 0.0)
+        return (role, 2, 0.0, 0.0)
     if algorithm.role == "candidate" and cost <= cheapest * (1 + LEVEL):
         return (role, 0, algorithm.tolerance_floor_eps, cost)
     return (role, 1, 0.0, cost)

@@ -3,10 +3,8 @@ view the windows (a gather); `tap` gives one kernel tap's pixels as a writable v
 
 from __future__ import annotations
 
-import numpy as np
-
 from convbench.problems import ConvProblem, PoolProblem
-from convbench.backends.xp import Array, array_strides, device, namespace, strided
+from convbench.backends.xp import Array, array_strides, device, namespace, pad_constant, strided
 
 
 def pad(x: Array, padding: tuple[int, int], value: float = 0.0) -> Array:
@@ -44,16 +42,16 @@ def padded_size(p: ConvProblem | PoolProblem) -> tuple[int, int]:
     return sizes[0], sizes[1]
 
 
-def pad_for_windows(x: np.ndarray, p: ConvProblem | PoolProblem, value: float = 0.0) -> np.ndarray:
+def pad_for_windows(x: Array, p: ConvProblem | PoolProblem, value: float = 0.0) -> Array:
     """`pad`, with the bottom and right extended where a window reaches past the padding."""
     (ph, pw), (hp, wp) = p.padding, padded_size(p)
     bottom, right = hp - p.h - ph, wp - p.w - pw
     if (bottom, right) == (ph, pw):
         return pad(x, p.padding, value)
-    return np.pad(x, ((0, 0), (0, 0), (ph, bottom), (pw, right)), constant_values=value)
+    return pad_constant(x, ((0, 0), (0, 0), (ph, bottom), (pw, right)), value)
 
 
-def tap(x_padded: np.ndarray, p: ConvProblem | PoolProblem, r: int, s: int) -> np.ndarray:
+def tap(x_padded: Array, p: ConvProblem | PoolProblem, r: int, s: int) -> Array:
     """A writable (N, C, OH, OW) view: the pixels kernel tap (r, s) reads, one per output. The
     same elements as windows(x_padded, p)[:, :, r, s], by plain slicing, so a backward pass can
     scatter-add into it (one tap's pixels never overlap each other)."""
@@ -63,7 +61,7 @@ def tap(x_padded: np.ndarray, p: ConvProblem | PoolProblem, r: int, s: int) -> n
     return x_padded[:, :, rows, cols]
 
 
-def crop(x_padded: np.ndarray, p: ConvProblem | PoolProblem) -> np.ndarray:
+def crop(x_padded: Array, p: ConvProblem | PoolProblem) -> Array:
     """The input-sized (N, C, H, W) part of a padded array (undoes `pad_for_windows`)."""
     ph, pw = p.padding
     return x_padded[:, :, ph : ph + p.h, pw : pw + p.w]
@@ -74,3 +72,13 @@ def add_bias(y: Array, bias: Array | None) -> Array:
     if bias is not None:
         y += namespace(y).reshape(bias, (1, -1, 1, 1))
     return y
+
+
+def tap_index(p: ConvProblem | PoolProblem, r: int, s: int) -> tuple[object, slice, slice]:
+    """The index of `tap`'s pixels over the last two axes, (..., rows, cols): a backward pass
+    scatter-adds one tap as x_padded[tap_index(p, r, s)] += ..., which every library supports
+    (no writable views needed), whatever axes precede the spatial ones."""
+    (dh, dw), (sh, sw) = p.dilation, p.stride  # type: ignore[misc]
+    rows = slice(r * dh, r * dh + (p.out_h - 1) * sh + 1, sh)
+    cols = slice(s * dw, s * dw + (p.out_w - 1) * sw + 1, sw)
+    return ..., rows, cols

@@ -155,3 +155,77 @@ def matmul_into_part(a: Array, b: Array, dst: Array, index: tuple, shape: tuple[
         __import__("torch").matmul(a, b, out=part.view(shape))
         return
     dst[index] = namespace(dst).reshape(a @ b, part.shape)
+
+
+def pad_constant(x: Array, widths: tuple[tuple[int, int], ...], value: float = 0.0) -> Array:
+    """`x` with widths[axis] = (before, after) elements of `value` added on each axis (numpy's
+    np.pad, constant mode): the library's own pad where there is one; elsewhere a filled array
+    with `x` written into its middle."""
+    if is_numpy_array(x) or is_cupy_array(x):
+        library = __import__("cupy" if is_cupy_array(x) else "numpy")
+        return library.pad(x, widths, constant_values=value)
+    if is_torch_array(x):  # torch's pad lists (before, after) from the last axis backwards
+        sides = [width for pair in reversed(widths) for width in pair]
+        return __import__("torch").nn.functional.pad(x, sides, value=value)
+    shape = tuple(size + before + after for size, (before, after) in zip(x.shape, widths))
+    out = namespace(x).full(shape, value, dtype=x.dtype, device=device(x))
+    out[tuple(slice(before, before + size) for size, (before, _) in zip(x.shape, widths))] = x
+    return out
+
+
+def argmax(x: Array, axis: int, keepdims: bool = False) -> Array:
+    """xp.argmax: the index of the first maximum along `axis` (the standard's tie rule, numpy's
+    and torch's), through the array's own method where it has one (no wrapper: loops call this
+    once per window). torch.argmax is fast along the last axis only; along another it runs many
+    times slower than torch.max(dim), which keeps the same rule (torch 2.x, CPU)."""
+    if is_numpy_array(x) or is_cupy_array(x):
+        return x.argmax(axis=axis, keepdims=keepdims)
+    if is_torch_array(x):
+        if axis in (-1, x.ndim - 1):
+            return x.argmax(dim=axis, keepdim=keepdims)
+        return x.max(dim=axis, keepdim=keepdims).indices
+    return namespace(x).argmax(x, axis=axis, keepdims=keepdims)
+
+
+def add_into(x: Array, index: tuple, values: Array) -> None:
+    """x[index] += values, in place: through the view where the library has views (numpy, cupy,
+    torch: no write-back of the view onto itself); elsewhere read, add and write back."""
+    if is_numpy_array(x) or is_cupy_array(x) or is_torch_array(x):
+        view = x[index]
+        view += values
+        return
+    x[index] = x[index] + values
+
+
+def add_at(x: Array, index: tuple[Array, ...], values: Array) -> None:
+    """x[index] += values, in place, for integer arrays `index` (one per axis of x, broadcast
+    with `values`) that name each element at most once: numpy's and cupy's integer indexing,
+    torch's index_put_. The standard has no scatter: elsewhere the values are summed into x
+    through a one-hot comparison with x's flat positions (values' size times x's: small arrays)."""
+    if is_numpy_array(x) or is_cupy_array(x):
+        x[index] += values
+        return
+    if is_torch_array(x):
+        x.index_put_(index, values, accumulate=True)
+        return
+    xp = namespace(x)
+    *index, values = xp.broadcast_arrays(*index, values)
+    flat = index[0]
+    for axis in range(1, len(index)):  # each named element's position in x, C order
+        flat = flat * x.shape[axis] + index[axis]
+    hits = xp.reshape(flat, (-1, 1)) == xp.arange(math.prod(x.shape), device=device(x))
+    added = xp.sum(xp.where(hits, xp.reshape(values, (-1, 1)), 0.0), axis=0)  # (x.size,)
+    x[...] = x + xp.reshape(added, x.shape)
+
+
+def reduce_view(x: Array, kind: str, axis: tuple[int, ...]) -> Array:
+    """xp.max or xp.sum (`kind`) of a strided view over `axis`. torch reduces a small strided
+    view several times slower than it copies it to one block and reduces that (torch 2.x, CPU):
+    there the view is made contiguous first; numpy (its own method: loops call this once per
+    window) and the rest reduce the view as it is."""
+    if is_numpy_array(x):
+        return x.max(axis=axis) if kind == "max" else x.sum(axis=axis)
+    if is_torch_array(x):
+        x = x.contiguous()
+    xp = namespace(x)
+    return xp.max(x, axis=axis) if kind == "max" else xp.sum(x, axis=axis)

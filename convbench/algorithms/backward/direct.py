@@ -10,11 +10,10 @@ grad_w[:, :, r, s] = grad_out . tap(r, s) over N*OH*OW.
 
 from __future__ import annotations
 
-import numpy as np
-
 from convbench.algorithms.conv import direct
-from convbench.algorithms.backward.common import register_pair
+from convbench.algorithms.backward.common import forward_cost, gradient_rows, register_pair
 from convbench.algorithms.windows import pad, tap
+from convbench.backends.xp import Array, contiguous, device, matmul_into_part, namespace
 from convbench.problems import ConvProblem
 
 
@@ -26,11 +25,13 @@ def flipped_problem(p: ConvProblem) -> ConvProblem:
                        dilation=p.dilation, groups=p.groups, dtype=p.dtype)
 
 
-def flipped_weights(p: ConvProblem, w: np.ndarray) -> np.ndarray:
+def flipped_weights(p: ConvProblem, w: Array) -> Array:
     """(K, C/g, R, S) -> (C, K/g, R, S): each group's channel axes swapped, taps reversed."""
+    xp = namespace(w)
     g, cg, kg = p.groups, p.c // p.groups, p.k // p.groups
-    swapped = w.reshape(g, kg, cg, p.r, p.s).transpose(0, 2, 1, 3, 4)[..., ::-1, ::-1]
-    return np.ascontiguousarray(swapped).reshape(p.c, kg, p.r, p.s)
+    swapped = xp.permute_dims(xp.reshape(w, (g, kg, cg, p.r, p.s)), (0, 2, 1, 3, 4))
+    flipped = xp.flip(swapped, axis=(3, 4))  # (G, C/g, K/g, R, S); a view in numpy
+    return xp.reshape(contiguous(flipped), (p.c, kg, p.r, p.s))
 
 
 def _inside(offset: int, stride: int, count: int, size: int) -> tuple[int, int]:
@@ -39,11 +40,12 @@ def _inside(offset: int, stride: int, count: int, size: int) -> tuple[int, int]:
     return first, max(first, min(count, (size - 1 - offset) // stride + 1))
 
 
-def dilated_gradient(p: ConvProblem, grad_out: np.ndarray) -> np.ndarray:
+def dilated_gradient(p: ConvProblem, grad_out: Array) -> Array:
     """grad_out spread to every S-th pixel of (N, K, H+eh-1, W+ew-1), shifted by d(K-1) - P;
     pixels whose windows lie wholly in the padding fall outside and are dropped."""
     (eh, ew), (ph, pw), (sh, sw) = p.kernel_extent, p.padding, p.stride
-    out = np.zeros((p.n, p.k, p.h + eh - 1, p.w + ew - 1), dtype=grad_out.dtype)
+    shape = (p.n, p.k, p.h + eh - 1, p.w + ew - 1)
+    out = namespace(grad_out).zeros(shape, dtype=grad_out.dtype, device=device(grad_out))
     at_h, at_w = eh - 1 - ph, ew - 1 - pw  # where output pixel (0, 0) lands
     i0, i1 = _inside(at_h, sh, p.out_h, out.shape[2])
     j0, j1 = _inside(at_w, sw, p.out_w, out.shape[3])
@@ -55,22 +57,24 @@ def dilated_gradient(p: ConvProblem, grad_out: np.ndarray) -> np.ndarray:
     return out
 
 
-def backward_data(p: ConvProblem, grad_out: np.ndarray, w: np.ndarray) -> np.ndarray:
+def backward_data(p: ConvProblem, grad_out: Array, w: Array) -> Array:
     q = flipped_problem(p)
     return direct.conv2d_direct(q, dilated_gradient(p, grad_out), flipped_weights(p, w), None)
 
 
-def backward_weight(p: ConvProblem, grad_out: np.ndarray, x: np.ndarray) -> np.ndarray:
+def backward_weight(p: ConvProblem, grad_out: Array, x: Array) -> Array:
+    xp = namespace(grad_out, x)
     g, cg, kg, rows = p.groups, p.c // p.groups, p.k // p.groups, p.n * p.out_h * p.out_w
     x_pad = pad(x, p.padding)
-    grad = grad_out.reshape(p.n, g, kg, -1).transpose(1, 2, 0, 3).reshape(g, kg, rows)  # copy
-    grad_w = np.empty((p.r, p.s, g, kg, cg), dtype=x.dtype)
+    grad = gradient_rows(p, grad_out)  # (G, K/g, N*OH*OW), a copy
+    grad_w = xp.empty((p.r, p.s, g, kg, cg), dtype=x.dtype, device=device(x))
     for r in range(p.r):
         for s in range(p.s):
-            pixels = tap(x_pad, p, r, s).reshape(p.n, g, cg, -1)  # (N, G, C/g, OH*OW), copy
-            pixels = pixels.transpose(1, 0, 3, 2).reshape(g, rows, cg)  # (G, N*OH*OW, C/g)
-            np.matmul(grad, pixels, out=grad_w[r, s])  # (G, K/g, C/g)
-    return np.ascontiguousarray(grad_w.transpose(2, 3, 4, 0, 1)).reshape(p.weight_shape)
+            pixels = xp.reshape(tap(x_pad, p, r, s), (p.n, g, cg, -1))  # (N, G, C/g, OH*OW), copy
+            pixels = xp.reshape(xp.permute_dims(pixels, (1, 0, 3, 2)), (g, rows, cg))  # copy
+            matmul_into_part(grad, pixels, grad_w, (r, s, ...), (g, kg, cg))  # (G, K/g, C/g)
+    grad_w = contiguous(xp.permute_dims(grad_w, (2, 3, 4, 0, 1)))  # (G, K/g, C/g, R, S)
+    return xp.reshape(grad_w, p.weight_shape)
 
 
 def workspace_bytes(p: ConvProblem) -> int:
@@ -90,4 +94,5 @@ register_pair(
     "direct", backward_data, backward_weight, workspace_bytes,
     ("bwd_data: dilated gradient conv flipped kernel; bwd_weight: one GEMM per tap",
      "input-dilated direct convolution with the flipped kernel"),
+    cost_s=forward_cost(direct.cost_s),
 )

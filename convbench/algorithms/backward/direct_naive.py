@@ -8,11 +8,10 @@ pass of its adjoint convolution.
 
 from __future__ import annotations
 
-import numpy as np
-
 from convbench.algorithms.conv import direct_naive
-from convbench.algorithms.backward.common import padded_zeros, register_pair
-from convbench.algorithms.windows import crop, pad
+from convbench.algorithms.backward.common import cropped, padded_zeros, register_pair
+from convbench.algorithms.windows import pad
+from convbench.backends.xp import Array, device, namespace
 from convbench.problems import ConvProblem
 
 
@@ -22,30 +21,33 @@ def _window(p: ConvProblem, i: int, j: int) -> tuple[slice, slice]:
     return slice(i * sh, i * sh + eh, dh), slice(j * sw, j * sw + ew, dw)
 
 
-def backward_data(p: ConvProblem, grad_out: np.ndarray, w: np.ndarray) -> np.ndarray:
-    cg, kg = p.c // p.groups, p.k // p.groups
-    grad_pad = padded_zeros(p, grad_out.dtype)  # (N, C, H + 2P, W + 2P)
+def backward_data(p: ConvProblem, grad_out: Array, w: Array) -> Array:
+    xp = namespace(grad_out, w)
+    kg = p.k // p.groups
+    grad_pad = padded_zeros(p, grad_out)  # (N, G, C/g, H + 2P, W + 2P)
     for i in range(p.out_h):
         for j in range(p.out_w):
             rows, cols = _window(p, i, j)
             for g in range(p.groups):
                 pixel = grad_out[:, g * kg : (g + 1) * kg, i, j]  # (N, K/g)
-                contribution = np.tensordot(pixel, w[g * kg : (g + 1) * kg], axes=1)
-                grad_pad[:, g * cg : (g + 1) * cg, rows, cols] += contribution  # (N, C/g, R, S)
-    return np.ascontiguousarray(crop(grad_pad, p))
+                contribution = xp.tensordot(pixel, w[g * kg : (g + 1) * kg, ...], axes=1)
+                grad_pad[:, g, :, rows, cols] += contribution  # (N, C/g, R, S)
+    return cropped(p, grad_pad)
 
 
-def backward_weight(p: ConvProblem, grad_out: np.ndarray, x: np.ndarray) -> np.ndarray:
+def backward_weight(p: ConvProblem, grad_out: Array, x: Array) -> Array:
+    xp = namespace(grad_out, x)
     cg, kg = p.c // p.groups, p.k // p.groups
     x_pad = pad(x, p.padding)
-    grad_w = np.zeros(p.weight_shape, dtype=x.dtype)  # (K, C/g, R, S)
+    grad_w = xp.zeros(p.weight_shape, dtype=x.dtype, device=device(x))  # (K, C/g, R, S)
     for i in range(p.out_h):
         for j in range(p.out_w):
             rows, cols = _window(p, i, j)
             for g in range(p.groups):
                 pixel = grad_out[:, g * kg : (g + 1) * kg, i, j]  # (N, K/g)
                 window = x_pad[:, g * cg : (g + 1) * cg, rows, cols]  # (N, C/g, R, S)
-                grad_w[g * kg : (g + 1) * kg] += np.tensordot(pixel, window, axes=(0, 0))
+                grad_w[g * kg : (g + 1) * kg, ...] += xp.tensordot(pixel, window,
+                                                                   axes=((0,), (0,)))
     return grad_w
 
 
@@ -71,4 +73,5 @@ register_pair(
     "direct_naive", backward_data, backward_weight, workspace_bytes,
     ("loops over output positions: scatter into the window / window x gradient",
      "the adjoint conv's bwd_data: loops over input positions, scattering"), estimate_s=estimate_s,
+    role="teaching",
 )

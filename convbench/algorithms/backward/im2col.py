@@ -8,45 +8,50 @@ columns^T. A 1x1 stride-1 unpadded problem needs neither unfold nor col2im: plai
 
 from __future__ import annotations
 
-import numpy as np
-
-from convbench.algorithms.backward.common import padded_zeros, register_pair
-from convbench.algorithms.windows import crop, tap
+from convbench.algorithms.backward.common import cropped, gradient_rows, padded_zeros
+from convbench.algorithms.backward.common import forward_cost, register_pair
+from convbench.algorithms.windows import tap_index
+from convbench.algorithms.conv import im2col as conv_im2col
 from convbench.algorithms.conv.im2col import is_pointwise, unfold
+from convbench.backends.xp import Array, contiguous, namespace
 from convbench.problems import ConvProblem
 
 
-def _col2im(p: ConvProblem, grad_out: np.ndarray, w: np.ndarray) -> np.ndarray:
+def _col2im(p: ConvProblem, grad_out: Array, w: Array) -> Array:
+    xp = namespace(grad_out, w)
     g, cg, kg = p.groups, p.c // p.groups, p.k // p.groups
-    taps_first = w.reshape(g, kg, cg, p.r, p.s).transpose(0, 3, 4, 2, 1)  # (G, R, S, C/g, K/g)
-    w_t = np.ascontiguousarray(taps_first).reshape(g, p.r * p.s * cg, kg)
-    columns = np.matmul(w_t, grad_out.reshape(p.n, g, kg, -1))  # (N, G, R*S*C/g, OH*OW)
-    columns = columns.reshape(p.n, g, p.r, p.s, cg, p.out_h, p.out_w)
-    grad_pad = padded_zeros(p, grad_out.dtype)  # (N, C, H + 2P, W + 2P)
+    taps_first = xp.permute_dims(xp.reshape(w, (g, kg, cg, p.r, p.s)), (0, 3, 4, 2, 1))
+    w_t = xp.reshape(contiguous(taps_first), (g, p.r * p.s * cg, kg))  # (G, R*S*C/g, K/g)
+    columns = xp.matmul(w_t, xp.reshape(grad_out, (p.n, g, kg, -1)))  # (N, G, R*S*C/g, OH*OW)
+    columns = xp.reshape(columns, (p.n, g, p.r, p.s, cg, p.out_h, p.out_w))
+    grad_pad = padded_zeros(p, grad_out)  # (N, G, C/g, H + 2P, W + 2P)
     for r in range(p.r):
         for s in range(p.s):
-            pixels = tap(grad_pad, p, r, s).reshape(p.n, g, cg, p.out_h, p.out_w)  # a view
-            pixels += columns[:, :, r, s]
-    return np.ascontiguousarray(crop(grad_pad, p))
+            grad_pad[tap_index(p, r, s)] += columns[:, :, r, s, ...]  # (N, G, C/g, OH, OW)
+    return cropped(p, grad_pad)
 
 
-def backward_data(p: ConvProblem, grad_out: np.ndarray, w: np.ndarray) -> np.ndarray:
+def backward_data(p: ConvProblem, grad_out: Array, w: Array) -> Array:
     if not is_pointwise(p):
         return _col2im(p, grad_out, w)
+    xp = namespace(grad_out, w)
     g, cg, kg = p.groups, p.c // p.groups, p.k // p.groups
-    w_t = w.reshape(g, kg, cg).transpose(0, 2, 1)  # (G, C/g, K/g)
-    return np.matmul(w_t, grad_out.reshape(p.n, g, kg, -1)).reshape(p.input_shape)
+    w_t = xp.permute_dims(xp.reshape(w, (g, kg, cg)), (0, 2, 1))  # (G, C/g, K/g)
+    grad_x = xp.matmul(w_t, xp.reshape(grad_out, (p.n, g, kg, -1)))  # (N, G, C/g, H*W)
+    return xp.reshape(grad_x, p.input_shape)
 
 
-def backward_weight(p: ConvProblem, grad_out: np.ndarray, x: np.ndarray) -> np.ndarray:
+def backward_weight(p: ConvProblem, grad_out: Array, x: Array) -> Array:
+    xp = namespace(grad_out, x)
     g, kg = p.groups, p.k // p.groups
     if is_pointwise(p):
-        x_rows = x.reshape(p.n, g, -1, p.h * p.w).swapaxes(2, 3)  # (N, G, H*W, C/g), a view
-        grad_w = np.matmul(grad_out.reshape(p.n, g, kg, -1), x_rows).sum(axis=0)
-        return grad_w.reshape(p.weight_shape)
-    grad = grad_out.reshape(p.n, g, kg, -1).transpose(1, 2, 0, 3).reshape(g, kg, -1)  # copy
-    grad_w = np.matmul(grad, unfold(p, x).transpose(0, 2, 1))  # (G, K/g, C/g*R*S)
-    return grad_w.reshape(p.weight_shape)
+        # x_rows (N, G, H*W, C/g): a view of x
+        x_rows = xp.permute_dims(xp.reshape(x, (p.n, g, -1, p.h * p.w)), (0, 1, 3, 2))
+        grad_w = xp.matmul(xp.reshape(grad_out, (p.n, g, kg, -1)), x_rows)  # (N, G, K/g, C/g)
+        return xp.reshape(xp.sum(grad_w, axis=0), p.weight_shape)
+    grad = gradient_rows(p, grad_out)  # (G, K/g, N*OH*OW), a copy
+    grad_w = xp.matmul(grad, xp.permute_dims(unfold(p, x), (0, 2, 1)))  # (G, K/g, C/g*R*S)
+    return xp.reshape(grad_w, p.weight_shape)
 
 
 def workspace_bytes(p: ConvProblem) -> int:
@@ -68,4 +73,5 @@ register_pair(
     "im2col", backward_data, backward_weight, workspace_bytes,
     ("bwd_data: GEMM then col2im scatter-add; bwd_weight: unfold then one GEMM",
      "GEMM then col2im scatter-add (the adjoint conv's bwd_data)"),
+    cost_s=forward_cost(conv_im2col.cost_s),
 )

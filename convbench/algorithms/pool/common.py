@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from convbench.backends.xp import Array, constant
 from convbench.problems import PoolProblem
 
 
@@ -27,3 +28,8 @@ def divisor(p: PoolProblem) -> np.ndarray:
     rows = _divisor_axis(p.h, p.out_h, p.r, sh, p.padding[0], p.count_include_pad)
     cols = _divisor_axis(p.w, p.out_w, p.s, sw, p.padding[1], p.count_include_pad)
     return np.outer(rows, cols).astype(p.dtype)
+
+
+def divisor_like(p: PoolProblem, like: Array) -> Array:
+    """`divisor` on `like`'s library and device, in its dtype (numpy: no copy)."""
+    return constant(divisor(p), like)
