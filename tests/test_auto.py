@@ -82,12 +82,12 @@ def test_a_cheaper_candidate_that_does_not_support_the_problem_is_passed_over(ad
 
 def test_candidates_are_ranked_by_cost_then_uncosted_in_registration_order(add) -> None:
     add("plugin_uncosted_a")
-    add("plugin_estimated", estimate_s=lambda p: 1.0)
+    add("plugin_estimated", estimate_s=lambda p: 1.0)  # a time limit's bound is no cost
     add("plugin_uncosted_b")
     add("plugin_costly", cost_s=lambda p: 1e6)
     ranked = [a for a in auto.candidates(DENSE) if a.role == "candidate"]
     assert [a.name for a in ranked[-4:]] == ["plugin_costly", "plugin_uncosted_a",
-                                             "plugin_uncosted_b", "plugin_estimated"]
+                                             "plugin_estimated", "plugin_uncosted_b"]
     costs = [a.cost_s(DENSE) for a in ranked if a.cost_s]
     cheapest = min(costs)
     level = [c for c in costs if c <= cheapest * (1 + auto.LEVEL)]
