@@ -1,17 +1,23 @@
 """The results database in SQLite: storing runs (once), listing them, a case's history over
-commits and machines, the PNG plot, and the `convbench history` / `run --store` commands. The
-same checks run against a real PostgreSQL in test_history_postgres.py."""
+commits and machines, the PNG plot, and the `convbench history` / `run --store` commands;
+several writer processes at once, a locked database, the schema's version and upgrades. The same
+checks run against a real PostgreSQL in test_history_postgres.py."""
 
 from __future__ import annotations
 
 import json
 import shutil
+import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 
-from convbench.analysis import history
+from convbench.analysis import database, history, schema
 from convbench.cli import EXIT_OK, EXIT_USAGE, main
 from convbench.report.figures.history import history_figure, save_history_png
 from convbench.run.runner import RunOptions, run
@@ -139,3 +145,152 @@ def test_run_store_and_noise_warning(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "stored as run 1" in " ".join(capsys.readouterr().out.split())
     listed = history.list_runs(db)
     assert list(listed["suite"]) == ["smoke"] and listed["rows"].iloc[0] == 4
+
+
+# A writer process: imports first, then says it is ready and waits for the start signal, so that
+# every writer's transactions overlap (imports alone take seconds and would spread them out).
+WRITER = """
+import pathlib, sys, time
+from convbench.cli import main
+import convbench.analysis.history, convbench.commands.history
+ready, go = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+ready.touch()
+while not go.exists():
+    time.sleep(0.002)
+sys.exit(main(["history", "add", sys.argv[3], "--db", sys.argv[4]]))
+"""
+
+
+def race(db: str, directories: list[Path], barrier: Path) -> list[tuple[int, str, str]]:
+    """`convbench history add DIR --db DB`, one process per directory, released together;
+    (exit code, stdout on one line, stderr) of each."""
+    barrier.mkdir()
+    writers = [subprocess.Popen([sys.executable, "-c", WRITER, str(barrier / f"ready{i}"),
+                                 str(barrier / "go"), str(d), db], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+               for i, d in enumerate(directories)]
+    deadline = time.monotonic() + 180
+    while (len(list(barrier.glob("ready*"))) < len(writers) and time.monotonic() < deadline
+           and all(w.poll() is None for w in writers)):
+        time.sleep(0.05)
+    (barrier / "go").touch()
+    done = [(w, *w.communicate(timeout=180)) for w in writers]
+    return [(w.returncode, " ".join(out.split()), err) for w, out, err in done]
+
+
+def check_concurrent_writers(db: str, runs: list[Path], barrier: Path) -> None:
+    """Six writers on a new database at once: the first run three times, the others once or
+    twice. Every writer exits 0 without a traceback, and every run is stored exactly once."""
+    directories = [runs[0], runs[0], runs[0], runs[1], runs[1], runs[2]]
+    results = race(db, directories, barrier)
+    assert [(code, err) for code, _, err in results] == [(0, "")] * len(directories)
+    first = [out for _, out, _ in results[:3]]
+    assert sum("already stored as run" in out for out in first) == 2
+    assert len({out.split(" as run ")[1].split()[0] for out in first}) == 1  # one id, all three
+    listed = history.list_runs(db)
+    assert sorted(listed["commit"]) == ["a" * 40, "b" * 40, "c" * 40]
+    assert list(listed["rows"]) == [8, 8, 8]  # no run's rows stored twice
+
+
+@pytest.mark.slow
+def test_concurrent_writers_sqlite(real_run: Path, tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'new' / 'history.db'}"
+    check_concurrent_writers(db, three_runs(real_run, tmp_path), tmp_path / "barrier")
+
+
+def make_version_1(db: str) -> None:
+    """The tables as convbench made them before the schema had a version: no convbench_schema,
+    no convbench_runs.stored_at; one run stored in them."""
+    engine = sa.create_engine(database._url(db))
+    with engine.begin() as connection:
+        schema.metadata.create_all(connection, tables=[schema.runs, schema.rows])
+        connection.execute(sa.text("ALTER TABLE convbench_runs DROP COLUMN stored_at"))
+        connection.execute(sa.text(
+            "INSERT INTO convbench_runs (suite, date, machine, host) "
+            "VALUES ('old', '2025-01-01T00:00:00+00:00', 'm', 'h')"))
+    engine.dispose()
+
+
+def version_and_columns(db: str) -> tuple[int, set[str]]:
+    """The schema version and convbench_runs' columns, read without convbench's engine."""
+    engine = sa.create_engine(database._url(db))
+    with engine.connect() as connection:
+        found = (schema.stored_version(connection),
+                 {c["name"] for c in sa.inspect(connection).get_columns("convbench_runs")})
+    engine.dispose()
+    return found
+
+
+def check_upgrade(db: str, run: Path) -> None:
+    """A version-less database is upgraded in place: its run kept, stamped, a new run added."""
+    make_version_1(db)
+    assert version_and_columns(db) == (1, set(history.runs.c.keys()) - {"stored_at"})
+    assert list(history.list_runs(db)["suite"]) == ["old"]  # any use upgrades it
+    assert version_and_columns(db) == (schema.SCHEMA_VERSION, set(history.runs.c.keys()))
+    assert history.add_run(db, run) == [(2, True)]
+    with history.connected(db) as engine, engine.connect() as connection:
+        stored_at = connection.execute(sa.select(history.runs.c.stored_at)
+                                       .order_by(history.runs.c.id)).scalars().all()
+    assert stored_at[0] is None and stored_at[1] >= "2026"
+
+
+def test_a_version_less_sqlite_database_is_upgraded(real_run: Path, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    found: list[int] = []
+    upgrade = schema._upgrade
+    monkeypatch.setattr(schema, "_upgrade", lambda c: found.append(upgrade(c)) or found[-1])
+    check_upgrade(f"sqlite:///{tmp_path / 'old.db'}", real_run)
+    assert found == [1]  # upgraded once, from version 1; afterwards the version is current
+
+
+def test_a_newer_schema_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = f"sqlite:///{tmp_path / 'new.db'}"
+    history.list_runs(db)
+    with history.connected(db) as engine, engine.begin() as connection:
+        connection.execute(schema.schema.update().values(version=schema.SCHEMA_VERSION + 1))
+    with pytest.raises(ValueError, match="schema version 3, newer than this convbench's 2"):
+        history.list_runs(db)
+    assert main(["history", "list", "--db", db]) == EXIT_USAGE
+    assert "upgrade convbench" in capsys.readouterr().err
+
+
+def hold_write_lock(path: Path) -> sqlite3.Connection:
+    """Another process's writer, as SQLite sees it: a transaction holding the write lock."""
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    return holder
+
+
+def test_a_locked_sqlite_database_is_waited_for(real_run: Path, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "locked.db"
+    history.list_runs(str(path))
+    holder = hold_write_lock(path)
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:  # the backoff: the other writer commits meanwhile
+        slept.append(seconds)
+        holder.execute("COMMIT")
+
+    monkeypatch.setattr(database, "BUSY_TIMEOUT_S", 0.05)
+    monkeypatch.setattr(database.time, "sleep", sleep)
+    assert history.add_run(str(path), real_run) == [(1, True)]
+    assert len(slept) == 1 and database.FIRST_DELAY_S <= slept[0] <= 2 * database.FIRST_DELAY_S
+
+
+def test_a_database_locked_through_every_retry_is_one_line(
+        real_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "locked.db"
+    history.list_runs(str(path))
+    holder = hold_write_lock(path)
+    slept: list[float] = []
+    monkeypatch.setattr(database, "BUSY_TIMEOUT_S", 0.01)
+    monkeypatch.setattr(database.time, "sleep", slept.append)
+    assert history.list_runs(str(path)).empty and slept == []  # reading goes on beside it
+    assert main(["history", "add", str(real_run), "--db", str(path)]) == EXIT_USAGE
+    err = " ".join(capsys.readouterr().err.split())  # one sentence, however wrapped
+    assert err.startswith("convbench: error: could not store ") and "Traceback" not in err
+    assert f"stayed busy through {database.ATTEMPTS} tries" in err
+    assert slept == sorted(slept) and len(slept) == database.ATTEMPTS - 1  # backing off
+    holder.execute("ROLLBACK")

@@ -1,6 +1,7 @@
 """The results database on a real PostgreSQL server, started by this module on loopback (in a
 temporary directory, on a free port) and stopped afterwards. It needs Debian's postgresql
-package (`.ci/run` installs it) and psycopg; without them it skips, saying which is missing."""
+package (`.ci/run` installs it) and psycopg; without them it skips, saying which is missing.
+Each test that needs a new database creates one of its own on that server."""
 
 from __future__ import annotations
 
@@ -11,11 +12,19 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_history import check_database, real_run, three_runs  # noqa: F401  (fixture)
+import sqlalchemy as sa
+from test_history import (  # noqa: F401  (real_run: a fixture)
+    check_concurrent_writers,
+    check_database,
+    check_upgrade,
+    real_run,
+    three_runs,
+)
 
 
 def _binaries() -> Path | None:
@@ -77,3 +86,26 @@ def postgres_url() -> Iterator[str]:
 
 def test_postgresql_history(postgres_url: str, real_run: Path, tmp_path: Path) -> None:  # noqa: F811
     check_database(postgres_url, three_runs(real_run, tmp_path))
+
+
+def new_database(server_url: str) -> str:
+    """A database of its own on the test server, empty: its URL."""
+    name = f"convbench_{uuid.uuid4().hex[:12]}"
+    engine = sa.create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(sa.text(f"CREATE DATABASE {name}"))
+    engine.dispose()
+    return sa.engine.make_url(server_url).set(database=name).render_as_string(
+        hide_password=False)
+
+
+@pytest.mark.slow
+def test_postgresql_concurrent_writers(postgres_url: str, real_run: Path,  # noqa: F811
+                                       tmp_path: Path) -> None:
+    check_concurrent_writers(new_database(postgres_url), three_runs(real_run, tmp_path),
+                             tmp_path / "barrier")
+
+
+def test_postgresql_version_less_database_is_upgraded(postgres_url: str,
+                                                      real_run: Path) -> None:  # noqa: F811
+    check_upgrade(new_database(postgres_url), real_run)

@@ -25,6 +25,8 @@ from convbench.report.figures.cases import time_per_case, workspace_per_algorith
 from convbench.report.figures.roofline import accuracy_points, pareto_mask, roofline
 from convbench.report.figures.speedup import speedup_grid
 from convbench.report.frame import SuiteView, report_frame, suite_views
+from convbench.report.load import SUSPECT_MARGIN, suspicion
+from convbench.report.summary import metadata_rows
 from convbench.run.rundir import COLUMNS, META_FILE, RESULTS_FILE, load_runs, read_results
 
 EVIL = "<script>alert(1)</script>"
@@ -161,6 +163,59 @@ def test_roofline_without_measured_peaks_says_so(smoke_run: Path, tmp_path: Path
     ax = roofline(view, style).axes[0]
     assert not [line for line in ax.get_lines() if line.get_gid() in ("sgemm", "bandwidth")]
     assert any("not measured" in t.get_text() for t in ax.texts)
+
+
+LOADED = PEAKS | {"measured_at": "2026-11-30T09:00:00+00:00", "other_load": 0.63,
+                  "expires_at": "2026-12-30T09:00:00+00:00", "under_load": True,
+                  "forced": True}
+
+
+def test_a_peak_measured_under_load_says_so_everywhere(smoke_run: Path, tmp_path: Path) -> None:
+    run = copy_run(smoke_run, tmp_path / "smoke", LOADED)
+    said = "SGEMM 150 GFLOP/s, copy 20 GB/s (measured 2026-11-30 under load 63% (forced))"
+    assert dict(metadata_rows(load_runs([run])))["machine peaks"] == [said]
+    page = build_report([run], tmp_path / "html").read_text()
+    assert f"<li>smoke: {said}</li>" in page
+    assert said in build_report([run], tmp_path / "md", "md").read_text()
+    view, style = view_of(run)
+    (sgemm,) = [line for line in roofline(view, style).axes[0].get_lines()
+                if line.get_gid() == "sgemm"]
+    assert sgemm.get_label().endswith("[measured 2026-11-30 under load 63% (forced)]")
+    assert view.frame["pct_peak"].notna().any()  # not beaten: the share is still shown
+
+
+def test_a_result_above_the_sgemm_peak_makes_it_suspect(smoke_run: Path, tmp_path: Path) -> None:
+    """The reproduced case: a peak measured under load sits below what im2col achieves."""
+    ok = read_results(smoke_run).query("status == 'ok' and algo == 'im2col'")
+    peak = float(ok["gflops"].max()) / 1.9  # im2col at 190% of it
+    run = copy_run(smoke_run, tmp_path / "smoke", {"sgemm_gflops": peak,
+                                                   "copy_gbytes_per_s": 20.0})
+    view, style = view_of(run)
+    (peaks,) = view.peaks.values()
+    assert peaks is not None and peaks.suspect and "% of the SGEMM peak" in peaks.suspect
+    assert view.frame["pct_peak"].isna().all()  # no "190%"
+    (sgemm,) = [line for line in roofline(view, style).axes[0].get_lines()
+                if line.get_gid() == "sgemm"]
+    assert sgemm.get_label().endswith("[suspect]")
+    page = build_report([run], tmp_path / "html").read_text()
+    assert "suspect: " in page and "measure the peak again on a quiet machine" in page
+
+
+def test_only_results_that_do_every_multiply_add_can_make_a_peak_suspect() -> None:
+    def rows(*entries: tuple[str, str, str, float]) -> pd.DataFrame:
+        return pd.DataFrame([{"status": "ok", "dtype": "float32", "op": "conv2d", "case": "c",
+                              "algo": a, "ran_algo": ran, "backend": b, "gflops": g}
+                             for a, ran, b, g in entries])
+
+    peak, above = 100.0, 100.0 * (1 + SUSPECT_MARGIN) + 1
+    assert suspicion(rows(("winograd_f4x3", "winograd_f4x3", "numpy", 4 * peak),  # fewer products
+                          ("auto", "fft", "numpy", 3 * peak),  # auto ran a transform
+                          ("im2col", "im2col", "torch-cuda", 50 * peak),  # another device
+                          ("plugin_algo", "", "numpy", 9 * peak),  # unknown here
+                          ("im2col", "im2col", "numpy", peak * (1 + SUSPECT_MARGIN))), peak) is None
+    found = suspicion(rows(("winograd_f4x3", "winograd_f4x3", "numpy", 4 * peak),
+                           ("direct", "", "numpy", above)), peak)
+    assert found is not None and found.startswith(f"direct reached {above:.4g} GFLOP/s on c, 111%")
 
 
 def test_pareto_mask() -> None:

@@ -2,7 +2,9 @@
 URL (PostgreSQL for a team's shared server).
 
 A run is keyed by commit, machine fingerprint and date (plus suite and host, so that storing the
-same directory twice is a no-op). Its rows keep the statistics and the raw samples.
+same directory twice is a no-op). Its rows keep the statistics and the raw samples. The tables
+and their version are convbench.analysis.schema's; the URL, the engines and the retries under
+concurrent writers convbench.analysis.database's.
 
     add_run("sqlite:///reports/history.db", "reports/quick")
     case_history(db, "rn50_layer1_3x3")          # a DataFrame, one row per run x algorithm
@@ -10,110 +12,35 @@ same directory twice is a no-op). Its rows keep the statistics and the raw sampl
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
+from convbench.analysis.database import (  # noqa: F401  (the module's API since before)
+    DB_VARIABLE,
+    DEFAULT_DB,
+    DatabaseBusy,
+    connected,
+    default_url,
+    engine_for,
+    engine_url,
+    retrying,
+)
+from convbench.analysis.schema import (  # noqa: F401
+    SCHEMA_VERSION,
+    metadata,
+    now_iso,
+    reading,
+    rows,
+    runs,
+)
 from convbench.measure.environment import machine_fingerprint
 from convbench.run.rundir import Run, code_commit, read_runs, sample_key
-
-DEFAULT_DB = "sqlite:///reports/history.db"
-DB_VARIABLE = "CONVBENCH_DB"
-
-metadata = sa.MetaData()
-runs = sa.Table(
-    "convbench_runs", metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("suite", sa.String(200), nullable=False),
-    sa.Column("date", sa.String(40), nullable=False),  # ISO 8601, UTC: sorts as text
-    sa.Column("commit", sa.String(64)),
-    sa.Column("dirty", sa.Boolean),
-    sa.Column("machine", sa.String(40), nullable=False),
-    sa.Column("host", sa.String(200), nullable=False),
-    sa.Column("threads", sa.Integer),
-    sa.Column("source", sa.Text),
-    sa.Column("meta", sa.Text),
-    sa.UniqueConstraint("suite", "date", "host", name="uq_convbench_run"),
-)
-rows = sa.Table(
-    "convbench_rows", metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("run_id", sa.Integer, sa.ForeignKey("convbench_runs.id", ondelete="CASCADE"),
-              nullable=False, index=True),
-    sa.Column("case", sa.String(200), nullable=False, index=True),
-    sa.Column("algo", sa.String(200), nullable=False),
-    sa.Column("backend", sa.String(50), nullable=False),
-    sa.Column("direction", sa.String(50), nullable=False),
-    sa.Column("descriptor", sa.String(200)),
-    sa.Column("status", sa.String(20), nullable=False),
-    sa.Column("reason", sa.Text),
-    sa.Column("time_median_s", sa.Float),
-    sa.Column("time_iqr_s", sa.Float),
-    sa.Column("time_min_s", sa.Float),
-    sa.Column("repeats", sa.Integer),
-    sa.Column("samples_s", sa.Text),  # JSON list, seconds per call
-)
-
-
-def default_url() -> str:
-    return os.environ.get(DB_VARIABLE) or DEFAULT_DB
-
-
-def _url(db: str | None) -> str:
-    url = db or default_url()
-    return url if "://" in url else f"sqlite:///{Path(url)}"
-
-
-def engine_url(db: str | Engine | None) -> str:
-    """The database's URL as it may be printed: the password hidden."""
-    if isinstance(db, Engine):
-        return db.url.render_as_string(hide_password=True)
-    try:
-        return sa.engine.make_url(_url(db)).render_as_string(hide_password=True)
-    except sa.exc.ArgumentError:
-        return _url(db)
-
-
-def engine_for(db: str | Engine | None = None) -> Engine:
-    """An engine with the tables created; a plain path means an SQLite file."""
-    if isinstance(db, Engine):
-        metadata.create_all(db)
-        return db
-    url = _url(db)
-    try:
-        parsed = sa.engine.make_url(url)
-    except sa.exc.ArgumentError as error:
-        raise ValueError(f"not a database URL: {url!r} ({error})") from None
-    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    try:
-        engine = sa.create_engine(parsed)
-    except (ImportError, sa.exc.ArgumentError) as error:  # the driver: psycopg for PostgreSQL
-        raise ValueError(f"no driver for {parsed.drivername} ({error}); for PostgreSQL: "
-                         "pip install 'convbench[postgresql]'") from None
-    try:
-        metadata.create_all(engine)
-    except sa.exc.SQLAlchemyError as error:
-        raise ValueError(f"cannot use the database {parsed!r}: {error}") from None
-    return engine
-
-
-@contextlib.contextmanager
-def connected(db: str | Engine | None) -> Iterator[Engine]:
-    """`engine_for(db)`, disposed of afterwards unless the caller passed an Engine."""
-    engine = engine_for(db)
-    try:
-        yield engine
-    finally:
-        if engine is not db:
-            engine.dispose()
 
 
 def _run_record(run: Run) -> dict[str, Any]:
@@ -122,7 +49,8 @@ def _run_record(run: Run) -> dict[str, Any]:
     return {"suite": run.suite, "date": meta.get("date") or "", "commit": code["commit"],
             "dirty": code["dirty"], "machine": machine_fingerprint(meta),
             "host": meta.get("host") or "", "threads": meta.get("threads"),
-            "source": str(run.directory), "meta": json.dumps(meta, default=str)}
+            "source": str(run.directory), "meta": json.dumps(meta, default=str),
+            "stored_at": now_iso()}
 
 
 def _number(value: Any) -> float | None:
@@ -145,23 +73,45 @@ def _row_records(run: Run, run_id: int) -> list[dict]:
     return records
 
 
+def _find(connection: Connection, record: dict[str, Any]) -> int | None:
+    found = connection.execute(sa.select(runs.c.id).where(
+        runs.c.suite == record["suite"], runs.c.date == record["date"],
+        runs.c.host == record["host"])).scalar()
+    return None if found is None else int(found)
+
+
+def _insert(connection: Connection, run: Run, record: dict[str, Any]) -> int:
+    run_id = connection.execute(runs.insert().values(**record)).inserted_primary_key[0]
+    connection.execute(rows.insert(), _row_records(run, run_id))
+    return int(run_id)
+
+
+def _store(engine: Engine, run: Run) -> tuple[int, bool]:
+    """(run id, newly added). A writer that stored the same run between our look and our insert
+    makes the insert break the unique key: then the run is found, already stored."""
+    record = _run_record(run)
+    try:
+        with engine.begin() as connection:
+            existing = _find(connection, record)
+            if existing is not None:
+                return existing, False
+            return _insert(connection, run, record), True
+    except sa.exc.IntegrityError:
+        with reading(engine) as connection:
+            existing = _find(connection, record)
+        if existing is None:  # not a concurrent writer: a real error
+            raise
+        return existing, False
+
+
 def add_run(db: str | Engine | None, directory: Path | str) -> list[tuple[int, bool]]:
     """Store the run(s) in `directory`; (run id, newly added) for each suite. A run already
-    stored (same suite, date and host) is left as it is."""
-    stored = []
-    for run in read_runs(directory):
-        record = _run_record(run)
-        with connected(db) as engine, engine.begin() as connection:
-            existing = connection.execute(sa.select(runs.c.id).where(
-                runs.c.suite == record["suite"], runs.c.date == record["date"],
-                runs.c.host == record["host"])).scalar()
-            if existing is not None:
-                stored.append((int(existing), False))
-                continue
-            run_id = connection.execute(runs.insert().values(**record)).inserted_primary_key[0]
-            connection.execute(rows.insert(), _row_records(run, run_id))
-            stored.append((int(run_id), True))
-    return stored
+    stored (same suite, date and host) is left as it is, also when another process stores it at
+    the same moment; a locked database is waited for and retried (convbench.analysis.database)."""
+    found = read_runs(directory)
+    with connected(db) as engine:
+        return [retrying(lambda run=run: _store(engine, run), f"store {run.directory}")
+                for run in found]
 
 
 def list_runs(db: str | Engine | None = None, suite: str | None = None) -> pd.DataFrame:
@@ -174,10 +124,9 @@ def list_runs(db: str | Engine | None = None, suite: str | None = None) -> pd.Da
              .order_by(runs.c.date, runs.c.id))
     if suite:
         query = query.where(runs.c.suite == suite)
-    with connected(db) as engine, engine.connect() as connection:
-        return pd.DataFrame(connection.execute(query).mappings().all(),
-                            columns=["id", "suite", "date", "commit", "dirty", "machine", "host",
-                                     "threads", "rows", "ok"])
+    columns = ["id", "suite", "date", "commit", "dirty", "machine", "host", "threads", "rows",
+               "ok"]
+    return pd.DataFrame(_read(db, query, "list the runs"), columns=columns)
 
 
 HISTORY_COLUMNS = ["run_id", "suite", "date", "commit", "dirty", "machine", "host", "algo",
@@ -201,5 +150,14 @@ def case_history(db: str | Engine | None, case: str, suite: str | None = None,
             query = query.where(column == value)
     if algorithms:
         query = query.where(rows.c.algo.in_(algorithms))
-    with connected(db) as engine, engine.connect() as connection:
-        return pd.DataFrame(connection.execute(query).mappings().all(), columns=HISTORY_COLUMNS)
+    return pd.DataFrame(_read(db, query, f"read the history of {case}"), columns=HISTORY_COLUMNS)
+
+
+def _read(db: str | Engine | None, query: sa.Select, what: str) -> list[sa.RowMapping]:
+    """The query's rows, retried while the database is locked."""
+    def read(engine: Engine) -> list[sa.RowMapping]:
+        with reading(engine) as connection:
+            return list(connection.execute(query).mappings().all())
+
+    with connected(db) as engine:
+        return retrying(lambda: read(engine), what)

@@ -1,35 +1,108 @@
-"""`convbench machine`: measure this machine's SGEMM GFLOP/s and copy bandwidth."""
+"""`convbench machine`: measure this machine's SGEMM GFLOP/s and copy bandwidth, or show the
+cached figures and whether they can be trusted."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 from convbench.commands.args import positive_int
-from convbench.measure.machine import cache_dir, peaks
+from convbench.measure import machine
+
+EXIT_OK, EXIT_LOADED = 0, 1
 
 
 def add_parser(commands: Any) -> None:
-    machine = commands.add_parser(
+    parser = commands.add_parser(
         "machine", help="measure SGEMM GFLOP/s and copy bandwidth of this machine",
-        description="Measure numpy's float32 GEMM rate and a large copy's bandwidth, cache them "
-        "per machine fingerprint, and print them. Every run copies them into its meta.json.")
-    machine.add_argument("--threads", type=positive_int, help="threads (default: all cores)")
-    machine.add_argument("--cached", action="store_true",
-                         help="print the cached figures if there are any; measure otherwise")
+        description="Measure numpy's float32 GEMM rate and a large copy's bandwidth in rounds "
+        "while watching the other processes' load, until the best two quiet rounds agree. "
+        "Cache them per machine fingerprint only when the machine was quiet (exit 1 otherwise, "
+        "nothing cached), and print them. Every run copies them into its meta.json.")
+    parser.add_argument("--threads", type=positive_int,
+                        help="threads (default: all the CPUs this process may use)")
+    when = parser.add_mutually_exclusive_group()
+    when.add_argument("--cached", action="store_true",
+                      help="print the cached figures if current; measure otherwise")
+    when.add_argument("--show", action="store_true",
+                      help="print the cached figures and whether they can be trusted; "
+                      "measure nothing")
+    parser.add_argument("--force", action="store_true",
+                        help="cache the figures even when measured under load (marked forced)")
+
+
+def threads_of(args: argparse.Namespace) -> int:
+    """--threads, checked against the CPUs this process may run on (its affinity)."""
+    limit = machine.usable_cpus()
+    threads = args.threads or limit
+    if threads > limit:
+        raise ValueError(f"--threads {threads} is more than the {limit} CPUs this process "
+                         "may use")
+    return threads
+
+
+def status(record: dict[str, Any]) -> str:
+    """One line: when the peak was measured, under what load, until when it holds."""
+    note = machine.peak_note(record)
+    if note:
+        return f"peak {note}"
+    return (f"peak measured {record['measured_at'][:10]}, quiet (other processes "
+            f"{record['other_load']:.0%}), valid until {record['expires_at'][:10]}")
+
+
+def _print(record: dict[str, Any], console: Console) -> None:
+    console.print(f"SGEMM ({record['sgemm_size']}^3, {record['threads']} threads): "
+                  f"{record['sgemm_gflops']:.1f} GFLOP/s")
+    console.print(f"copy ({record['copy_bytes'] // 2**20} MiB, read + write): "
+                  f"{record['copy_gbytes_per_s']:.1f} GB/s")
+    console.print(escape(status(record)))
+
+
+def _rounds(record: dict[str, Any], console: Console) -> None:
+    for i, r in enumerate(record["rounds"], start=1):
+        console.print(f"round {i}: SGEMM {r['sgemm_gflops']:.1f} GFLOP/s, copy "
+                      f"{r['copy_gbytes_per_s']:.1f} GB/s, other processes {r['other_load']:.0%}")
+
+
+def _show(threads: int, console: Console) -> int:
+    record = machine.cached(threads)
+    if record is None:
+        console.print(f"not measured: no cached peaks for this machine at {threads} threads "
+                      f"in {escape(str(machine.cache_dir()))} (convbench machine measures them)")
+        return EXIT_OK
+    _print(record, console)
+    console.print(json.dumps(record), soft_wrap=True, markup=False)
+    return EXIT_OK
+
+
+def _measure(threads: int, force: bool, console: Console) -> int:
+    record = machine.measure_peaks(threads)
+    _rounds(record, console)
+    if record["under_load"] and not force:
+        _print(record, console)
+        Console(stderr=True, highlight=False, soft_wrap=True).print(
+            f"convbench: error: not cached: {escape(record['warning'])}; measure again on a "
+            "quiet machine, or pass --force to cache it marked as measured under load")
+        return EXIT_LOADED
+    record = machine.save(record, force=force)
+    _print(record, console)
+    console.print(f"stored in {escape(str(machine.cache_dir()))} as "
+                  f"machine-{record['fingerprint']}.json")
+    console.print(json.dumps(record), soft_wrap=True, markup=False)
+    return EXIT_OK
 
 
 def main(args: argparse.Namespace, console: Console) -> int:
-    threads = args.threads or os.cpu_count() or 1
-    found = peaks(threads, remeasure=not args.cached)
-    console.print(f"SGEMM ({found['sgemm_size']}^3, {threads} threads): "
-                  f"{found['sgemm_gflops']:.1f} GFLOP/s")
-    console.print(f"copy ({found['copy_bytes'] // 2**20} MiB, read + write): "
-                  f"{found['copy_gbytes_per_s']:.1f} GB/s")
-    console.print(f"stored in {cache_dir()} as machine-{found['fingerprint']}.json")
-    console.print(json.dumps(found), soft_wrap=True, markup=False)
-    return 0
+    threads = threads_of(args)
+    if args.show:
+        return _show(threads, console)
+    found = machine.cached(threads) if args.cached else None
+    if found is not None and not machine.is_expired(found):
+        _print(found, console)
+        console.print(json.dumps(found), soft_wrap=True, markup=False)
+        return EXIT_OK
+    return _measure(threads, args.force, console)

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from convbench.analysis.speedups import speedups
+from convbench.backends import GPU_BACKENDS
 from convbench.problems import Problem
 from convbench.problems.descriptor import parse
 from convbench.report.load import Peaks, peaks_of
@@ -82,11 +83,13 @@ def _speedups(frame: pd.DataFrame, reference: str) -> pd.Series:
 
 
 def _pct_peak(frame: pd.DataFrame, peaks: Peaks | None) -> pd.Series:
-    """GFLOP/s as a percentage of the SGEMM peak, for float32 rows only."""
-    if peaks is None or not peaks.sgemm_gflops:
+    """GFLOP/s as a percentage of the CPU's SGEMM peak, for float32 rows on the CPU only;
+    empty when the peak is unknown or a result made it suspect (load.suspicion)."""
+    peak = peaks.usable_sgemm_gflops if peaks else None
+    if not peak:
         return pd.Series(np.nan, index=frame.index)
-    share = frame["gflops"] / peaks.sgemm_gflops * 100
-    return share.where(frame["dtype"] == "float32")
+    share = frame["gflops"] / peak * 100
+    return share.where((frame["dtype"] == "float32") & ~frame["backend"].isin(GPU_BACKENDS))
 
 
 def derive(run: Run) -> pd.DataFrame:

@@ -48,7 +48,8 @@ def section(view: SuiteView, index: int, figures: Sequence[RenderedFigure]) -> d
         "problems": summary.problem_rows(view), "winners": summary.winner_rows(view),
         "geomeans": summary.geomean_rows(view), "rows": summary.full_rows(view),
         "figures": [_figure(f) for f in figures],
-        "has_peaks": any(p and p.sgemm_gflops for p in view.peaks.values()),
+        "has_peaks": any(p and p.usable_sgemm_gflops for p in view.peaks.values()),
+        "peak_doubts": summary.peak_doubts(view),
     }
 
 

@@ -178,11 +178,14 @@ def _commit(meta: dict[str, Any]) -> str:
 
 def _peaks(run: Run) -> str:
     peaks = peaks_of(run)
-    if peaks is None:
-        return "not measured"
-    parts = [f"SGEMM {peaks.sgemm_gflops:.4g} GFLOP/s" if peaks.sgemm_gflops else "",
-             f"copy {peaks.copy_gbytes_per_s:.4g} GB/s" if peaks.copy_gbytes_per_s else ""]
-    return ", ".join(p for p in parts if p)
+    return "not measured" if peaks is None else peaks.describe()
+
+
+def peak_doubts(view: SuiteView) -> list[str]:
+    """'run: SGEMM 52 GFLOP/s (measured ... under load 63%; suspect: ...)' for each run whose
+    peak may not be trusted."""
+    return [f"{run}: {peaks.describe()}" for run, peaks in view.peaks.items()
+            if peaks and (peaks.note or peaks.suspect)]
 
 
 def metadata_rows(runs: Sequence[Run]) -> list[tuple[str, list[str]]]:

@@ -37,6 +37,13 @@ def _roof(ax: Axes, peaks: Peaks, intensity: np.ndarray, suffix: str) -> None:
                 gid="bandwidth", label=f"copy bandwidth {bandwidth:.3g} GB/s{suffix}")
 
 
+def _label_suffix(peaks: Peaks, runs: list[str], several: bool) -> str:
+    """' (run a, run b)' when the report has several runs, and the roof's doubt if any."""
+    doubt = "suspect" if peaks.suspect else peaks.note
+    named = f" ({', '.join(runs)})" if several else ""
+    return named + (f" [{doubt}]" if doubt else "")
+
+
 def _intensity_range(intensity: pd.Series, peaks: list[Peaks]) -> pd.Series:
     """The points' intensities, with each machine's ridge point and some room either side."""
     ridges = [p.sgemm_gflops / p.copy_gbytes_per_s for p in peaks
@@ -62,7 +69,7 @@ def roofline(view: SuiteView, style: Style) -> Figure | None:
     decade_axis(ax, _intensity_range(ok["intensity"], list(peaks)), "x")
     span = np.geomspace(*ax.get_xlim(), 200)  # the roof runs across the whole axis
     for machine, runs in peaks.items():
-        _roof(ax, machine, span, f" ({', '.join(runs)})" if len(view.runs) > 1 else "")
+        _roof(ax, machine, span, _label_suffix(machine, runs, len(view.runs) > 1))
     if not peaks:
         ax.text(0.01, 0.98, "machine peaks not measured: no roof drawn", transform=ax.transAxes,
                 va="top", fontsize=8, color="#777777")
