@@ -175,5 +175,5 @@ def check(p: Problem, y: np.ndarray | tuple[np.ndarray, ...], ref: Reference,
                  all(c.ok for c in checks))
 
 
-def as_float64_tensor(a: np.ndarray | None):  # a torch tensor: torch stays out of signatures
+def as_float64_tensor(a: np.ndarray | None) -> Any:  # a torch tensor, kept out of signatures
     return None if a is None else torch_module().from_numpy(np.asarray(a, dtype=np.float64))

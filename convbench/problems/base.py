@@ -105,6 +105,12 @@ def normalised_padding(value: PaddingArg, r: int, s: int, stride: Pair, dilation
     return as_pair("padding", value, 0)
 
 
+def axes_of(p: Any) -> list[tuple[str, tuple[int, int, int, int, int, int]]]:
+    """(axis name, (input size, kernel, stride, padding, dilation, output size)) per axis."""
+    return list(zip(("height", "width"), zip((p.h, p.w), (p.r, p.s), p.stride, p.padding,
+                                            p.dilation, (p.out_h, p.out_w)), strict=True))
+
+
 def out_size_line(size: int, k: int, s: int, p: int, d: int, out: int,
                    ceil_mode: bool = False) -> str:
     if not ceil_mode:

@@ -1,24 +1,13 @@
-"""The 2-D convolution problem: frozen, normalised once, with the shape math others quote.
-
-Conventions (torch.nn.functional's): NCHW input, weights (K, C/groups, R, S), symmetric padding,
-dilation 1 = dense kernel. Output size O = floor((I + 2P - d(K-1) - 1) / S) + 1.
-
-Directions (benchdnn's FWD_D, BWD_D, BWD_W): a problem describes one pass of a layer. `fwd`
-computes the output; `bwd_data` the gradient of the input from the output's gradient (and the
-weights); `bwd_weight` the gradient of the weights (and of the bias) from the input and the
-output's gradient. FLOP convention: each backward direction does exactly the forward's MACs
-(the same products, summed along other axes), so bwd_data and bwd_weight each count
-2 * MACs; bias adds count in fwd (adding it) and in bwd_weight (summing its gradient), not in
-bwd_data. A problem's `op` names the registered operator that runs it: conv2d in fwd,
-conv2d_backward in either backward direction; max_pool2d / avg_pool2d and their _backward.
-"""
+"""The 2-D convolution problem: input (N, C, H, W), weights (K, C/groups, R, S), one problem per
+direction (fwd, bwd_data, bwd_weight) with the forward's shapes; conventions and the FLOP
+convention are in convbench.problems.base."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import ClassVar
 
-from convbench.problems.base import DIRECTIONS, DTYPES, out_size_line, Pair, WeightedCounts, check_direction, normalised_padding, positive_int, as_pair, conv_out_size, dilated_extent
+from convbench.problems.base import DIRECTIONS, DTYPES, axes_of, out_size_line, Pair, WeightedCounts, check_direction, normalised_padding, positive_int, as_pair, conv_out_size, dilated_extent
 
 
 @dataclass(frozen=True)
@@ -99,17 +88,12 @@ class ConvProblem(WeightedCounts):
 
     def size_lines(self) -> list[tuple[str, str]]:
         """Each output size with its formula's numbers."""
-        return [(f"output {axis}", out_size_line(size, k, s, p, d, out)) for axis, size, k, s, p, d, out
-                in zip(("height", "width"), (self.h, self.w), (self.r, self.s), self.stride,
-                       self.padding, self.dilation, (self.out_h, self.out_w))]
+        return [(f"output {axis}", out_size_line(*numbers)) for axis, numbers in axes_of(self)]
 
     @property
     def kernel_extent(self) -> Pair:
         """Dilated kernel extent d(K-1)+1 per axis: the receptive field of one layer."""
-        return (
-            dilated_extent(self.r, self.dilation[0]),
-            dilated_extent(self.s, self.dilation[1]),
-        )
+        return (dilated_extent(self.r, self.dilation[0]), dilated_extent(self.s, self.dilation[1]))
 
     @property
     def reduction_length(self) -> int:

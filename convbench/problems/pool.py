@@ -8,7 +8,7 @@ from typing import ClassVar, Literal
 
 from convbench.units import format_bytes
 
-from convbench.problems.base import direction_flops, out_size_line, DTYPES, Described, Pair, check_direction, positive_int, as_pair, dilated_extent, pool_out_size
+from convbench.problems.base import axes_of, direction_flops, out_size_line, DTYPES, Described, Pair, check_direction, positive_int, as_pair, dilated_extent, pool_out_size
 
 
 @dataclass(frozen=True)
@@ -72,10 +72,8 @@ class PoolProblem(Described):
 
     def size_lines(self) -> list[tuple[str, str]]:
         """Each output size with its formula's numbers (ceil mode's too)."""
-        return [(f"output {axis}", out_size_line(size, k, s, p, d, out, self.ceil_mode))
-                for axis, size, k, s, p, d, out
-                in zip(("height", "width"), (self.h, self.w), (self.r, self.s), self.stride,
-                       self.padding, self.dilation, (self.out_h, self.out_w))]
+        return [(f"output {axis}", out_size_line(*numbers, self.ceil_mode))
+                for axis, numbers in axes_of(self)]
 
     def facts(self) -> list[tuple[str, str]]:
         """The counts `convbench describe` shows."""
@@ -94,10 +92,7 @@ class PoolProblem(Described):
 
     @property
     def window_extent(self) -> Pair:
-        return (
-            dilated_extent(self.r, self.dilation[0]),
-            dilated_extent(self.s, self.dilation[1]),
-        )
+        return (dilated_extent(self.r, self.dilation[0]), dilated_extent(self.s, self.dilation[1]))
 
     @property
     def out_h(self) -> int:

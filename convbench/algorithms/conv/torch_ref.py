@@ -16,7 +16,7 @@ from convbench.problems import ConvProblem
 from convbench.algorithms.registry import register
 
 
-def as_tensor(a: np.ndarray):  # noqa: ANN202 - torch types stay out of our signatures
+def as_tensor(a: np.ndarray) -> Any:  # a torch tensor (torch types stay out of signatures)
     return torch_module().from_numpy(np.ascontiguousarray(a))
 
 
