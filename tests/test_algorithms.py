@@ -32,6 +32,10 @@ GRID = {
                               dilation=(2, 3), groups=2, bias=True),
     "float64": ConvProblem(2, 4, 9, 8, 5, 3, 3, stride=2, padding=1, bias=True, dtype="float64"),
     "long_reduction": ConvProblem(1, 256, 6, 6, 4, 3, 3, padding=1),
+    # stride-1 kernels of 2, 4 and 7 taps: the Winograd F(3,2), F(3,4) and F(2,7) run somewhere
+    "2x2_kernel": ConvProblem(2, 3, 8, 9, 4, 2, 2, padding=1),
+    "4x3_kernel": ConvProblem(1, 4, 9, 10, 3, 4, 3, padding=(2, 1), bias=True),
+    "1x7_kernel": ConvProblem(1, 3, 7, 12, 4, 1, 7, padding=(0, 3)),
 }
 
 ALGORITHMS = [a.name for a in registry.all_algorithms("conv2d")]
@@ -64,13 +68,18 @@ def _run_on(backend: str, algorithm: registry.Algorithm, p: ConvProblem,
     return to_numpy(y)
 
 
-BACKEND_PARAMS = [pytest.param(b, marks=pytest.mark.gpu) if b in GPU_BACKENDS else b
-                  for b in BACKENDS]
+# Only the (algorithm, problem, backend) triples the algorithm's declaration covers: a skip then
+# means "this backend cannot run here" (no GPU, cupy missing), never "this can never run".
+# test_refusals_carry_the_registrys_reason checks the triples left out.
+DECLARED = [(name, problem_id, backend) for name in ALGORITHMS for problem_id, p in GRID.items()
+            for backend in BACKENDS if registry.get("conv2d", name).covers(p, backend)]
+DECLARED_PARAMS = [
+    pytest.param(name, GRID[problem_id], backend, id=f"{backend}-{problem_id}-{name}",
+                 marks=[pytest.mark.gpu] if backend in GPU_BACKENDS else [])
+    for name, problem_id, backend in DECLARED]
 
 
-@pytest.mark.parametrize("backend", BACKEND_PARAMS)
-@pytest.mark.parametrize("problem", GRID.values(), ids=GRID.keys())
-@pytest.mark.parametrize("name", ALGORITHMS)
+@pytest.mark.parametrize("name, problem, backend", DECLARED_PARAMS)
 def test_matches_oracle(name: str, problem: ConvProblem, backend: str) -> None:
     algorithm = _skip_unless_runs(name, problem, backend)
     inputs = oracle.make_inputs(problem, seed=1)
@@ -81,11 +90,12 @@ def test_matches_oracle(name: str, problem: ConvProblem, backend: str) -> None:
     assert check.ok, check
 
 
-EXACT = [a.name for a in registry.all_algorithms("conv2d") if a.exact]
+EXACT = [pytest.param(a.name, p, id=f"{problem_id}-{a.name}")
+         for a in registry.all_algorithms("conv2d") if a.exact
+         for problem_id, p in GRID.items() if a.covers(p, "numpy")]
 
 
-@pytest.mark.parametrize("problem", GRID.values(), ids=GRID.keys())
-@pytest.mark.parametrize("name", EXACT)
+@pytest.mark.parametrize("name, problem", EXACT)
 def test_exactness_mode_is_bit_exact(name: str, problem: ConvProblem) -> None:
     _skip_unless_runs(name, problem, "numpy")
     assert oracle.exact_mode_fits(problem)
@@ -94,6 +104,27 @@ def test_exactness_mode_is_bit_exact(name: str, problem: ConvProblem) -> None:
     reference = oracle.reference(problem, inputs)
     assert np.array_equal(y.astype(np.float64), reference.y)
     assert oracle.check(problem, y, reference, exact=True).ok
+
+
+@pytest.mark.parametrize("name", ALGORITHMS)
+def test_refusals_carry_the_registrys_reason(name: str) -> None:
+    """The triples test_matches_oracle leaves out: the algorithm refuses each with a sentence,
+    and the library API raises Unsupported with it (on numpy, where the problem is refused)."""
+    algorithm = registry.get("conv2d", name)
+    for problem_id, p in GRID.items():
+        for backend in BACKENDS:
+            if algorithm.covers(p, backend):
+                continue
+            reason = algorithm.why_not(p, backend)
+            assert isinstance(reason, str) and len(reason) > 10, (problem_id, backend, reason)
+            if backend == "numpy" and "numpy" in algorithm.backends:
+                with pytest.raises(convbench.Unsupported) as refused:
+                    _run(name, p, oracle.make_inputs(p))
+                assert reason in str(refused.value)
+
+
+def test_every_algorithm_is_checked_on_a_backend_it_declares() -> None:
+    assert {name for name, _, _ in DECLARED} == set(ALGORITHMS)
 
 
 def test_exact_inputs_are_scaled_small_integers() -> None:

@@ -13,7 +13,8 @@ import pytest
 from convbench import oracle
 
 from convbench.algorithms import registry
-from convbench.backends import BACKENDS
+from convbench.backends import BACKENDS, GPU_BACKENDS, backend_why_not, library_of, to_backend
+from convbench.backends import to_numpy
 from convbench.problems import ConvProblem, PoolProblem, Problem
 from convbench.problems.transpose import ConvTransposeProblem
 
@@ -35,6 +36,9 @@ CONV = {
     "kernel_fills_padded_input": ConvProblem(1, 3, 4, 4, 2, 6, 6, padding=1),
     "everything_float64": ConvProblem(2, 6, 13, 11, 4, 3, 2, stride=(2, 1), padding=(2, 1),
                                       dilation=(2, 3), groups=2, bias=True, dtype="float64"),
+    # stride-1 kernels of 4 and 7 taps: bwd_data of the Winograd F(3,4) and F(2,7) runs somewhere
+    "4x3_kernel": ConvProblem(1, 4, 9, 10, 3, 4, 3, padding=(2, 1)),
+    "1x7_kernel": ConvProblem(1, 3, 7, 12, 4, 1, 7, padding=(0, 3)),
 }
 
 TRANSPOSED = {
@@ -93,10 +97,19 @@ CASES = [(a.name, problem_id, p) for problem_id, p in GRID for a in registry.all
 
 def _runs(name: str, p: Problem, backend: str) -> registry.Algorithm:
     algorithm = registry.get(p.op, name)
-    reason = algorithm.why_not(p, backend)
+    reason = algorithm.why_not(p, backend) or backend_why_not(backend, probe=True)
     if reason:
         pytest.skip(reason)
     return algorithm
+
+
+# Only the (algorithm, problem, backend) triples the algorithm's declaration covers: a skip then
+# means "this backend cannot run here" (no GPU, cupy missing), never "this can never run".
+DECLARED = [
+    pytest.param(name, problem_id, p, backend, id=f"{backend}-{p.op}-{name}-{problem_id}",
+                 marks=[pytest.mark.gpu] if backend in GPU_BACKENDS else [])
+    for name, problem_id, p in CASES for backend in BACKENDS
+    if registry.get(p.op, name).covers(p, backend)]
 
 
 def test_every_op_of_the_issue_is_registered_and_covered() -> None:
@@ -110,23 +123,43 @@ def test_every_op_of_the_issue_is_registered_and_covered() -> None:
             registry.algorithms(op))
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("name, problem_id, problem", CASES,
-                         ids=[f"{p.op}-{n}-{i}" for n, i, p in CASES])
+@pytest.mark.parametrize("name, problem_id, problem, backend", DECLARED)
 def test_matches_oracle(name: str, problem_id: str, problem: Problem, backend: str) -> None:
+    """On the backend's own arrays; the outputs come back on them."""
     algorithm = _runs(name, problem, backend)
     inputs = oracle.make_inputs(problem, seed=1)
     reference = oracle.reference(problem, inputs)
-    y = algorithm.fn(problem, *inputs.arrays)
+    y = algorithm.fn(problem, *(to_backend(a, backend) for a in inputs.arrays))
     outputs = y if isinstance(y, tuple) else (y,)
+    for out in outputs:
+        assert type(out).__module__.split(".")[0] == library_of(backend), type(out)
+    outputs = tuple(to_numpy(out) for out in outputs)
     for out, ref in zip(outputs, reference.outputs, strict=True):
         assert out.shape == ref.shape
         assert out.dtype == np.dtype(problem.dtype)
-    check = oracle.check_algorithm(problem, y, reference, algorithm)
+    check = oracle.check_algorithm(problem, outputs if isinstance(y, tuple) else outputs[0],
+                                   reference, algorithm)
     assert check.ok, check
 
 
-EXACT = [(n, i, p) for n, i, p in CASES if registry.get(p.op, n).exact]
+@pytest.mark.parametrize("name", sorted({name for name, _, _ in CASES}))
+def test_refusals_carry_the_registrys_reason(name: str) -> None:
+    """The triples test_matches_oracle leaves out: each refused with the registry's sentence."""
+    for _, problem_id, p in [c for c in CASES if c[0] == name]:
+        algorithm = registry.get(p.op, name)
+        for backend in BACKENDS:
+            if not algorithm.covers(p, backend):
+                reason = algorithm.why_not(p, backend)
+                assert isinstance(reason, str) and len(reason) > 10, (problem_id, backend)
+
+
+def test_every_algorithm_is_checked_on_a_backend_it_declares() -> None:
+    checked = {(values[2].op, values[0]) for values in (d.values for d in DECLARED)}
+    assert checked == {(p.op, name) for name, _, p in CASES}
+
+
+EXACT = [(n, i, p) for n, i, p in CASES if registry.get(p.op, n).exact and
+         registry.get(p.op, n).covers(p, "numpy")]
 
 
 @pytest.mark.parametrize("name, problem_id, problem", EXACT,
