@@ -11,13 +11,12 @@
 # the clone, or the baseline's own run failing. The comparisons and run logs are kept in
 # reports/gate/.
 #
-# On a shared 2-core machine the other tenants' load comes in episodes, which slow every
-# algorithm of the cases they overlap alike: times are divided by each case's median new/base
-# ratio over its algorithms (--normalize case). Even so, measured on a noisy day, one comparison
-# of identical code raised a false alarm 6 times in 20. So a failing comparison is confirmed by a
-# second pair of runs, in the other order, and the gate fails only on a row that regressed (or
-# newly failed) in both comparisons: a real regression shows in the same rows again, a false
-# alarm seldom does (README, "Catching regressions").
+# The runs and the comparison use convbench's defaults, which are this gate's recipe: interleaved,
+# one thread, samples from 3 processes; compare divides by each case's median new/base ratio
+# (--normalize case), compares minimums, and needs a change beyond the spread between processes
+# (README, "Catching regressions"). A failing comparison is confirmed by a second pair of runs,
+# in the other order, and the gate fails only on a row that regressed (or newly failed) in both
+# comparisons: a real regression shows in the same rows again, a false alarm seldom does.
 #
 #   benchmarks/gate.sh               # the baseline commit against the working tree
 #   benchmarks/gate.sh --base REF    # any commit, branch or tag against the working tree
@@ -104,16 +103,36 @@ esac
 export OPENBLAS_THREAD_TIMEOUT=20 GOMP_SPINCOUNT=10000 CONVBENCH_CACHE="$work/cache"
 unset OPENBLAS_CORETYPE OPENBLAS_L2_SIZE
 
-# run_smoke WHICH OUT: WHICH is base (from the baseline's worktree, so that its meta.json names
-# that commit) or new (the working tree). Exits as the gate must when the run fails: 2 when the
-# baseline cannot be measured, 1 when the new code gives a wrong result (convbench run's 1).
+# base_convbench ARGS...: the baseline's convbench, from its worktree (so that its meta.json names
+# that commit).
+base_convbench() {
+    (cd "$work/base" && PYTHONPATH="$work/site" "$python" -P -c \
+        'import sys; from convbench.cli import main; sys.exit(main())' "$@")
+}
+
+# The recipe, spelled out for both sides: `convbench run`'s defaults now (interleaved, one
+# thread, the samples from several processes), which a baseline from before they were the
+# defaults must be told. One that cannot take its samples from several processes is measured
+# from one, and so is the new code then: both sides alike.
+recipe=(--interleave --threads 1 --budget 0.2)
+base_recipe=("${recipe[@]}")
+if base_convbench run --help 2>/dev/null | grep -q -- '--processes'; then
+    recipe+=(--processes 3)
+    base_recipe+=(--processes 3)
+else
+    recipe+=(--processes 1)
+fi
+
+# run_smoke WHICH OUT: WHICH is base (the baseline) or new (the working tree). Exits as the gate
+# must when the run fails: 2 when the baseline cannot be measured, 1 when the new code gives a
+# wrong result (convbench run's 1).
 run_smoke() {
     local which=$1 out=$2 rc=0
-    local run=(run smoke --interleave --threads 1 --budget 0.2 --no-progress --out "$out")
+    local run=(run smoke "${recipe[@]}" --no-progress --out "$out")
+    [ "$which" = base ] && run=(run smoke "${base_recipe[@]}" --no-progress --out "$out")
     mkdir -p "$out"
     if [ "$which" = base ]; then
-        (cd "$work/base" && PYTHONPATH="$work/site" "$python" -P -c \
-            'import sys; from convbench.cli import main; sys.exit(main())' "${run[@]}")
+        base_convbench "${run[@]}"
     else
         .venv/bin/convbench "${run[@]}"
     fi > "$out/run.log" 2>&1 || rc=$?
@@ -124,8 +143,8 @@ run_smoke() {
     exit 2
 }
 
-compare() {  # compare BASE_OUT NEW_OUT [--confirms EARLIER_NEW_OUT]
-    .venv/bin/convbench compare "$1" "$2" --normalize case --statistic min --out "$2" "${@:3}"
+compare() {  # compare BASE_OUT NEW_OUT [--confirms EARLIER_NEW_OUT]: compare's defaults
+    .venv/bin/convbench compare "$1" "$2" --out "$2" "${@:3}"
 }
 
 echo "gate: baseline $commit ($(git log -1 --format=%s "$commit" | cut -c1-60)) against the" \

@@ -87,13 +87,16 @@ def test_run_smoke_end_to_end(tmp_path: Path) -> None:
     assert len(frame) == 4 * len(algorithms) and set(frame["algo"]) == set(algorithms)
     assert set(frame["status"]) <= {"ok", "unsupported"}
     assert (tmp_path / "smoke" / "meta.json").exists()
+    # the defaults: every timed row has samples from 3 processes, interleaved, on one thread
+    timed = frame[frame["status"] == "ok"]
+    assert set(timed["processes"]) == {3} and set(frame["threads"]) == {1}
     assert "speedup vs torch" in result.stdout and "*" in result.stdout
     assert "geometric-mean speedup vs torch" in result.stdout
 
 
 def test_run_options_select_algorithms_and_batch(tmp_path: Path) -> None:
     result = convbench("run", "smoke", "--out", str(tmp_path), "--algo", "im2col,torch",
-                       "--batch", "3", "--no-progress", "--budget", "0.01")
+                       "--batch", "3", "--no-progress", "--budget", "0.01", "--processes", "1")
     assert result.returncode == EXIT_OK, result.stderr
     frame = read_results(tmp_path / "smoke")
     assert set(frame["algo"]) == {"im2col", "torch"}
@@ -108,7 +111,20 @@ def test_a_wrong_result_exits_1(tmp_path: Path, temporary_algorithm: AddAlgorith
 
     temporary_algorithm("t_zeros", zeros)
     code = main(["run", "smoke", "--algo", "t_zeros,im2col", "--out", str(tmp_path),
-                 "--no-progress", "--budget", "0.01"])
+                 "--no-progress", "--budget", "0.01", "--processes", "1"])
     assert code == EXIT_WRONG
     frame = read_results(tmp_path / "smoke")
     assert set(frame[frame["algo"] == "t_zeros"]["status"]) == {"wrong"}
+
+
+def test_run_defaults_are_the_gates_recipe() -> None:
+    """`convbench run` without flags: interleaved, one thread, samples from 3 processes;
+    --no-interleave and --processes opt out."""
+    from convbench.cli import build_parser
+    from convbench.commands.run import PROCESSES
+
+    args = build_parser().parse_args(["run", "smoke"])
+    assert args.interleave is True and args.processes == PROCESSES == 3
+    assert args.threads is None  # the harness's default: one thread
+    args = build_parser().parse_args(["run", "smoke", "--no-interleave", "--processes", "1"])
+    assert args.interleave is False and args.processes == 1

@@ -95,8 +95,11 @@ def test_interleaved_budget_is_per_closure_and_limit_takes_three_rounds() -> Non
     a, b = measure_interleaved(fns, TimingPolicy(budget_s=0.03, min_repeats=2))
     elapsed = time.perf_counter() - start
     assert elapsed >= 0.06 and a.repeats == b.repeats >= 2
-    capped = measure_interleaved(fns, TimingPolicy(budget_s=10.0, min_repeats=100, limit_s=1e-4))
-    assert [m.repeats for m in capped] == [3, 3]
+    # calls of microseconds, a limit of 1 ms a closure: past it after one round, yet three
+    quick = [Logged(name, log, sleep_s=0.0) for name in "ab"]
+    capped = measure_interleaved(quick, TimingPolicy(budget_s=10.0, min_repeats=100,
+                                                     limit_s=1e-3))
+    assert [m.repeats for m in capped] == [3, 3] and not any(m.abandoned for m in capped)
 
 
 def test_interleaved_timing_turns_gc_off_and_restores_it() -> None:

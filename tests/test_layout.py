@@ -138,3 +138,26 @@ def test_an_upward_import_would_be_caught(fake: str) -> None:
     """The check is not vacuous: a measure/ or problems/ module importing run/ fails it."""
     m = fake.removesuffix(".py").replace("/", ".")
     assert layer(m) < layer("convbench.run.runner")
+
+
+def readme_layout() -> str:
+    text = (PACKAGE.parent / "README.md").read_text()
+    start = text.index("\n## Layout")
+    end = text.find("\n## ", start + 1)
+    return text[start:] if end < 0 else text[start:end]
+
+
+def test_readme_layout_names_every_package_and_module() -> None:
+    section = readme_layout()
+    for package in sorted(p for p in PACKAGE.iterdir() if (p / "__init__.py").exists()):
+        assert f"`convbench/{package.name}/`" in section, package.name
+        for module in package.glob("*.py"):
+            if module.stem != "__init__":
+                assert f"`{module.name}`" in section or f"`{module.stem}`" in section, module
+
+
+def test_readme_layout_names_only_files_that_exist() -> None:
+    import re
+
+    for path in re.findall(r"`((?:convbench|benchmarks|tests)/[\w/.]+)`", readme_layout()):
+        assert (PACKAGE.parent / path.rstrip("/")).exists(), path

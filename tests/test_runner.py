@@ -8,13 +8,14 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from convbench.run.rundir import COLUMNS, read_results
+from convbench.run.rundir import COLUMNS, read_results, read_run, read_samples
 from convbench.run.runner import RunOptions, plan, run
 from convbench.run.suite import load_suite
 
@@ -185,3 +186,92 @@ def test_memory_of_several_outputs_counts_them_all() -> None:
 
     reading = peak_extra_bytes(lambda: (np.ones(10**5), np.ones(10**5)))
     assert reading.peak_extra_bytes is not None and reading.peak_extra_bytes < 10**5
+
+
+def test_a_model_cost_over_the_limit_skips_without_a_call(
+        tmp_path: Path, temporary_algorithm: AddAlgorithm) -> None:
+    """An algorithm that declares a cost and no estimate is bounded by its cost times the
+    safety factor: over the case limit it is skipped before any call, whatever this machine's
+    mood, and the reason says by how much. Under it, it runs."""
+    from convbench.algorithms.cost import ESTIMATE_SAFETY
+
+    def never(p, x, w, b):
+        raise AssertionError("a case over its limit must not be called")
+
+    limit_s = 5.0
+    temporary_algorithm("t_costly", never, cost_s=lambda p: 1.5 * limit_s / ESTIMATE_SAFETY)
+    temporary_algorithm("t_cheap", lambda p, x, w, b: run_im2col(p, x, w, b),
+                        cost_s=lambda p: 0.5 * limit_s / ESTIMATE_SAFETY)
+    suite = load_suite(str(_write_suite(tmp_path / "s.toml", ["t_costly", "t_cheap"],
+                                        limit_s=limit_s, cases=1)))
+    frame = read_results(run(suite, tmp_path / "out")).set_index("algo")
+    assert frame.loc["t_costly", "status"] == "skipped"
+    assert frame.loc["t_costly", "reason"] == \
+        "estimated 7.5 s per call, over the case limit of 5 s"
+    assert frame.loc["t_cheap", "status"] == "ok"
+
+
+def run_im2col(p, x, w, b):
+    from convbench.algorithms.conv.im2col import conv2d_im2col
+
+    return conv2d_im2col(p, x, w, b)
+
+
+@pytest.mark.parametrize("interleave", [True, False])
+def test_a_series_past_the_limit_is_over_budget_with_its_samples_kept(
+        tmp_path: Path, temporary_algorithm: AddAlgorithm, interleave: bool) -> None:
+    """An estimate that was far off: the checked call and the memory call are quick, then every
+    call sleeps 60 ms against a case limit of 50 ms. The first sample ends the series: the row
+    is skipped as over budget, its samples kept; the other algorithm of the case is ok."""
+    calls = 0
+
+    def turns_slow(p, x, w, b):
+        nonlocal calls
+        calls += 1
+        if calls > 2:
+            time.sleep(0.06)  # a sleep is never shorter: the limit is passed for sure
+        return run_im2col(p, x, w, b)
+
+    temporary_algorithm("t_turns_slow", turns_slow)
+    suite = load_suite(str(_write_suite(tmp_path / "s.toml", ["t_turns_slow", "im2col"],
+                                        limit_s=0.05, cases=1)))
+    out = tmp_path / "out"
+    frame = read_results(run(suite, out, RunOptions(interleave=interleave, threads=1)))
+    row = frame.set_index("algo").loc["t_turns_slow"]
+    assert row["status"] == "skipped"
+    assert row["reason"].startswith("over budget: a sample took 0.06")
+    assert "over the case limit of 0.05 s (no estimate); not timed further" in row["reason"]
+    kept = read_samples(out)[("case0", "t_turns_slow", "numpy", "fwd")]
+    assert len(kept) == row["repeats"] >= 1 and max(kept) > 0.05
+    assert frame.set_index("algo").loc["im2col", "status"] == "ok"
+
+
+def test_samples_from_several_processes(tmp_path: Path,
+                                        temporary_algorithm: AddAlgorithm) -> None:
+    """--processes 2: a second, fresh process times each checked algorithm again; the row says
+    how many processes timed it and samples.jsonl which process took each sample. An algorithm
+    registered at run time (not by an import) is unknown to a fresh process: process 0 alone
+    times it. A resume must keep the number of processes."""
+    temporary_algorithm("t_runtime", lambda p, x, w, b: run_im2col(p, x, w, b))
+    suite = load_suite(str(_write_suite(tmp_path / "s.toml", ["im2col", "t_runtime"],
+                                        budget_s=0.02, cases=1)))
+    out = tmp_path / "out"
+    options = RunOptions(threads=1, processes=2)
+    frame = read_results(run(suite, out, options)).set_index("algo")
+    assert frame.loc["im2col", "processes"] == 2 and frame.loc["t_runtime", "processes"] == 1
+    run_dir = read_run(out)
+    process_of = run_dir.processes[("case0", "im2col", "numpy", "fwd")]
+    assert set(process_of) == {0, 1} and len(process_of) == frame.loc["im2col", "repeats"]
+    assert ("case0", "t_runtime", "numpy", "fwd") not in run_dir.processes
+    assert json.loads((out / "meta.json").read_text())["processes"] == 2
+    with pytest.raises(ValueError, match="processes = 2, this run has 1 \\(--processes\\)"):
+        run(suite, out, replace(options, processes=1, resume=True))
+
+
+def test_the_harness_defaults() -> None:
+    """Interleaved, one thread; the library runs one process (the command's default is more:
+    a script that spawns needs its `if __name__ == "__main__":`)."""
+    from convbench.run.runner import run_threads
+
+    options = RunOptions()
+    assert options.interleave and options.processes == 1 and run_threads(options) == 1

@@ -12,7 +12,9 @@ import time
 
 import pytest
 
-from convbench.measure.timing import NOISY_IQR_OVER_MEDIAN, Measurement, TimingPolicy, measure
+from convbench.measure import timing
+from convbench.measure.timing import (NOISY_IQR_OVER_MEDIAN, Measurement, TimingPolicy,
+                                      calls_per_sample, measure, measure_interleaved, share)
 
 # --- Measurement statistics -------------------------------------------------------------------
 
@@ -154,15 +156,17 @@ def test_slow_closure_one_call_per_sample_and_limit() -> None:
 
 
 def test_limit_still_takes_three_samples() -> None:
+    """Two calls of 60 ms pass a limit of 110 ms between them, each call within it: the series
+    goes on to three samples, and is not abandoned (no call passed the limit)."""
     calls = 0
 
     def slow() -> None:
         nonlocal calls
         calls += 1
-        time.sleep(0.02)
+        time.sleep(0.06)
 
-    m = measure(slow, TimingPolicy(budget_s=10.0, min_repeats=100, limit_s=0.001))
-    assert m.repeats == 3
+    m = measure(slow, TimingPolicy(budget_s=10.0, min_repeats=100, limit_s=0.11))
+    assert m.repeats == 3 and not m.abandoned
     assert calls == 4
 
 
@@ -214,3 +218,76 @@ def test_import_sets_idle_thread_spin_unless_already_set() -> None:
     mine = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True, env=env | {"OPENBLAS_THREAD_TIMEOUT": "28"})
     assert mine.stdout.split() == ["28", "10000"]
+
+
+# --- the case limit, several processes ------------------------------------------------------
+
+
+def fake_calls(monkeypatch: pytest.MonkeyPatch, per_call_s: dict[object, list[float]]
+               ) -> list[object]:
+    """Make timing.measure's clock a script: each call of `_time_calls(fn, number)` returns the
+    next time per call listed for fn (the last one repeats), and is logged. No real timing."""
+    log: list[object] = []
+
+    def time_calls(fn: object, number: int) -> float:
+        log.append(fn)
+        times = per_call_s[fn]
+        return times.pop(0) if len(times) > 1 else times[0]
+
+    monkeypatch.setattr(timing, "_time_calls", time_calls)
+    return log
+
+
+def test_a_sample_past_the_limit_abandons_the_series(monkeypatch: pytest.MonkeyPatch) -> None:
+    """limit_s is the case limit on one call: the sample that passes it ends the series, which
+    is marked abandoned with its samples kept (the harness records the row as over budget)."""
+    fn = object()
+    fake_calls(monkeypatch, {fn: [1e-3, 1e-3, 1e-3, 0.5, 0.5, 3.0, 0.5]})
+    policy = TimingPolicy(budget_s=1e9, min_repeats=10, limit_s=2.0)
+    m = measure(fn, policy, number=1)  # type: ignore[arg-type]
+    assert m.abandoned and m.samples_s == (1e-3, 1e-3, 0.5, 0.5, 3.0)
+    fn = object()
+    fake_calls(monkeypatch, {fn: [1.9]})
+    policy = TimingPolicy(budget_s=0.0, min_repeats=3, limit_s=2.0)
+    m = measure(fn, policy, number=1)  # type: ignore[arg-type]
+    assert not m.abandoned and m.repeats == 3  # under the limit: ok, however slow
+
+
+def test_interleaved_abandons_one_closure_and_goes_on_with_the_others(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    slow, fast = object(), object()
+    log = fake_calls(monkeypatch, {slow: [0.1, 0.1, 5.0], fast: [1e-3]})
+    policy = TimingPolicy(budget_s=0.0, min_repeats=4, limit_s=1.0)
+    a, b = measure_interleaved([slow, fast], policy, numbers=[1, 1])  # type: ignore[list-item]
+    assert a.abandoned and a.samples_s == (0.1, 5.0)  # (its warm-up call took 0.1 s, untimed)
+    assert not b.abandoned and b.repeats == 4
+    # given the calls per sample: one warm-up sample each, then rounds, the slow one left out
+    assert log == [slow, fast, slow, fast, fast, slow, fast, fast]
+
+
+def test_calls_per_sample_of_a_slow_closure_is_one_without_more_runs(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    fn = object()
+    log = fake_calls(monkeypatch, {fn: [0.5]})
+    assert calls_per_sample(fn, 2e-3) == 1  # type: ignore[arg-type]
+    assert len(log) == 2  # the warm-up call and one run; an interruption only adds time
+
+
+def test_each_process_takes_its_share_of_the_policy() -> None:
+    policy = TimingPolicy(budget_s=0.3, min_repeats=5, limit_s=2.0)
+    assert share(policy, 1) is policy
+    three = share(policy, 3)
+    assert three.budget_s == pytest.approx(0.1) and three.min_repeats == 3
+    assert three.limit_s == 2.0  # the case limit is a limit on one call, in every process
+    assert share(TimingPolicy(min_repeats=20), 2).min_repeats == 10
+
+
+def test_merged_measurements_keep_the_process_of_every_sample() -> None:
+    own = Measurement((3.0, 1.0), number=7)
+    other = Measurement((2.0, 4.0, 5.0), number=7)
+    both = Measurement.merged([own, other])
+    assert both.samples_s == (3.0, 1.0, 2.0, 4.0, 5.0) and both.number == 7
+    assert both.process_of == (0, 0, 1, 1, 1) and both.processes == 2
+    assert both.min_s == 1.0 and both.median_s == 3.0
+    assert own.processes == 1 and not both.abandoned
+    assert Measurement.merged([own, Measurement((9.0,), 7, abandoned=True)]).abandoned

@@ -17,10 +17,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from convbench.backends import backend_why_not
+from convbench.algorithms import cost
+from convbench.backends import GPU_BACKENDS, backend_why_not
 from convbench.problems import Problem
 
 ENTRY_POINT_GROUP = "convbench.algorithms"
+# The algorithm speedups are measured against unless a suite names another.
+DEFAULT_REFERENCE = "torch"
 
 Check = Callable[[Any], str | None]
 
@@ -75,6 +78,23 @@ class Algorithm:
         if backend not in self.backends:
             return f"runs on {', '.join(self.backends)} only, not {backend}"
         return backend_why_not(backend) or self.missing_requirement() or self.failed_check(problem)
+
+    def bound_s(self, problem: Problem, backend: str = "numpy") -> float | None:
+        """A pessimistic time per call, by which a run skips a case over its limit: the declared
+        `estimate_s`; else the cost model's `cost_s` times cost.ESTIMATE_SAFETY, where the model
+        prices the device (the CPU; on a GPU, the cupy-only kernels); else None. A selector is
+        bounded by the algorithm it picks. No measurement enters it."""
+        if self.resolve is not None:
+            try:
+                return self.resolve(problem, backend).bound_s(problem, backend)
+            except ValueError:  # nothing supports it: why_not says so first
+                return None
+        if self.estimate_s is not None:
+            return self.estimate_s(problem)
+        priced = backend not in GPU_BACKENDS or set(self.backends) <= set(GPU_BACKENDS)
+        if self.cost_s is None or not priced:
+            return None
+        return cost.ESTIMATE_SAFETY * self.cost_s(problem)
 
     def covers(self, problem: Problem, backend: str = "numpy") -> bool:
         """Whether the declaration covers `problem` on `backend` (op, backends, checks), whether

@@ -1,11 +1,15 @@
 """Two runs side by side: which results regressed, improved, stayed, appeared, vanished or broke.
 
 Rows are matched by (suite, case, algorithm, backend, direction). A timed pair is a regression
-only when both hold:
+only when all three hold:
 
-- the ratio new/base of a statistic of the samples (the median; on a noisy machine the
-  minimum, "min", or the 10th percentile, "q10") exceeds 1 + threshold, and
-- the raw samples differ significantly: two-sided Mann-Whitney U, p < alpha (as asv does).
+- the ratio new/base of a statistic of the samples (by default the minimum, "min"; or the
+  10th percentile, "q10", or the median) exceeds 1 + threshold,
+- the raw samples differ significantly: two-sided Mann-Whitney U, p < alpha (as asv does), and
+- the change clears the spread between processes in both runs: where a run took its samples
+  from several processes (convbench.run.processes), the statistic of every process of NEW is
+  beyond that of every process of BASE. A process's luck (its memory layout, its libraries'
+  set-up) holds for all its samples, so the test on pooled samples alone takes it for a change.
 
 The bootstrap confidence interval of that ratio is reported beside it.
 
@@ -16,14 +20,15 @@ raises no alarm. The factor is taken over the whole suite, not case by case, bec
 reference's own scatter from one process to the next on a single small case (about 10% for
 torch at tens of microseconds) would otherwise pass to every algorithm of that case.
 
-With ``normalize="case"``, NEW's samples are divided by the case's factor instead: the median,
+With ``normalize="case"`` (the default), NEW's samples are divided by the case's factor: the median,
 over the algorithms of the case timed in both runs (at least CASE_MIN_ALGORITHMS of them), of
 their new/base ratios. On a shared machine the other tenants' load comes and goes in episodes;
 in an interleaved run an episode slows every algorithm of the cases it overlaps alike, by 40%
 and more, and a suite-wide factor cannot follow it. A change to one or two algorithms of five
 or more does not move the median; a change that slows half the algorithms of a case or more
 alike (a shared helper) is what this normalization cannot see. Selectors (`auto`) are left out
-of the median: they time the algorithm they pick a second time.
+of the median: they time the algorithm they pick a second time. A case with fewer algorithms
+falls back to the reference's machine factor.
 
 Why min or q10 on a noisy machine: other processes only ever add time, so they fatten the upper
 part of a run's samples, and the median with it, by a different amount in every run; the
@@ -42,13 +47,18 @@ import numpy as np
 import pandas as pd
 from scipy.stats import mannwhitneyu
 
+from convbench.algorithms.registry import DEFAULT_REFERENCE
 from convbench.measure.environment import machine_fingerprint
+from convbench.units import format_time
 from convbench.run.rundir import Run
 
 KEY = ("suite", "case", "algo", "backend", "direction")
 FAILING = ("wrong", "error")
 STATISTICS = {"median": 0.5, "q10": 0.10, "min": 0.0}  # the quantile each one is
-CHANGES = ("regressed", "now failing", "improved", "new", "missing", "not compared", "unchanged")
+# "not compared": another change of status (ok -> skipped); "not timed": the same status other
+# than ok in both runs (unsupported in both, wrong in both...), nothing to compare and no change.
+CHANGES = ("regressed", "now failing", "improved", "new", "missing", "not compared", "unchanged",
+           "not timed")
 EXIT_CHANGES = ("regressed", "now failing")
 
 Samples = dict[tuple[str, ...], np.ndarray]  # one side's raw samples, by KEY
@@ -56,10 +66,13 @@ Samples = dict[tuple[str, ...], np.ndarray]  # one side's raw samples, by KEY
 
 @dataclass(frozen=True)
 class CompareOptions:
-    threshold: float = 0.10  # relative change of the statistic that matters
+    """The defaults are the CI gate's (README, "Catching regressions"), measured by
+    benchmarks/false_alarms.py."""
+
+    threshold: float = 0.05  # relative change of the statistic that matters
     alpha: float = 0.002  # significance level of the Mann-Whitney U test
-    normalize: str | None = None  # None, "reference" or "case"
-    statistic: str = "median"  # a key of STATISTICS
+    normalize: str | None = "case"  # None, "reference" or "case" (else the reference)
+    statistic: str = "min"  # a key of STATISTICS
     confidence: float = 0.95
     resamples: int = 2000
     seed: int = 0
@@ -80,6 +93,11 @@ def _rows(runs: Sequence[Run]) -> pd.DataFrame:
 def _samples(runs: Sequence[Run]) -> Samples:
     """One side's raw samples, by KEY."""
     return {(run.suite, *key): values for run in runs for key, values in run.samples.items()}
+
+
+def _process_of(runs: Sequence[Run]) -> Samples:
+    """One side's process of each sample, by KEY, for the rows several processes timed."""
+    return {(run.suite, *key): values for run in runs for key, values in run.processes.items()}
 
 
 def _where(runs: Sequence[Run]) -> str:
@@ -120,7 +138,7 @@ def machine_factors(base: Sequence[Run], new: Sequence[Run], quantile: float
     references = {run.suite: run.reference for run in base}
     logs: dict[tuple[str, str, str], list[float]] = {}
     for key, (b, n) in _timed_in_both(base, new).items():
-        if key[2] == references.get(key[0], "torch"):
+        if key[2] == references.get(key[0], DEFAULT_REFERENCE):
             logs.setdefault(_suite_group(key), []).append(math.log(_ratio(b, n, quantile)))
     return {group: math.exp(sum(v) / len(v)) for group, v in logs.items()}
 
@@ -159,8 +177,28 @@ NORMALIZATIONS: dict[str, tuple[Callable[..., dict], Callable[[tuple[str, ...]],
     "reference": (machine_factors, _suite_group,
                   "reference not timed in both runs: not normalized"),
     "case": (case_factors, _case_group,
-             f"fewer than {CASE_MIN_ALGORITHMS} algorithms timed in both runs: not normalized"),
+             f"fewer than {CASE_MIN_ALGORITHMS} algorithms timed in both runs and the reference "
+             "not timed in both: not normalized"),
 }
+CASE_FALLBACK_NOTE = (f"fewer than {CASE_MIN_ALGORITHMS} algorithms timed in both runs: "
+                      "normalized by the reference")
+
+
+def process_statistics(samples: np.ndarray, process_of: np.ndarray | None, quantile: float
+                       ) -> np.ndarray:
+    """The statistic (at `quantile`) of each process's samples; one value for a row that one
+    process timed."""
+    if process_of is None or len(process_of) != len(samples):
+        return np.array([np.quantile(samples, quantile)])
+    return np.array([np.quantile(samples[process_of == i], quantile)
+                     for i in np.unique(process_of)])
+
+
+def beyond_process_spread(b_stats: np.ndarray, n_stats: np.ndarray, slower: bool) -> bool:
+    """Whether a change clears the spread between processes in both runs: every process of NEW
+    slower than every process of BASE (or, for `slower=False`, faster). With one process on
+    each side this is the ratio's own direction."""
+    return bool(n_stats.min() > b_stats.max()) if slower else bool(n_stats.max() < b_stats.min())
 
 
 def _ratio(base: np.ndarray, new: np.ndarray, quantile: float) -> float:
@@ -196,51 +234,66 @@ def _keys(frame: pd.DataFrame) -> list[tuple[str, ...]]:
 
 def _timed_samples(samples: tuple[Samples, Samples], key: tuple[str, ...], factors: dict | None,
                    normalize: str | None) -> tuple[np.ndarray | None, np.ndarray | None, bool, str]:
-    """(base samples, new samples divided by the machine or case factor, normalized?, note)."""
+    """(base samples, new samples divided by the machine or case factor, normalized?, note). A
+    case with too few algorithms falls back to the reference's factor (`factors` holds both)."""
     b, n = samples[0].get(key), samples[1].get(key)
     if factors is None or normalize is None or b is None or n is None:
         return b, n, False, ""
     _, group_of, missing = NORMALIZATIONS[normalize]
     group = group_of(key)
-    if group not in factors:
-        return b, n, False, missing
-    return b, n / factors[group], True, ""
+    if group in factors:
+        return b, n / factors[group], True, ""
+    if normalize == "case" and _suite_group(key) in factors:
+        return b, n / factors[_suite_group(key)], True, CASE_FALLBACK_NOTE
+    return b, n, False, missing
 
 
-def _classify_timed(b: np.ndarray, n: np.ndarray, options: CompareOptions) -> dict[str, Any]:
+def _classify_timed(b: np.ndarray, n: np.ndarray, options: CompareOptions,
+                    processes: tuple[np.ndarray | None, np.ndarray | None] = (None, None)
+                    ) -> dict[str, Any]:
+    """The change of one timed pair: beyond the threshold, significant, and beyond the spread
+    between processes in both runs (`processes`: the process of each sample, where known)."""
     quantile = STATISTICS[options.statistic]
     ratio = float(np.quantile(n, quantile) / np.quantile(b, quantile))
     low, high = bootstrap_ratio_ci(b, n, options.confidence, options.resamples, options.seed,
                                    quantile)
     p = mann_whitney_p(b, n)
     significant = p < options.alpha
-    if significant and ratio > 1 + options.threshold:
-        change = "regressed"
-    elif significant and ratio < 1 / (1 + options.threshold):
-        change = "improved"
-    else:
-        change = "unchanged"
-    note = "" if smallest_p(len(b), len(n)) < options.alpha else \
-        f"too few samples ({len(b)}, {len(n)}) to reach p < {options.alpha:g}"
+    b_stats = process_statistics(b, processes[0], quantile)
+    n_stats = process_statistics(n, processes[1], quantile)
+    slower = ratio > 1 + options.threshold
+    change, note = "unchanged", ""
+    if significant and (slower or ratio < 1 / (1 + options.threshold)):
+        if beyond_process_spread(b_stats, n_stats, slower):
+            change = "regressed" if slower else "improved"
+        else:
+            note = (f"within the spread between processes ({options.statistic} per process: "
+                    f"base {_span(b_stats)}, new {_span(n_stats)})")
+    if smallest_p(len(b), len(n)) >= options.alpha:
+        note = f"too few samples ({len(b)}, {len(n)}) to reach p < {options.alpha:g}"
     return {"change": change, "ratio": ratio, "ci_low": low, "ci_high": high, "p_value": p,
             "note": note}
 
 
+def _span(values: np.ndarray) -> str:
+    return "/".join(format_time(float(v)) for v in sorted(values))
+
+
 def _classify_pair(samples: tuple[Samples, Samples], key: tuple[str, ...], b_row: pd.Series,
-                   n_row: pd.Series, options: CompareOptions, factors: dict | None
-                   ) -> dict[str, Any]:
+                   n_row: pd.Series, options: CompareOptions, factors: dict | None,
+                   processes: tuple[Samples, Samples] = ({}, {})) -> dict[str, Any]:
     b_status, n_status = b_row["status"], n_row["status"]
     if n_status in FAILING and b_status not in FAILING:
         return {"change": "now failing", "note": f"{n_status}: {n_row['reason']}"}
     if b_status != "ok" or n_status != "ok":
         same = b_status == n_status
-        return {"change": "unchanged" if same else "not compared",
+        return {"change": "not timed" if same else "not compared",
                 "note": f"{n_status} in both runs" if same else f"{b_status} -> {n_status}"}
     b, n, normalized, note = _timed_samples(samples, key, factors, options.normalize)
     if b is None or n is None:
         return {"change": "unchanged", "ratio": n_row["time_median_s"] / b_row["time_median_s"],
                 "note": "no raw samples: significance not tested"}
-    found = _classify_timed(b, n, options)
+    found = _classify_timed(b, n, options, (processes[0].get(key), processes[1].get(key)))
     found["note"] = "; ".join(x for x in (note, found["note"]) if x)
     return found | {"normalized": normalized}
 
@@ -250,15 +303,19 @@ def compare(base: Sequence[Run], new: Sequence[Run], options: CompareOptions = C
     """One row per key of either side: its change, the ratio, its CI and p-value, and a note.
     Each side is the runs of a directory (`read_runs`). With normalization,
     ``.attrs["machine_factors"]`` holds the factor of each (suite, backend, direction), or with
-    normalize="case" of each (suite, case, backend, direction)."""
+    normalize="case" of each (suite, case, backend, direction); then the reference's factors,
+    which cases with too few algorithms fall back to, are in ``.attrs["reference_factors"]``."""
     b_rows, n_rows = _rows(base).set_index(list(KEY)), _rows(new).set_index(list(KEY))
     common = b_rows.index.intersection(n_rows.index)
     if len(common) == 0:
         raise ValueError(f"{_where(base)} and {_where(new)} have no (suite, case, algorithm, "
                          "backend, direction) in common")
-    factors = NORMALIZATIONS[options.normalize][0](base, new, STATISTICS[options.statistic]) \
+    quantile = STATISTICS[options.statistic]
+    factors = NORMALIZATIONS[options.normalize][0](base, new, quantile) \
         if options.normalize else None
+    fallback = machine_factors(base, new, quantile) if options.normalize == "case" else {}
     samples = _samples(base), _samples(new)
+    processes = _process_of(base), _process_of(new)
     out = []
     for key in b_rows.index.union(n_rows.index, sort=False):
         b_row = b_rows.loc[key] if key in b_rows.index else None
@@ -268,10 +325,12 @@ def compare(base: Sequence[Run], new: Sequence[Run], options: CompareOptions = C
         elif n_row is None:
             found = {"change": "missing", "note": f"was {b_row['status']}"}
         else:
-            found = _classify_pair(samples, key, b_row, n_row, options, factors)
+            found = _classify_pair(samples, key, b_row, n_row, options,
+                                   None if factors is None else fallback | factors, processes)
         out.append(dict(zip(KEY, key)) | _statuses(b_row, n_row) | found)
     table = _ordered(pd.DataFrame(out))
     table.attrs["machine_factors"] = factors or {}
+    table.attrs["reference_factors"] = fallback
     table.attrs["normalize"] = options.normalize
     return table
 

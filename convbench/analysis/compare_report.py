@@ -8,14 +8,16 @@ from typing import Any
 import pandas as pd
 from rich.table import Table
 
-from convbench.analysis.compare import CHANGES, CompareOptions
+from convbench.analysis.compare import CHANGES, EXIT_CHANGES, CompareOptions
 from convbench.analysis.speedups import format_time
+from convbench.analysis.table import markdown_table
 
 STYLE = {"regressed": "bold red", "now failing": "bold red", "improved": "green",
-         "new": "cyan", "missing": "yellow", "not compared": "dim", "unchanged": ""}
+         "new": "cyan", "missing": "yellow", "not compared": "dim", "unchanged": "",
+         "not timed": "dim"}
 HTML_COLOUR = {"regressed": "#f8d0d0", "now failing": "#f8d0d0", "improved": "#d4f4d4",
                "new": "#d8eefa", "missing": "#fbf0c8", "not compared": "#eeeeee",
-               "unchanged": "#ffffff"}
+               "unchanged": "#ffffff", "not timed": "#f4f4f4"}
 
 
 def _time(value: Any) -> str:
@@ -48,10 +50,15 @@ def cells(comparison: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
-def summary(comparison: pd.DataFrame) -> str:
-    """'1 regressed, 20 unchanged', and the machine factors when times were normalized."""
+def change_counts(comparison: pd.DataFrame) -> str:
+    """'1 regressed, 20 unchanged, 53 not timed'."""
     counts = comparison["change"].value_counts()
-    text = ", ".join(f"{int(counts[c])} {c}" for c in CHANGES if c in counts)
+    return ", ".join(f"{int(counts[c])} {c}" for c in CHANGES if c in counts)
+
+
+def summary(comparison: pd.DataFrame) -> str:
+    """change_counts, and the machine factors when times were normalized."""
+    text = change_counts(comparison)
     factors = comparison.attrs.get("machine_factors") or {}
     if factors and comparison.attrs.get("normalize") == "case":
         return (f"{text}. Case factors new/base (median of the case's algorithms): "
@@ -73,9 +80,9 @@ def caption(options: CompareOptions) -> str:
 
 
 def rich_table(comparison: pd.DataFrame, options: CompareOptions, title: str = "") -> Table:
-    """The terminal table; rows with the same non-timed status in both runs are left out."""
-    quiet = (comparison["change"] == "unchanged") & (comparison["new_status"] != "ok")
-    header, rows = cells(comparison[~quiet])
+    """The terminal table; rows not timed in either run are left out (the summary counts
+    them)."""
+    header, rows = cells(comparison[comparison["change"] != "not timed"])
     table = Table(title=title or None, caption=caption(options))
     for name in header:
         table.add_column(name, justify="right" if name in ("base", "new", "p") else "left")
@@ -87,12 +94,8 @@ def rich_table(comparison: pd.DataFrame, options: CompareOptions, title: str = "
 
 def to_markdown(comparison: pd.DataFrame, options: CompareOptions, title: str) -> str:
     header, rows = cells(comparison)
-
-    def line(values: list[str]) -> str:
-        return "| " + " | ".join(v.replace("|", "\\|") for v in values) + " |"
-
-    parts = [f"# {title}", "", summary(comparison), "", caption(options), "", line(header),
-             line(["---"] * len(header)), *(line(r) for r in rows)]
+    parts = [f"# {title}", "", summary(comparison), "", caption(options), "",
+             *markdown_table(header, rows)]
     return "\n".join(parts) + "\n"
 
 
@@ -115,3 +118,12 @@ td,th{{border:1px solid #ccc;padding:2px 6px;font-size:13px}}</style></head>
 </tbody></table></body></html>
 """
 
+
+def decision_markdown(comparison: pd.DataFrame, verdict: str, warnings: list[str]) -> str:
+    """The decision for a CI job's summary page: the verdict, the counts, the warnings, and the
+    rows that decided it (regressed or newly failing)."""
+    deciding = comparison[comparison["change"].isin(EXIT_CHANGES)]
+    header, rows = cells(deciding)
+    parts = [f"## {verdict}", "", summary(comparison), "", *(f"- warning: {w}" for w in warnings)]
+    table = markdown_table(header, rows) if rows else ["No regression and no newly failing result."]
+    return "\n".join([*parts, "", *table]) + "\n"

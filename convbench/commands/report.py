@@ -9,6 +9,7 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
+from convbench.commands.args import check_output_directory
 from convbench.report import FORMATS  # light: matplotlib and jinja2 load only to build one
 
 
@@ -31,6 +32,7 @@ def main(args: argparse.Namespace, console: Console) -> int:
 
     out = args.out or (args.directories[0] if len(args.directories) == 1
                        else Path("reports") / "report")
+    check_output_directory(out, f"--out {out}")
     page = build_report(args.directories, out, args.format)
     console.print(f"report: {escape(str(page))}")
     return 0

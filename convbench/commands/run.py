@@ -4,14 +4,27 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
 
-from convbench.commands.args import csv_list, positive_float, positive_int
+from convbench.commands.args import (check_database_url, check_suite_directories, csv_list,
+                                     positive_float, positive_int)
+from convbench.commands.output import (Output, add_output_options, append_step_summary,
+                                       error_console, records)
 
-EXIT_OK, EXIT_WRONG = 0, 1
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from convbench.run.runner import RunOptions
+    from convbench.run.suite import Suite
+
+EXIT_OK, EXIT_WRONG, EXIT_INTERRUPTED = 0, 1, 130
+# Samples from this many processes by default (convbench.run.processes): measured with
+# benchmarks/false_alarms.py (README, "Catching regressions").
+PROCESSES = 3
+FAILING = ("wrong", "error")  # statuses that make the run exit 1
 
 
 def add_parser(commands: Any) -> None:
@@ -26,58 +39,144 @@ def add_parser(commands: Any) -> None:
     run.add_argument("--batch", type=positive_int, help="override N for every case")
     run.add_argument("--out", type=Path, default=Path("reports"),
                      help="output directory (default: reports); each suite writes OUT/SUITE/")
-    run.add_argument("--resume", action="store_true",
-                     help="keep existing rows and run only the missing ones")
-    run.add_argument("--threads", type=positive_int, help="threads (default: all cores)")
+    run.add_argument("--resume", action="store_true", help="keep existing rows and run only "
+                     "the missing ones (the settings must be those of the rows kept)")
+    run.add_argument("--threads", type=positive_int, help="threads (default: 1; on a shared "
+                     "machine a second thread mostly waits for a core)")
     run.add_argument("--budget", type=positive_float, help="timing budget per case x "
                      "algorithm, seconds (default: the suite's)")
     run.add_argument("--exact", action="store_true", default=None,
                      help="exactness mode: integer-filled inputs, exact algorithms bit for bit")
-    run.add_argument("--no-progress", action="store_true", help="no progress bar")
-    run.add_argument("--interleave", action="store_true", help="time the algorithms of a case "
-                     "in alternation, round after round, so that drift hits them alike")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar or lines")
+    run.add_argument("--interleave", action=argparse.BooleanOptionalAction, default=True,
+                     help="time the algorithms of a case in alternation, round after round, so "
+                     "that drift hits them alike (default; --no-interleave: one after another)")
+    run.add_argument("--processes", type=positive_int, default=PROCESSES,
+                     help=f"processes the samples come from, one after another, each with its "
+                     f"share of the budget (default {PROCESSES}); compare judges a change "
+                     "against the spread between them")
+    run.add_argument("--commit", metavar="REF", help="record REF (resolved in the current "
+                     "directory's git repository) as the commit of your project; without it, "
+                     "CONVBENCH_COMMIT, GITHUB_SHA or CI_COMMIT_SHA when set, else none")
     run.add_argument("--store", metavar="DB", help="also store the run in a results database "
                      "(SQLAlchemy URL or SQLite path; see `convbench history`)")
+    add_output_options(run)
 
 
 def main(args: argparse.Namespace, console: Console) -> int:
     # Imported here: building the command line (`convbench list`) stays free of pandas.
-    import pandas as pd
-
-    from convbench.analysis.table import render
-    from convbench.commands.history import store
-    from convbench.report import build_report
-    from convbench.run.progress import RowReporter
-    from convbench.run.rundir import read_results
-    from convbench.run.runner import RunOptions, plan, run
+    from convbench.run.runner import RunOptions
     from convbench.run.suite import load_suite
 
+    output = Output.of(args, console)
     suites = [load_suite(name, batch=args.batch) for name in args.suites]  # all checked first
     options = RunOptions(algorithms=args.algo, backends=args.backend, threads=args.threads,
                          budget_s=args.budget, exact=args.exact, resume=args.resume,
-                         interleave=args.interleave)
+                         interleave=args.interleave, processes=args.processes,
+                         commit=args.commit)
+    _check_before_running(args, suites, options)
+    done = []
     for suite in suites:
-        plan(suite, options)  # unknown algorithms fail here, before anything runs
-    frames = []
+        try:
+            path = _run_suite(suite, args.out / suite.name, options, output, args.no_progress)
+        except KeyboardInterrupt:
+            return _interrupted(args.out / suite.name)
+        done.append(_finish(suite, path, output, args.store))
+    return _verdict(done, output)
+
+
+def _check_before_running(args: argparse.Namespace, suites: list[Suite],
+                          options: RunOptions) -> None:
+    """Everything that can be found wrong before anything runs, for every suite: algorithm and
+    backend names, the output directories, a resume's settings, the results database."""
+    from convbench.run.runner import check_resume, plan
+
+    check_suite_directories(args.out, [suite.name for suite in suites])
     for suite in suites:
-        out = args.out / suite.name
-        with RowReporter(console, suite.name, enabled=not args.no_progress) as reporter:
-            path = run(suite, out, options, on_row=reporter.on_row)
-        frame = read_results(path)
-        render(frame, suite.reference, console, title=f"{suite.name}: {path}")
-        console.print(f"report: {escape(str(build_report([out], out)))}")
-        _warn_if_noisy(out, console)
-        if args.store:
-            store(args.store, out, console)
-        frames.append(frame)
-    everything = pd.concat(frames)
-    return EXIT_WRONG if everything["status"].isin(["wrong", "error"]).any() else EXIT_OK
+        plan(suite, options)
+        check_resume(suite, args.out / suite.name, options)
+    if args.store:
+        check_database_url(args.store)
 
 
-def _warn_if_noisy(directory: Path, console: Console) -> None:
-    """The noise warning the run recorded in its meta.json, if the machine was noisy."""
-    from convbench.run.rundir import noise_warning
+def _run_suite(suite: Suite, out: Path, options: RunOptions, output: Output,
+               no_progress: bool) -> Path:
+    from convbench.run.progress import RowReporter
+    from convbench.run.runner import run
 
-    message = noise_warning(directory)
-    if message:
-        console.print(f"[yellow]warning:[/] {escape(message)}")
+    with RowReporter(output.console, suite.name, output.progress_mode(no_progress)) as reporter:
+        return run(suite, out, options, on_row=reporter.on_row)
+
+
+def _interrupted(out: Path) -> int:
+    """Ctrl-C: one line saying what was kept, and exit 130 (128 + SIGINT, as a shell would)."""
+    from convbench.run.rundir import RESULTS_FILE, rows_written
+
+    kept = rows_written(out)
+    error_console().print(f"convbench: interrupted; {kept} row{'' if kept == 1 else 's'} kept "
+                          f"in {out / RESULTS_FILE} (resume with --resume)", markup=False)
+    return EXIT_INTERRUPTED
+
+
+def _finish(suite: Suite, path: Path, output: Output, db: str | None) -> dict[str, Any]:
+    """After a suite ran: its table, report, warnings and storage; returns what --format json
+    says of it."""
+    from convbench.analysis.speedups import geomean_speedups
+    from convbench.analysis.table import render
+    from convbench.commands.history import store
+    from convbench.report import build_report
+    from convbench.run.rundir import noise_warning, read_results
+
+    frame, out = read_results(path), path.parent
+    render(frame, suite.reference, output.console, title=f"{suite.name}: {path}",
+           reasons=output.log and not output.verbose)
+    report = build_report([out], out)
+    output.console.print(f"report: {escape(str(report))}")
+    warning = noise_warning(out)
+    if warning:
+        output.console.print(f"[yellow]warning:[/] {escape(warning)}")
+    if db:
+        store(db, out, output.console)
+    return {"suite": suite.name, "reference": suite.reference, "directory": str(out),
+            "results": str(path), "report": str(report), "warnings": [warning] if warning else [],
+            "counts": _counts(frame), "geomean_speedups": geomean_speedups(frame, suite.reference),
+            "frame": frame}
+
+
+def _counts(frame: pd.DataFrame) -> dict[str, int]:
+    from convbench.run.rundir import STATUSES
+
+    counts = frame["status"].value_counts()
+    return {status: int(counts[status]) for status in STATUSES if status in counts}
+
+
+def _verdict(done: list[dict[str, Any]], output: Output) -> int:
+    """The last line (with, under --quiet, the failures it counts), the JSON document and the
+    job summary; the exit code."""
+    import pandas as pd
+
+    from convbench.analysis.table import comparison_markdown, failure_lines
+
+    everything = pd.concat([suite["frame"] for suite in done])
+    code = EXIT_WRONG if everything["status"].isin(FAILING).any() else EXIT_OK
+    line = verdict_line(_counts(everything), code)
+    if output.quiet:
+        for text in failure_lines(everything):
+            output.verdict.print(escape(text))
+    output.verdict.print(escape(line))
+    output.emit({"command": "run", "exit_code": code, "verdict": line,
+                 "suites": [_document(suite) for suite in done]})
+    append_step_summary("\n".join([f"## {line}", "", *(comparison_markdown(
+        s["frame"], s["reference"], f"{s['suite']}: {s['results']}") for s in done)]))
+    return code
+
+
+def verdict_line(counts: dict[str, int], code: int) -> str:
+    """'convbench run: ok (27 ok, 53 unsupported)', or 'failed' when a result is wrong."""
+    listed = ", ".join(f"{n} {status}" for status, n in counts.items())
+    return f"convbench run: {'ok' if code == EXIT_OK else 'failed'} ({listed})"
+
+
+def _document(suite: dict[str, Any]) -> dict[str, Any]:
+    """A suite's part of the JSON document: its summary, then its rows."""
+    return {k: v for k, v in suite.items() if k != "frame"} | {"rows": records(suite["frame"])}

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from convbench.algorithms.auto import forget, never_tuned, tuning_path
-from convbench.commands.args import csv_list, positive_int
+from convbench.commands.args import check_suite_directories, csv_list, positive_int
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -44,27 +44,53 @@ def winners(frame: pd.DataFrame) -> dict[str, str]:
 
 def main(args: argparse.Namespace, console: Console) -> int:
     from convbench.run.rundir import read_results  # pandas: loaded when the command runs
-    from convbench.run.runner import RunOptions, run
+    from convbench.run.runner import plan, run
     from convbench.run.suite import load_suite
 
     threads = args.threads or os.cpu_count() or 1
     suites = [load_suite(name, batch=args.batch) for name in args.suites]
-    found: dict[str, str] = {}
-    for suite in suites:
-        names = tuple(n for n in (args.algo or _algorithms(suite))
-                      if n not in never_tuned())
-        # A case's candidates are timed in alternation, so that a drift in the machine's speed
-        # during the search falls on all of them alike and cannot crown the luckier one.
-        options = RunOptions(algorithms=names, threads=threads, interleave=True)
-        path = run(suite, args.out / suite.name, options)
-        found |= winners(read_results(path))
+    check_suite_directories(args.out, [suite.name for suite in suites])
+    searches = [(suite, _options(suite, args.algo, threads)) for suite in suites]
+    for suite, options in searches:
+        plan(suite, options)  # unknown algorithm names fail here, before anything runs
     table_path = tuning_path(threads)
+    _stored(table_path)  # a table that cannot be read fails now, not after the search
+    found: dict[str, str] = {}
+    for suite, options in searches:
+        found |= winners(read_results(run(suite, args.out / suite.name, options)))
     table_path.parent.mkdir(parents=True, exist_ok=True)
-    stored = json.loads(table_path.read_text()) if table_path.exists() else {}
-    table_path.write_text(json.dumps(stored | found, indent=2, sort_keys=True) + "\n")
+    merged = _stored(table_path) | found
+    table_path.write_text(json.dumps(merged, indent=2, sort_keys=True) + "\n")
     forget()
     _print(console, found, table_path)
     return 0
+
+
+def _options(suite: Any, algo: tuple[str, ...] | None, threads: int) -> Any:
+    """A search's run options. A case's candidates are timed in alternation, so that a drift in
+    the machine's speed during the search falls on all of them alike and cannot crown the
+    luckier one."""
+    from convbench.run.runner import RunOptions
+
+    names = tuple(n for n in (algo or _algorithms(suite)) if n not in never_tuned())
+    if not names:  # an empty list would mean "every algorithm" to the runner
+        raise ValueError(f"--algo {','.join(algo or ())}: no candidate to tune ("
+                         f"{', '.join(sorted(never_tuned()))} never are)")
+    return RunOptions(algorithms=names, threads=threads, interleave=True)
+
+
+def _stored(path: Path) -> dict[str, str]:
+    """The tuning table already on disk ({} without one); ValueError naming it when it is not
+    one."""
+    if not path.exists():
+        return {}
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{path}: cannot read the tuning table: {error}") from None
+    if not isinstance(stored, dict):
+        raise ValueError(f"{path}: not a tuning table (a JSON object of descriptor: algorithm)")
+    return stored
 
 
 def _algorithms(suite: Any) -> tuple[str, ...]:

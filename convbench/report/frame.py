@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from convbench.algorithms.registry import DEFAULT_REFERENCE
 from convbench.analysis.speedups import speedups
 from convbench.backends import GPU_BACKENDS
 from convbench.problems import Problem
@@ -122,7 +123,7 @@ def suite_views(runs: Sequence[Run], frame: pd.DataFrame) -> list[SuiteView]:
         first = ran[0].meta.get("suite", {}) if ran else {}
         views.append(SuiteView(
             suite=suite, frame=frame[frame["suite"] == suite],
-            reference=ran[0].reference if ran else "torch",
+            reference=ran[0].reference if ran else DEFAULT_REFERENCE,
             description=str(first.get("description", "")),
             peaks={r.label: peaks_of(r) for r in ran}))
     return views

@@ -1,4 +1,8 @@
-"""Progress while a suite runs: a bar on a terminal, one line per result elsewhere (CI logs)."""
+"""Progress while a suite runs: a bar on a terminal, or lines for a log.
+
+Modes: "bar" (a terminal), "lines" (one line per result, --verbose), "timed" (one line per result
+that ran; the unsupported and skipped ones are listed after the table instead: analysis.table),
+"off" (--no-progress, --quiet, --format json)."""
 
 from __future__ import annotations
 
@@ -11,6 +15,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from convbench.units import format_time
 
+MODES: tuple[str, ...] = ("bar", "lines", "timed", "off")
+NOT_RUN: tuple[str, ...] = ("unsupported", "skipped")  # refused before (or after) one call
+
 
 def describe_row(row: dict[str, Any]) -> str:
     status = row["status"]
@@ -22,13 +29,17 @@ def describe_row(row: dict[str, Any]) -> str:
 
 
 class RowReporter:
-    def __init__(self, console: Console, title: str, enabled: bool = True) -> None:
-        self.console, self.title, self.enabled = console, title, enabled
+    def __init__(self, console: Console, title: str, mode: str = "bar") -> None:
+        if mode not in MODES:
+            raise ValueError(f"progress mode must be one of {', '.join(MODES)}, got {mode!r}")
+        if mode == "bar" and not console.is_terminal:
+            mode = "lines"
+        self.console, self.title, self.mode = console, title, mode
         self.bar: Progress | None = None
         self.task: Any = None
 
     def __enter__(self) -> RowReporter:
-        if self.enabled and self.console.is_terminal:
+        if self.mode == "bar":
             self.bar = Progress(TextColumn("{task.description}"), BarColumn(),
                                 MofNCompleteColumn(), TimeElapsedColumn(),
                                 console=self.console, transient=True)
@@ -40,10 +51,11 @@ class RowReporter:
         if self.bar is not None:
             self.bar.update(self.task, completed=index, total=total,
                             description=escape(f"{self.title}: {row['case']}"))
-        elif self.enabled:
+        elif self.mode == "lines" or (self.mode == "timed" and row["status"] not in NOT_RUN):
             self.console.print(f"[{index}/{total}] {escape(describe_row(row))}")
 
     def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
                  traceback: TracebackType | None) -> None:
         if self.bar is not None:
             self.bar.stop()
+

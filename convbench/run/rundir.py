@@ -15,12 +15,16 @@ between the two leaves a line without a row; the resumed run times that row agai
 newer line, and the newest line for a key wins when reading:
 
     {"case": "tiny_3x3", "algo": "im2col", "backend": "numpy", "number": 11,
-     "samples_s": [4.02e-05, 3.98e-05, ...]}
+     "samples_s": [4.02e-05, 3.98e-05, ...], "process": [0, 0, ..., 1, 1, ...]}
+
+`process` (when more than one process timed the row) names the process each sample came from,
+0 being the run's own (convbench.run.processes).
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 from collections.abc import Callable, Sequence
@@ -31,23 +35,29 @@ from typing import Any, TextIO
 import numpy as np
 import pandas as pd
 
+from convbench.algorithms.registry import DEFAULT_REFERENCE
+
 COLUMNS: tuple[str, ...] = (
     "suite", "case", "descriptor", "op", "direction", "algo", "backend", "dtype", "status",
     "reason", "time_median_s", "time_iqr_s", "time_min_s", "repeats", "calls_per_sample", "noisy",
     "flops", "gflops", "max_abs_err", "rel_l2_err", "norm_err", "tolerance", "exact",
     "weights_prepared", "ran_algo", "kernels",
     "peak_mem_bytes", "workspace_model_bytes", "mem_note", "threads", "seed", "timestamp",
+    "processes",
 )
 KEY: tuple[str, ...] = ("case", "algo", "backend")
 STATUSES: tuple[str, ...] = ("ok", "wrong", "unsupported", "error", "oom", "skipped")
 TEXT_COLUMNS = ("suite", "case", "descriptor", "op", "direction", "algo", "backend", "dtype",
                 "status", "reason", "mem_note", "timestamp", "ran_algo", "kernels")
 BOOL_COLUMNS = ("noisy", "exact", "weights_prepared")
+NUMBER_COLUMNS = tuple(c for c in COLUMNS if c not in TEXT_COLUMNS + BOOL_COLUMNS)
+REQUIRED_COLUMNS = ("suite", "case", "algo", "backend", "status")  # in every convbench's CSV
 
 RESULTS_FILE = "results.csv"
 SAMPLES_FILE = "samples.jsonl"
 META_FILE = "meta.json"
 SAMPLES_KEY = "samples_s"  # a row's raw samples: written to samples.jsonl, not to the CSV
+PROCESSES_KEY = "process_of"  # the process of each sample: samples.jsonl's "process"
 
 # What identifies a row's samples; "direction" only where the results have that column.
 SAMPLE_KEY_FIELDS: tuple[str, ...] = ("case", "algo", "backend", "direction")
@@ -122,8 +132,9 @@ class ResultsFile:
         """Write one row; its raw samples (key `samples_s`, if any) go to samples.jsonl first."""
         row = dict(row)
         samples_s = row.pop(SAMPLES_KEY, None)
+        process_of = row.pop(PROCESSES_KEY, None)
         if samples_s is not None:
-            line = json.dumps(_samples_record(row, samples_s)) + "\n"
+            line = json.dumps(_samples_record(row, samples_s, process_of)) + "\n"
             _append_synced(self.samples_path, lambda handle: handle.write(line))
         unknown = set(row) - set(COLUMNS)
         if unknown:
@@ -139,12 +150,17 @@ def _write_row(handle: TextIO, row: dict[str, Any], header: bool) -> None:
     writer.writerow(row)
 
 
-def _samples_record(row: dict[str, Any], samples_s: Sequence[float]) -> dict[str, Any]:
-    """samples.jsonl's line for a row: its key, calls per sample, and the samples rounded to six
-    significant digits (far below any timing noise, and a third of the file)."""
+def _samples_record(row: dict[str, Any], samples_s: Sequence[float],
+                    process_of: Sequence[int] | None = None) -> dict[str, Any]:
+    """samples.jsonl's line for a row: its key, calls per sample, the samples rounded to six
+    significant digits (far below any timing noise, and a third of the file), and the process
+    of each sample when more than one process took them."""
     record = {k: row[k] for k in SAMPLE_KEY_FIELDS if k in row}
-    return record | {"number": row.get("calls_per_sample"),
-                     "samples_s": [float(f"{t:.6g}") for t in samples_s]}
+    record |= {"number": row.get("calls_per_sample"),
+               "samples_s": [float(f"{t:.6g}") for t in samples_s]}
+    if process_of and len(set(process_of)) > 1:
+        record["process"] = [int(i) for i in process_of]
+    return record
 
 
 def write_meta(directory: Path, meta: dict[str, Any], resume: bool) -> None:
@@ -167,12 +183,55 @@ def update_meta(directory: Path, fields: dict[str, Any]) -> None:
 # --- reading the files ------------------------------------------------------------------------
 
 def read_results(path: Path | str) -> pd.DataFrame:
-    """A results.csv (or a directory holding one) as a DataFrame with the expected columns."""
+    """A results.csv (or a directory holding one) as a DataFrame with the expected columns.
+    ValueError naming the file when it is no results table: not text, not CSV, without
+    convbench's columns, a row cut short, a status or number that is not one."""
     path = Path(path)
     if path.is_dir():
         path = path / RESULTS_FILE
-    frame = pd.read_csv(path, dtype={c: str for c in TEXT_COLUMNS}, keep_default_na=False,
-                        na_values=[""])
+    try:
+        _check_rows(path)
+        frame = pd.read_csv(path, dtype={c: str for c in TEXT_COLUMNS}, keep_default_na=False,
+                            na_values=[""])
+        return _checked(_completed(frame))
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path}: not text: byte {error.start} is not UTF-8 ({error.reason})") \
+            from None
+    except (OSError, ValueError, csv.Error) as error:  # pandas' parse errors are ValueErrors
+        why = error.strerror if isinstance(error, OSError) and error.strerror else error
+        raise ValueError(f"{path}: {why}") from None
+
+
+def _check_rows(path: Path) -> None:
+    """A header with convbench's key columns, every row as many fields as the header, and a
+    last line that ends (a run killed mid-write leaves one cut short; --resume repairs it)."""
+    with path.open(newline="", encoding="utf-8") as handle:
+        header, *rows = list(csv.reader(handle)) or [[]]
+    if not header:
+        raise ValueError("empty file: no header, no results")
+    missing = [c for c in REQUIRED_COLUMNS if c not in header]
+    if missing:
+        shown = ", ".join(header[:6]) + (", ..." if len(header) > 6 else "")
+        raise ValueError(f"not a convbench results table: no {missing[0]!r} column "
+                         f"(header: {shown})")
+    if not path.read_bytes().endswith(b"\n"):
+        raise ValueError(f"its last row is cut short{_last_row_fields(rows, header)} (a run "
+                         "killed while writing it?); `convbench run --resume` repairs it")
+    for number, fields in enumerate(rows, start=1):
+        if len(fields) != len(header):
+            raise ValueError(f"row {number} has {len(fields)} fields, the header "
+                             f"{len(header)}: cut short or not written by convbench")
+
+
+def _last_row_fields(rows: list[list[str]], header: list[str]) -> str:
+    """': row 3 has 3 fields, the header 32' when the last row has too few; else ''."""
+    if rows and len(rows[-1]) != len(header):
+        return f": row {len(rows)} has {len(rows[-1])} fields, the header {len(header)}"
+    return ""
+
+
+def _completed(frame: pd.DataFrame) -> pd.DataFrame:
+    """Every column of COLUMNS, text as text and flags as booleans."""
     for column in COLUMNS:  # a results.csv written before a column existed (e.g. a baseline)
         if column not in frame.columns:
             frame[column] = None
@@ -182,6 +241,34 @@ def read_results(path: Path | str) -> pd.DataFrame:
         frame[column] = frame[column].map({"True": True, "False": False, True: True,
                                            False: False})
     return frame
+
+
+def _checked(frame: pd.DataFrame) -> pd.DataFrame:
+    """ValueError naming the first row whose status is not a status, or whose number is not a
+    number."""
+    unknown = ~frame["status"].isin(STATUSES)
+    if unknown.any():
+        row = int(unknown.to_numpy().argmax())
+        raise ValueError(f"row {row + 1}: status {frame['status'].iloc[row]!r} is not one of "
+                         f"{', '.join(STATUSES)}")
+    for column in NUMBER_COLUMNS:
+        given = frame[column]
+        bad = given.notna() & pd.to_numeric(given, errors="coerce").isna()
+        if bad.any():
+            row = int(bad.to_numpy().argmax())
+            raise ValueError(f"row {row + 1}: {column} {given.iloc[row]!r} is not a number")
+    return frame
+
+
+def rows_written(directory: Path) -> int:
+    """How many whole rows results.csv holds (0 without one): what an interrupted run kept. A
+    row cut short by the interruption is not counted; --resume drops it."""
+    path = directory / RESULTS_FILE
+    if not path.is_file():
+        return 0
+    text = path.read_text(encoding="utf-8", errors="replace")
+    whole = text[: text.rfind("\n") + 1]
+    return max(0, sum(1 for _ in csv.reader(io.StringIO(whole, newline=""))) - 1)
 
 
 def sample_key(record: dict[str, Any]) -> SampleKey:
@@ -195,17 +282,30 @@ def sample_key(record: dict[str, Any]) -> SampleKey:
 def read_samples(directory: Path | str) -> dict[SampleKey, np.ndarray]:
     """The raw samples (seconds per call) of every timed row, by key; {} if none were kept.
     A line cut short by a kill is skipped."""
+    return read_sample_records(directory)[0]
+
+
+def read_sample_records(directory: Path | str
+                        ) -> tuple[dict[SampleKey, np.ndarray], dict[SampleKey, np.ndarray]]:
+    """(samples, process of each sample) by key. A row timed by one process (or written before
+    processes were recorded) has no entry in the second."""
     path = Path(directory) / SAMPLES_FILE
     found: dict[SampleKey, np.ndarray] = {}
+    processes: dict[SampleKey, np.ndarray] = {}
     if not path.is_file():
-        return found
+        return found, processes
     for line in path.read_text().splitlines():
         try:
             record = json.loads(line)
-            found[sample_key(record)] = np.asarray(record["samples_s"], dtype=float)
+            key, samples = sample_key(record), np.asarray(record["samples_s"], dtype=float)
+            process = np.asarray(record.get("process") or [], dtype=int)
         except (ValueError, KeyError, TypeError):
             continue
-    return found
+        found[key] = samples
+        processes.pop(key, None)  # the newest line for a key wins, whole
+        if len(process) == len(samples) and len(process):
+            processes[key] = process
+    return found, processes
 
 
 def read_meta(directory: Path) -> dict[str, Any]:
@@ -217,9 +317,28 @@ def read_meta(directory: Path) -> dict[str, Any]:
         meta = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ValueError(f"{path}: cannot read it: {error}") from None
-    if isinstance(meta, dict):
-        return meta
-    raise ValueError(f"{path}: expected a JSON object")  # bad input, like a bad CSV
+    if not isinstance(meta, dict):
+        raise ValueError(f"{path}: expected a JSON object")  # bad input, like a bad CSV
+    _check_meta_shape(path, meta)
+    return meta
+
+
+# The entries of meta.json that readers look inside, and what each must be when present.
+META_SHAPES: dict[str, type] = {
+    "suite": dict, "cpu": dict, "noise": dict, "machine": dict, "versions": dict, "env": dict,
+    "convbench": dict, "git": dict, "torch_cuda": dict, "blas": list, "resumed": list,
+}
+
+
+def _check_meta_shape(path: Path, meta: dict[str, Any]) -> None:
+    """ValueError naming the first entry of META_SHAPES that has another JSON type."""
+    for key, kind in META_SHAPES.items():
+        value = meta.get(key)
+        if value is not None and not isinstance(value, kind):
+            expected = "an object" if kind is dict else "an array"
+            raise ValueError(f"{path}: {key!r} should be {expected}, got {value!r:.40}")
+    if not all(isinstance(lib, dict) for lib in meta.get("blas") or []):
+        raise ValueError(f"{path}: 'blas' should be an array of objects")
 
 
 def code_commit(meta: dict[str, Any]) -> dict[str, Any]:
@@ -251,6 +370,8 @@ class Run:
     meta: dict[str, Any] = field(repr=False)  # meta.json; {} when the run wrote none
     frame: pd.DataFrame = field(repr=False)  # results.csv's rows, every direction filled in
     samples: dict[SampleKey, np.ndarray] = field(repr=False)  # raw seconds per call
+    # the process of each sample, for rows that several processes timed (samples.jsonl)
+    processes: dict[SampleKey, np.ndarray] = field(default_factory=dict, repr=False)
 
     @property
     def suite(self) -> str:
@@ -262,7 +383,7 @@ class Run:
     @property
     def reference(self) -> str:
         """The suite's reference algorithm, which speedups are taken against."""
-        return str((self.meta.get("suite") or {}).get("reference") or "torch")
+        return str((self.meta.get("suite") or {}).get("reference") or DEFAULT_REFERENCE)
 
     @property
     def noise_warning(self) -> str | None:
@@ -283,21 +404,21 @@ def run_directories(path: Path) -> list[Path]:
 
 
 def _read_frame(directory: Path) -> pd.DataFrame:
-    """read_results, errors naming the file; rows written before directions were recorded read
-    as forward passes."""
+    """read_results; a table with no rows is an error here (nothing to compare, report or
+    store). Rows written before directions were recorded read as forward passes."""
     path = directory / RESULTS_FILE
-    try:
-        frame = read_results(path)
-    except (OSError, ValueError) as error:  # pandas' parse errors are ValueErrors
-        raise ValueError(f"{path}: cannot read it: {error}") from None
+    frame = read_results(path)
+    if frame.empty:
+        raise ValueError(f"{path}: no results in it (a header and no rows)")
     frame["direction"] = frame["direction"].replace("", DEFAULT_DIRECTION)
     return frame
 
 
 def read_run(directory: Path, label: str | None = None) -> Run:
     """The run in `directory`; ValueError when its results or meta.json cannot be read."""
+    samples, processes = read_sample_records(directory)
     return Run(directory, label or directory.name, read_meta(directory), _read_frame(directory),
-               read_samples(directory))
+               samples, processes)
 
 
 def read_runs(path: Path | str) -> list[Run]:

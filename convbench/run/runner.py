@@ -7,10 +7,8 @@ reason, and the run goes on.
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import itertools
-import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -18,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from threadpoolctl import threadpool_limits
 
 from convbench.measure import environment, machine, noise
 
@@ -33,9 +30,14 @@ from convbench.backends.gpu import is_out_of_memory
 from convbench.measure.memory import peak_extra_bytes
 from convbench.problems import Problem
 from convbench.algorithms.registry import Algorithm
-from convbench.run.rundir import SAMPLES_KEY, ResultsFile, read_results, update_meta, write_meta
+from convbench.run import resume
+from convbench.run.rundir import (PROCESSES_KEY, RESULTS_FILE, SAMPLES_KEY, ResultsFile,
+                                  read_results, update_meta)
+from convbench.run.rundir import write_meta
 from convbench.run.suite import Case, Suite
-from convbench.measure.timing import DeferredTimer, Measurement, TimingPolicy, measure
+from convbench.measure.timing import DeferredTimer, Measurement, TimingPolicy, measure, share
+from convbench.run.processes import (CaseTiming, TaskRef, WorkerPool, identity, merged,
+                                     pinned_threads, timed_call)
 
 Timer = Callable[[Callable[[], object], TimingPolicy], Measurement]
 
@@ -50,7 +52,9 @@ class RunOptions:
     budget_s: float | None = None
     exact: bool | None = None
     resume: bool = False
-    interleave: bool = False  # time a case's algorithms in alternation
+    interleave: bool = True  # time a case's algorithms in alternation
+    processes: int = 1  # processes the samples come from (the command's default: PROCESSES)
+    commit: str | None = None  # the user's project commit to record (meta.json `git`)
 
 
 @dataclass(frozen=True)
@@ -109,22 +113,6 @@ def plan(suite: Suite, options: RunOptions) -> list[Task]:
     return tasks
 
 
-@contextlib.contextmanager
-def pinned_threads(threads: int) -> Iterator[None]:
-    """BLAS/OpenMP pools (threadpoolctl), scipy.fft's workers and torch's intra-op pool, all set
-    to `threads`."""
-    import scipy.fft
-    import torch  # the oracle needs it in every run
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        with threadpool_limits(limits=threads), scipy.fft.set_workers(threads):
-            yield
-    finally:
-        torch.set_num_threads(previous)
-
-
 def _ran(algorithm: Algorithm, p: Problem, backend: str) -> str:
     """Which implementation runs: the algorithm itself, or what a selector picks for `p`."""
     if algorithm.resolve is None:
@@ -167,8 +155,8 @@ def precheck(suite: Suite, task: Task) -> tuple[str, str] | None:
         return "unsupported", reason
     if suite.exact and algorithm.exact and not oracle.exact_mode_fits(p):
         return "skipped", "exactness mode: partial sums of this case are not exactly representable"
-    if algorithm.estimate_s and algorithm.estimate_s(p) > suite.limit_s:
-        estimate = algorithm.estimate_s(p)
+    estimate = algorithm.bound_s(p, task.backend)  # from the model alone: deterministic
+    if estimate is not None and estimate > suite.limit_s:
         return "skipped", f"estimated {estimate:.3g} s per call, over the case limit of " \
             f"{suite.limit_s:g} s"
     needed, available = _memory_needed_bytes(p, algorithm), psutil.virtual_memory().available
@@ -181,9 +169,27 @@ def _timing_fields(m: Measurement, flops: int) -> dict[str, Any]:
     return {
         "time_median_s": m.median_s, "time_iqr_s": m.iqr_s, "time_min_s": m.min_s,
         "repeats": m.repeats, "calls_per_sample": m.number, "noisy": m.noisy,
-        SAMPLES_KEY: m.samples_s,
+        SAMPLES_KEY: m.samples_s, PROCESSES_KEY: m.process_of, "processes": m.processes,
         "gflops": flops / m.median_s / 1e9 if m.median_s > 0 else None,
     }
+
+
+def over_budget(task: Task, limit_s: float, took_s: float, what: str) -> dict[str, Any]:
+    """The status of a row whose series passed the case limit: skipped, with the estimate it
+    ran on (its samples so far are kept)."""
+    estimate = task.algorithm.bound_s(task.case.problem, task.backend)
+    said = "no estimate" if estimate is None else f"estimated {estimate:.3g} s"
+    return {"status": "skipped", "reason": f"over budget: {what} took {took_s:.3g} s per call, "
+            f"over the case limit of {limit_s:g} s ({said}); not timed further"}
+
+
+def _timed_row(row: dict[str, Any], task: Task, m: Measurement, limit_s: float
+               ) -> dict[str, Any]:
+    """A row with its (merged) measurement; over budget when the series was abandoned."""
+    row = row | _timing_fields(m, task.case.problem.flops)
+    if m.abandoned:
+        row |= over_budget(task, limit_s, max(m.samples_s), "a sample")
+    return row
 
 
 def _check_fields(c: oracle.Check) -> dict[str, Any]:
@@ -191,20 +197,10 @@ def _check_fields(c: oracle.Check) -> dict[str, Any]:
             "tolerance": c.tolerance}
 
 
-def _closure(suite: Suite, algorithm: Algorithm, p: Problem, inputs: oracle.Inputs
-             ) -> Callable[[], Any]:
-    """The timed call. In an inference-like suite (prepare_weights), an algorithm's weight-only
-    work (a filter transform) is done here, once, outside the timed region."""
-    if suite.prepare_weights and algorithm.prepare is not None:
-        state = algorithm.prepare(p, *inputs.arrays)
-        return lambda: algorithm.fn(p, *inputs.arrays, prepared=state)
-    return lambda: algorithm.fn(p, *inputs.arrays)
-
-
 def execute(suite: Suite, task: Task, data: _CaseData, timer: Timer = measure) -> dict[str, Any]:
     """Run one task: first call checked against the oracle, then timed, then memory."""
     p, algorithm, backend = task.case.problem, task.algorithm, task.backend
-    call = _closure(suite, algorithm, p, data.on(backend))
+    call = timed_call(suite.prepare_weights, algorithm, p, data.on(backend).arrays)
     start = time.perf_counter()
     y = _host(call())  # (on a GPU, the copy back waits for the call to finish)
     first_call_s = time.perf_counter() - start
@@ -216,10 +212,9 @@ def execute(suite: Suite, task: Task, data: _CaseData, timer: Timer = measure) -
         limit = "bit-exact" if suite.exact and algorithm.exact else f"{check.tolerance:.3g}"
         return row | {"status": "wrong", "reason": f"normalised error {check.norm_err:.3g} "
                       f"(max abs {check.max_abs_err:.3g}) over tolerance {limit}"}
-    if first_call_s > suite.limit_s:
-        return row | _timing_fields(Measurement((first_call_s,)), p.flops) | {
-            "status": "skipped", "reason": f"one call took {first_call_s:.3g} s, over the case "
-            f"limit of {suite.limit_s:g} s; not timed further"}
+    if first_call_s > suite.limit_s:  # the estimate was far off: a safety net, not the rule
+        return row | _timing_fields(Measurement((first_call_s,)), p.flops) | over_budget(
+            task, suite.limit_s, first_call_s, "the checked call")
     policy = TimingPolicy(budget_s=suite.budget_s, min_repeats=suite.min_repeats,
                           limit_s=suite.limit_s)
     if backend in GPU_BACKENDS:
@@ -227,10 +222,13 @@ def execute(suite: Suite, task: Task, data: _CaseData, timer: Timer = measure) -
         memory = gpu.peak_extra_bytes(backend, call)
         row["kernels"] = ";".join(gpu.kernels(backend, call))
     else:
-        row |= _timing_fields(timer(call, policy), p.flops)
+        measured = timer(call, policy)
+        row = _timed_row(row | {"status": "ok", "reason": ""}, task, measured, policy.limit_s)
+        if measured.abandoned:
+            return row
         memory = peak_extra_bytes(call)
-    return row | {"status": "ok", "reason": "", "peak_mem_bytes": memory.peak_extra_bytes,
-                  "mem_note": memory.note}
+    return {"status": "ok", "reason": ""} | row | {"peak_mem_bytes": memory.peak_extra_bytes,
+                                                   "mem_note": memory.note}
 
 
 def _configure_gpus(backends: set[str]) -> dict[str, Any]:
@@ -289,27 +287,28 @@ def run(
     on_row: Callable[[dict[str, Any], int, int], None] | None = None,
 ) -> Path:
     """Run `suite` into out_dir/results.csv (+ meta.json); returns the results path."""
+    check_resume(suite, out_dir, options)
     suite = apply_options(suite, options)
     tasks = plan(suite, options)
-    threads = options.threads or os.cpu_count() or 1
+    threads = run_threads(options)
     results = ResultsFile(out_dir, options.resume)
     done = results.done() if options.resume else set()
-    _check_resumable(tasks, results, options.resume)
     cache = _CaseCache(suite)
     with pinned_threads(threads):
-        meta = environment.collect(threads) | {"suite": _suite_meta(suite), "tasks": len(tasks),
-                                               "interleave": options.interleave,
-                                               "machine": machine.peaks(threads),
-                                               "allocator": environment.keep_freed_memory()}
+        meta = environment.collect(threads, options.commit) | {
+            "suite": _suite_meta(suite), "tasks": len(tasks), "interleave": options.interleave,
+            "processes": options.processes, "machine": machine.peaks(threads),
+            "allocator": environment.keep_freed_memory()}
         meta |= _configure_gpus({t.backend for t in tasks})
         write_meta(out_dir, meta, options.resume)
         monitor = noise.LoadMonitor()
         pending = [(index, task) for index, task in enumerate(tasks, start=1)
                    if (task.case.name, task.algorithm.name, task.backend) not in done]
-        for index, row in _rows(suite, pending, cache, threads, options.interleave):
-            results.append(row)
-            if on_row:
-                on_row(row, index, len(tasks))
+        with WorkerPool(options.processes - 1, threads) as pool:
+            for index, row in _rows(suite, pending, cache, threads, options.interleave, pool):
+                results.append(row)
+                if on_row:
+                    on_row(row, index, len(tasks))
         update_meta(out_dir, {"noise": _noise(results, monitor.stop())})
     return results.path
 
@@ -326,38 +325,69 @@ def _noise(results: ResultsFile, reading: noise.LoadReading) -> dict[str, Any]:
 
 
 def _rows(suite: Suite, pending: list[tuple[int, Task]], cache: _CaseCache, threads: int,
-          interleave: bool) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(index, row) in task order: each row as it finishes, or with `interleave` the rows of a
-    case once its algorithms have been checked one by one and then timed in alternation."""
+          interleave: bool, pool: WorkerPool) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(index, row) in task order: each row once its samples are in from every process; with
+    `interleave` the rows of a case, once its algorithms have been checked one by one and then
+    timed in alternation, in each process in turn."""
     group_key = (lambda item: item[1].case.name) if interleave else (lambda item: item[0])
     for _, group in itertools.groupby(pending, key=group_key):
-        if not interleave:
-            yield from ((i, run_task(suite, t, lambda t=t: cache.get(t.case), threads))
-                        for i, t in group)
-            continue
-        deferred, rows = DeferredTimer(), []
+        deferred, rows = DeferredTimer(interleave, pool.processes), []
         for index, task in group:
             row = run_task(suite, task, lambda t=task: cache.get(t.case), threads,
                            deferred.timer(index))
             if row["status"] != "ok":
                 deferred.discard(index)
-            rows.append((index, row))
-        timed = deferred.measure_all()
-        yield from ((i, row | _timing_fields(timed[i], row["flops"]) if i in timed else row)
-                    for i, row in rows)
+            rows.append((index, task, row))
+        timed = _from_every_process(suite, dict((i, t) for i, t, _ in rows), deferred, pool)
+        yield from ((i, _timed_row(row, task, timed[i], suite.limit_s) if i in timed else row)
+                    for i, task, row in rows)
 
 
-def _check_resumable(tasks: list[Task], results: ResultsFile, resume: bool) -> None:
-    """A resumed run must continue the same measurement: the rows already there must have been
-    made for the problems planned now (same batch, dtype, direction...)."""
-    if not resume:
+def _from_every_process(suite: Suite, tasks: dict[int, Task], deferred: DeferredTimer,
+                        pool: WorkerPool) -> dict[int, Measurement]:
+    """The deferred closures timed here (process 0), then by every worker of `pool` at process
+    0's calls per sample; a series abandoned here is not timed again."""
+    own = deferred.measure_all()
+    again = {i: tasks[i] for i, m in own.items() if not m.abandoned}
+    if not again or not pool.workers:
+        return own
+    case = next(iter(again.values())).case
+    request = CaseTiming(
+        case.problem, suite.seed, suite.exact, suite.prepare_weights,
+        {i: TaskRef(t.case.problem.op, t.algorithm.name, t.backend, identity(t.algorithm.fn))
+         for i, t in again.items()},
+        {i: own[i].number for i in again}, share(deferred.policy, pool.processes),
+        deferred.interleave)
+    return own | merged({i: own[i] for i in again}, pool.time_case(request))
+
+
+def run_threads(options: RunOptions) -> int:
+    """The threads a run pins: --threads, else one. On a machine shared with other work a
+    second thread mostly waits for a core, and a call that waits for one takes a time slice:
+    torch's tiny convolutions went from tens of microseconds to over a millisecond."""
+    return options.threads or 1
+
+
+def check_resume(suite: Suite, out_dir: Path, options: RunOptions) -> None:
+    """With `options.resume`, ValueError unless the rows already in out_dir were measured as
+    this run would measure them: same problems, same settings (convbench.run.resume). Cheap,
+    so that a command checks every suite before it runs any."""
+    if not options.resume or not (out_dir / RESULTS_FILE).is_file():
         return
-    planned = {(t.case.name, t.algorithm.name, t.backend): str(t.case.problem) for t in tasks}
-    for key, descriptor in results.done_descriptors().items():
-        if key in planned and planned[key] != descriptor:
-            raise ValueError(
-                f"--resume: {results.path} holds case {key[0]!r} as {descriptor}, but this run "
-                f"plans {planned[key]}; run without --resume, or into another --out")
+    suite = apply_options(suite, options)
+    results = ResultsFile(out_dir, resume=True)  # drops a row cut short by a kill
+    resume.check_settings(out_dir, _planned_meta(suite, options))
+    planned = {(t.case.name, t.algorithm.name, t.backend): str(t.case.problem)
+               for t in plan(suite, options)}
+    resume.check_problems(planned, results.done_descriptors(), results.path)
+
+
+def _planned_meta(suite: Suite, options: RunOptions) -> dict[str, Any]:
+    """The entries of meta.json that this run would write and a resume must match."""
+    return {"threads": run_threads(options), "interleave": options.interleave,
+            "processes": options.processes,
+            "suite": _suite_meta(suite), "cpu": environment.cpu_info(),
+            "versions": environment.versions()}
 
 
 def _suite_meta(suite: Suite) -> dict[str, Any]:

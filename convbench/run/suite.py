@@ -37,6 +37,7 @@ A malformed suite raises SuiteError naming the file, the line and the field.
 from __future__ import annotations
 
 import importlib.resources
+import math
 import re
 import tomllib
 from dataclasses import dataclass, fields, replace
@@ -47,6 +48,7 @@ from convbench.algorithms import registry
 from convbench.backends import BACKENDS
 from convbench.problems.descriptor import parse
 from convbench.problems import DIRECTIONS, DTYPES, ConvProblem, Problem
+from convbench.algorithms.registry import DEFAULT_REFERENCE
 
 _PROBLEM_FIELDS = {"n", "c", "h", "w", "k", "r", "s", "stride", "padding", "dilation", "groups",
                    "bias", "dtype"}
@@ -74,7 +76,7 @@ class Suite:
     description: str = ""
     algorithms: tuple[str, ...] | None = None
     backends: tuple[str, ...] = ("numpy",)
-    reference: str = "torch"
+    reference: str = DEFAULT_REFERENCE
     budget_s: float = 0.5
     min_repeats: int = 5
     limit_s: float = 20.0
@@ -105,7 +107,8 @@ def resolve(name_or_path: str) -> Path:
     path = Path(name_or_path)
     if path.suffix == ".toml" or path.exists():
         if not path.is_file():
-            raise SuiteError(f"suite file {name_or_path!r} does not exist")
+            why = "is not a file" if path.exists() else "does not exist"
+            raise SuiteError(f"suite file {name_or_path!r} {why}")
         return path
     shipped = builtin_suites()
     if name_or_path not in shipped:
@@ -253,11 +256,12 @@ def _settings(raw: dict[str, Any], loc: _Locator) -> dict[str, Any]:
         if direction not in DIRECTIONS:
             raise loc.error("[suite]", 0, "directions", f"direction must be one of "
                             f"{', '.join(DIRECTIONS)}, got {direction!r}")
-    for key in ("budget_s", "limit_s", "min_repeats", "batch"):
-        if key in raw and raw[key] <= 0:
-            raise loc.error("[suite]", 0, key, f"{key} must be positive, got {raw[key]!r}")
+    for key in ("budget_s", "limit_s", "min_repeats", "batch"):  # TOML has nan and inf
+        if key in raw and not (0 < raw[key] < math.inf):
+            raise loc.error("[suite]", 0, key, f"{key} must be finite and positive, got "
+                            f"{raw[key]!r}")
     known = {a.name for a in registry.all_algorithms()}
-    for name in raw.get("algorithms", []) + [raw.get("reference", "torch")]:
+    for name in raw.get("algorithms", []) + [raw.get("reference", DEFAULT_REFERENCE)]:
         if name not in known:
             key = "reference" if name == raw.get("reference") else "algorithms"
             raise loc.error("[suite]", 0, key, f"unknown algorithm {name!r}")
@@ -270,7 +274,10 @@ def _settings(raw: dict[str, Any], loc: _Locator) -> dict[str, Any]:
 def load_suite(name_or_path: str, batch: int | None = None) -> Suite:
     """Read, check and normalise a suite; nothing is run."""
     path = resolve(name_or_path)
-    text = path.read_text()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise SuiteError(f"{path}: not text: byte {error.start} is not UTF-8") from None
     loc = _Locator(path, text)
     try:
         data = tomllib.loads(text)

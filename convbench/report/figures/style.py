@@ -12,6 +12,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
 
+from convbench.algorithms.registry import DEFAULT_REFERENCE
 from convbench.report.summary import format_bytes
 from convbench.analysis.speedups import format_time
 
@@ -36,7 +37,7 @@ class Style:
     markers: dict[str, str]
 
     @classmethod
-    def for_frame(cls, frame: pd.DataFrame, references: Collection[str] = ("torch",)) -> Style:
+    def for_frame(cls, frame: pd.DataFrame, references: Collection[str] = (DEFAULT_REFERENCE,)) -> Style:
         """References in grey, every other algorithm its own colour, in order of appearance."""
         algos = [a for a in dict.fromkeys(frame["algo_label"]) if a not in references]
         colors = {a: PALETTE[i % len(PALETTE)] for i, a in enumerate(algos)}
