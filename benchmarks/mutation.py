@@ -1,6 +1,6 @@
 """Mutation testing of the code that decides whether a result is right (README, "Mutation testing").
 
-    .venv/bin/python benchmarks/mutation.py [--max-children 2] [--survivors FILE]
+    .venv/bin/python benchmarks/mutation.py [--max-children 2] [--survivors FILE] [--again]
 
 mutmut (3.x; `[tool.mutmut]` in pyproject.toml names the files and the tests) copies convbench
 into mutants/, makes small changes to it one at a time (a `<` for a `<=`, a constant off by
@@ -9,6 +9,8 @@ no test notices "survives". This script runs mutmut on the functions of SCOPE on
 check and tolerance, the numerical paths of direct, im2col, Winograd and FFT (not their cost and
 workspace models, which rank and predict and do not decide a result), the results file's repair
 and resume reading, and compare's decision. It prints the counts and every survivor's diff.
+Survivors of code that runs only at import are run again in a fresh process (recheck). After
+adding tests, `--again` runs only the mutants that were not killed.
 
 Not part of `make test`: a full run takes tens of minutes on two cores.
 
@@ -106,7 +108,7 @@ def allow_registered_functions() -> None:
     file_mutation.function_trampoline_arrangement = arrange_undecorated_copies
 
 
-def run_mutmut(max_children: int) -> None:
+def run_mutmut(max_children: int, names: list[str] | None = None) -> None:
     import mutmut
     from mutmut.__main__ import cli
 
@@ -115,7 +117,7 @@ def run_mutmut(max_children: int) -> None:
                  f"found {mutmut.__version__} (pip install mutmut=={MUTMUT_VERSION})")
     allow_registered_functions()
     try:
-        cli(["run", "--max-children", str(max_children), *mutant_patterns()])
+        cli(["run", "--max-children", str(max_children), *(names or mutant_patterns())])
     except SystemExit as done:
         if done.code not in (0, None):
             raise
@@ -195,8 +197,14 @@ def main() -> None:
                         help="summarise the last run without running mutmut again")
     parser.add_argument("--no-recheck", action="store_true",
                         help="do not run the survivors again in fresh processes")
+    parser.add_argument("--again", action="store_true",
+                        help="run only the mutants that were not killed last time (after adding "
+                             "tests); the others keep their verdicts")
     args = parser.parse_args()
-    if not args.report_only:
+    if args.again:
+        run_mutmut(args.max_children, sorted(k for k, v in results().items()
+                                             if not v.startswith("killed")))
+    elif not args.report_only:
         run_mutmut(args.max_children)
     found = results()
     if not args.no_recheck:

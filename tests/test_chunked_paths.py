@@ -187,6 +187,17 @@ def test_im2col_strided_pointwise_matches_oracle(problem_id: str) -> None:
     assert check.ok, check
 
 
+def test_im2col_takes_per_image_gemms_from_the_column_limit_on() -> None:
+    """At least PER_IMAGE_MIN_COLUMNS (128) outputs per image: 8x16 is in, 127 is not."""
+    assert im2col.PER_IMAGE_MIN_COLUMNS == 128
+    assert im2col.is_subsampled_pointwise(ConvProblem(1, 2, 16, 32, 2, 1, 1, stride=2))
+    assert not im2col.is_subsampled_pointwise(ConvProblem(1, 2, 127, 2, 2, 1, 1, stride=(1, 2)))
+    assert im2col.is_subsampled_pointwise(ConvProblem(1, 2, 128, 2, 2, 1, 1, stride=(1, 2)))
+    assert not im2col.is_subsampled_pointwise(ConvProblem(1, 2, 32, 32, 2, 1, 1))  # stride 1
+    assert not im2col.is_subsampled_pointwise(ConvProblem(1, 2, 32, 32, 2, 1, 1, stride=2,
+                                                          padding=1))
+
+
 def test_im2col_strided_pointwise_is_bit_exact_in_exactness_mode() -> None:
     p = STRIDED_POINTWISE["s2x3_odd"]
     inputs = oracle.make_inputs(p, seed=17, exact=True)

@@ -189,6 +189,47 @@ def test_exact_mode_demands_bit_equality() -> None:
     assert not oracle.check(p, y, reference, exact=True).ok  # ...but not exact
 
 
+def test_check_algorithm_passes_exactness_on() -> None:
+    p = ConvProblem(1, 3, 5, 5, 2, 3, 3, padding=1)
+    reference = oracle.reference(p, oracle.make_inputs(p, seed=27, exact=True))
+    y = reference.y.astype(np.float32)
+    direct = registry.get("conv2d", "direct")
+    assert oracle.check_algorithm(p, y, reference, direct, exact=True).ok
+    y[0, 0, 1, 1] = np.nextafter(y[0, 0, 1, 1], np.float32(np.inf))
+    assert oracle.check_algorithm(p, y, reference, direct).ok
+    assert not oracle.check_algorithm(p, y, reference, direct, exact=True).ok
+
+
+def test_an_error_equal_to_the_tolerance_passes() -> None:
+    """The bound is inclusive: norm_err <= tolerance."""
+    p = ConvProblem(1, 4, 3, 3, 1, 1, 1)
+    tol = oracle.tolerance(p)
+    ref = oracle.Reference((np.zeros(p.output_shape),), (np.ones(p.output_shape),))
+    y = np.zeros(p.output_shape)
+    y[0, 0, 1, 1] = tol  # err / M_i = tol exactly, in float64
+    check = oracle.check(p, y, ref)
+    assert check.norm_err == tol and check.ok
+    y[0, 0, 1, 1] = np.nextafter(tol, 1.0)
+    assert not oracle.check(p, y, ref).ok
+
+
+def test_small_magnitudes_are_not_rounded_up_to_one() -> None:
+    """Inputs a thousand times smaller: M is far below 1 everywhere, and the spread error is
+    still measured against the output's own largest M."""
+    p = ConvProblem(1, 4, 6, 6, 2, 3, 3, padding=1)
+    inputs = oracle.make_inputs(p, seed=34)
+    inputs.x[...] *= 1e-3
+    inputs.w[...] *= 1e-3
+    reference = oracle.reference(p, inputs)
+    largest = reference.magnitudes[0].max()
+    assert largest < 1e-3
+    y = reference.y.copy()
+    y[0, 1, 2, 2] += 2 * oracle.tolerance(p) * largest
+    assert not oracle.check(p, y, reference, spread=True).ok
+    y[0, 1, 2, 2] = reference.y[0, 1, 2, 2] + 0.5 * oracle.tolerance(p) * largest
+    assert oracle.check(p, y, reference, spread=True).ok
+
+
 def test_infinite_outputs_fail_even_where_the_error_looks_small() -> None:
     p = ConvProblem(1, 2, 4, 4, 2, 3, 3)
     reference = oracle.reference(p, oracle.make_inputs(p, seed=28))

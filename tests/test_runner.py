@@ -125,7 +125,7 @@ def test_a_killed_run_resumes_without_losing_or_repeating_rows(tmp_path: Path) -
                               budget_s=0.4, cases=3)
     out = tmp_path / "out"
     command = [sys.executable, "-m", "convbench.cli", "run", str(suite_file), "--out", str(out),
-               "--no-progress"]
+               "--no-progress", "--processes", "1"]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     results = out / "slow" / "results.csv"
     deadline = time.monotonic() + 60

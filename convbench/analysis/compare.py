@@ -69,7 +69,7 @@ class CompareOptions:
     """The defaults are the CI gate's (README, "Catching regressions"), measured by
     benchmarks/false_alarms.py."""
 
-    threshold: float = 0.05  # relative change of the statistic that matters
+    threshold: float = 0.07  # relative change of the statistic that matters
     alpha: float = 0.002  # significance level of the Mann-Whitney U test
     normalize: str | None = "case"  # None, "reference" or "case" (else the reference)
     statistic: str = "min"  # a key of STATISTICS

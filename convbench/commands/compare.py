@@ -43,8 +43,8 @@ def add_parser(commands: Any) -> None:
         "BASE. BASE and NEW are run directories (holding results.csv) or directories of them.")
     parser.add_argument("base", type=Path, metavar="BASE")
     parser.add_argument("new", type=Path, metavar="NEW")
-    parser.add_argument("--threshold", type=fraction, default=0.05,
-                        help="smallest change that counts, e.g. 5%% (default) or 0.05")
+    parser.add_argument("--threshold", type=fraction, default=0.07,
+                        help="smallest change that counts, e.g. 7%% (default) or 0.07")
     parser.add_argument("--alpha", type=fraction, default=0.002,
                         help="significance level of the Mann-Whitney U test (default 0.002)")
     parser.add_argument("--normalize", choices=("none", "reference", "case"), default="case",
