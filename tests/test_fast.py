@@ -123,7 +123,8 @@ def test_fft_returns_the_inputs_dtype_when_the_library_upcasts(
     np.testing.assert_allclose(y, expected, rtol=1e-6, atol=1e-6)
 
 
-@pytest.mark.parametrize("h, w, padding", [(4, 5, (1, 1)), (5, 4, (1, 0)), (4, 9, (3, 1))])
+@pytest.mark.parametrize("h, w, padding", [(4, 5, (1, 1)), (5, 4, (1, 0)), (4, 9, (3, 1)),
+                                            (5, 4, (1, 1))])
 def test_fft_sizes_are_the_padded_input_rounded_up_for_real_transforms(
         h: int, w: int, padding: tuple[int, int]) -> None:
     """Each axis its own padded size, rounded up to the next size scipy.fft's real transforms

@@ -145,16 +145,30 @@ def _read_text(text: str, path: Path):
 def test_reading_names_what_is_wrong(tmp_path: Path) -> None:
     path = tmp_path / "results.csv"
     path.write_text("")
-    with pytest.raises(ValueError, match="empty file"):
+    with pytest.raises(ValueError, match=r"results\.csv: empty file: no header, no results$"):
         read_results(path)
     path.write_text("a,b\n1,2\n")
-    with pytest.raises(ValueError, match="no 'suite' column"):
+    with pytest.raises(ValueError, match=r"not a convbench results table: no 'suite' column "
+                       r"\(header: a, b\)$"):
+        read_results(path)
+    path.write_text("a,b,c,d,e,f\n1,2,3,4,5,6\n")
+    with pytest.raises(ValueError, match=r"\(header: a, b, c, d, e, f\)$"):
+        read_results(path)
+    path.write_text("a,b,c,d,e,f,g\n1,2,3,4,5,6,7\n")
+    with pytest.raises(ValueError, match=r"\(header: a, b, c, d, e, f, \.\.\.\)$"):
+        read_results(path)
+    with pytest.raises(ValueError, match=r"nowhere\.csv: No such file or directory$"):
+        read_results(tmp_path / "nowhere.csv")
+    path.write_text("suite,case,algo,backend,status\ns,a,x,numpy,ok")
+    with pytest.raises(ValueError, match=r"its last row is cut short \(a run killed while "
+                       r"writing it\?\); `convbench run --resume` repairs it$"):
         read_results(path)
     path.write_text("suite,case,algo,backend,status\ns,a,x,numpy\n")
     with pytest.raises(ValueError, match="row 1 has 4 fields, the header 5"):
         read_results(path)
     path.write_text("suite,case,algo,backend,status\ns,a,x,numpy,fine\n")
-    with pytest.raises(ValueError, match="row 1: status 'fine'"):
+    with pytest.raises(ValueError, match="row 1: status 'fine' is not one of ok, wrong, "
+                       "unsupported, error, oom, skipped$"):
         read_results(path)
     path.write_text("suite,case,algo,backend,status,time_median_s\ns,a,x,numpy,ok,fast\n")
     with pytest.raises(ValueError, match="row 1: time_median_s 'fast' is not a number"):
@@ -220,5 +234,17 @@ def test_meta_of_a_fresh_run_replaces_and_of_a_resumed_run_is_kept(tmp_path: Pat
     rundir.write_meta(tmp_path, {"run": 4}, resume=True)
     assert json.loads((tmp_path / "meta.json").read_text()) == {
         "run": 2, "resumed": [{"run": 3}, {"run": 4}]}
+    rundir.write_meta(tmp_path, {"out": tmp_path / "x"}, resume=False)  # not JSON: as text
+    text = (tmp_path / "meta.json").read_text()
+    assert json.loads(text) == {"out": str(tmp_path / "x")}
+    assert text.startswith('{\n  "out": ') and text.endswith("}\n")  # indented by 2
     rundir.update_meta(tmp_path, {"noise": {"other_load": 0.1}})
     assert json.loads((tmp_path / "meta.json").read_text())["noise"] == {"other_load": 0.1}
+
+
+def test_samples_name_their_process_only_when_there_were_several(tmp_path: Path) -> None:
+    results = ResultsFile(tmp_path, resume=False)
+    results.append(_row("a", "im2col", samples_s=[1e-3, 2e-3], **{rundir.PROCESSES_KEY: [0, 0]}))
+    results.append(_row("b", "im2col", samples_s=[1e-3, 2e-3], **{rundir.PROCESSES_KEY: [0, 1]}))
+    first, second = map(json.loads, results.samples_path.read_text().splitlines())
+    assert "process" not in first and second["process"] == [0, 1]
