@@ -1,6 +1,6 @@
 """convbench: compare convolution and pooling algorithms against a float64 oracle.
 
-Library use (torch.nn.functional semantics, NCHW numpy arrays)::
+Library use (torch.nn.functional semantics and argument names, numpy arrays, ranks 1-3)::
 
     import convbench
     convbench.algorithms("conv2d")                 # ['direct_naive', 'direct', 'im2col', 'torch']
@@ -8,8 +8,10 @@ Library use (torch.nn.functional semantics, NCHW numpy arrays)::
     grad_x, grad_w, grad_bias = convbench.conv2d_backward(grad_y, x, w, stride=2, padding=1)
     z = convbench.max_pool2d(y, 3, stride=2, padding=1)
 
-The ops: conv2d, conv_transpose2d, conv2d_backward, max_pool2d, avg_pool2d (and
-global_avg_pool2d), max_pool2d_backward, avg_pool2d_backward.
+The ops, each for ranks 1, 2 and 3 (conv1d, conv2d, conv3d, ...): conv, conv_transpose,
+conv backward, max_pool (return_indices too), avg_pool (divisor_override too, and
+global_avg_pool), max_pool_backward (from indices too), avg_pool_backward. tf_padding and
+onnx_padding turn TensorFlow's SAME/VALID and ONNX's pads/auto_pad into per-side padding.
 
 Importing convbench never imports torch or cupy.
 """
@@ -33,14 +35,32 @@ _os.environ.setdefault("GOMP_SPINCOUNT", "10000")
 # `from convbench.algorithms import im2col` still reaches the package.
 import convbench.algorithms as _builtin_algorithms  # noqa: F401  (registers the built-ins)
 from convbench.api import (
-    conv2d,
-    conv2d_backward,
-    conv_transpose2d,
+    avg_pool1d,
+    avg_pool1d_backward,
     avg_pool2d,
     avg_pool2d_backward,
+    avg_pool3d,
+    avg_pool3d_backward,
+    conv1d,
+    conv1d_backward,
+    conv2d,
+    conv2d_backward,
+    conv3d,
+    conv3d_backward,
+    conv_transpose1d,
+    conv_transpose2d,
+    conv_transpose3d,
+    global_avg_pool1d,
     global_avg_pool2d,
+    global_avg_pool3d,
+    max_pool1d,
+    max_pool1d_backward,
     max_pool2d,
     max_pool2d_backward,
+    max_pool3d,
+    max_pool3d_backward,
+    onnx_padding,
+    tf_padding,
 )
 from convbench.problems import (
     ConvProblem,
@@ -59,15 +79,33 @@ __all__ = [
     "PoolProblem",
     "Unsupported",
     "algorithms",
+    "avg_pool1d",
+    "avg_pool1d_backward",
     "avg_pool2d",
     "avg_pool2d_backward",
+    "avg_pool3d",
+    "avg_pool3d_backward",
+    "conv1d",
+    "conv1d_backward",
     "conv2d",
     "conv2d_backward",
+    "conv3d",
+    "conv3d_backward",
+    "conv_transpose1d",
     "conv_transpose2d",
+    "conv_transpose3d",
     "format_descriptor",
+    "global_avg_pool1d",
     "global_avg_pool2d",
+    "global_avg_pool3d",
+    "max_pool1d",
+    "max_pool1d_backward",
     "max_pool2d",
     "max_pool2d_backward",
+    "max_pool3d",
+    "max_pool3d_backward",
+    "onnx_padding",
     "parse",
     "register",
+    "tf_padding",
 ]

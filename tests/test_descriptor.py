@@ -215,7 +215,7 @@ def test_pool_round_trip(p):
     [
         ("", r"descriptor '': cannot read ''"),
         ("   ", r"descriptor '': cannot read ''"),
-        ("n8c64", r"descriptor 'n8c64': missing h, k, r"),
+        ("n8c64", r"descriptor 'n8c64': missing h \(or w alone for a 1-D problem\)"),
         ("x3", r"descriptor 'x3': unknown key 'x'"),
         ("c3h4k2r3c5", r"descriptor 'c3h4k2r3c5': key 'c' given twice"),
         ("c3h4k2r3f16", r"descriptor 'c3h4k2r3f16': f must be 32 or 64, got 16"),

@@ -344,10 +344,12 @@ def test_same_padding_with_stride_2_rejected():
         conv(padding="same", stride=2)
 
 
-@pytest.mark.parametrize("r, s", [(2, 2), (3, 4)])
-def test_same_padding_with_even_kernel_rejected(r, s):
-    with pytest.raises(ValueError, match=r"padding='same'.*extent of (2|4)"):
-        conv(r=r, s=s, padding="same")
+@pytest.mark.parametrize("r, s, before, after", [(2, 2, (0, 0), (1, 1)), (3, 4, (1, 1), (1, 2))])
+def test_same_padding_with_an_even_kernel_pads_the_odd_pixel_after(r, s, before, after):
+    """torch's rule: the total d(K-1) split, the odd pixel at the bottom and right."""
+    p = conv(h=9, w=9, r=r, s=s, padding="same")
+    assert (p.padding, p.padding_after) == (before, after)
+    assert p.out_size == (9, 9) and not p.symmetric
 
 
 # --- validation ------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from convbench.backends import BACKENDS, backend_of
-from convbench.problems import Problem
+from convbench.problems import LAYOUTS, RANKS, Problem
 from convbench.algorithms.registry import Algorithm, Unsupported, all_algorithms, generation
 from convbench.algorithms.registry import register
 
@@ -79,7 +79,7 @@ def candidates(p: Problem, backend: str = "numpy") -> list[Algorithm]:
     winners measured on numpy, so it speaks for numpy arrays only."""
     covering = [a for a in all_algorithms(p.op)
                 if a.role in FALLBACK_ROLES and a.covers(p, backend)]
-    costs = {a.name: a.cost_s(p) if a.cost_s else None for a in covering}
+    costs = {a.name: a.modelled_s(p) if a.cost_s else None for a in covering}
     cheapest = min((costs[a.name] for a in covering
                     if a.role == "candidate" and a.cost_s), default=0.0)
     ranked = sorted(covering, key=lambda a: _rank(a, costs[a.name], cheapest))  # stable
@@ -105,6 +105,7 @@ def forget() -> None:
     """Drop cached choices and tuning tables (after `convbench tune` writes a new table, or the
     cost model's machine changes)."""
     _choose.cache_clear()
+    _bound.cache_clear()
     tuned_winners.cache_clear()
 
 
@@ -117,8 +118,15 @@ def _nothing_supports(p: Problem) -> str | None:
 
 
 @register("conv2d", "auto", backends=BACKENDS, checks=(_nothing_supports,), resolve=choose,
-          role="selector",
+          role="selector", ranks=RANKS, per_side=True, layouts=LAYOUTS,
           summary="picks per problem: tuned winner for this machine, else the cheapest "
           "candidate by its declared cost")
 def conv2d_auto(p: Problem, *arrays: Any, **options: Any) -> Any:
-    return choose(p, backend_of(arrays[0])).fn(p, *arrays, **options)
+    return _bound(p, backend_of(arrays[0]), generation())(p, *arrays, **options)
+
+
+@functools.lru_cache(maxsize=4096)
+def _bound(problem: Problem, backend: str, registry_generation: int) -> Any:
+    """The chosen algorithm's function for `problem`, bridged (lowering): auto asks on every
+    timed call, so the answer is kept."""
+    return choose(problem, backend).bind(problem)

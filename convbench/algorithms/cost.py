@@ -91,10 +91,12 @@ def oversize_s(nbytes: int) -> float:
 def padding_s(p: Any) -> float:
     """Zero-padding a convolution's input (windows.pad): the padded array written, the input
     copied into it row by row; nothing without padding."""
-    if p.padding == (0, 0):
+    if not any(p.padding) and not any(p.padding_after):
         return 0.0
-    padded = p.n * p.c * (p.h + 2 * p.padding[0]) * (p.w + 2 * p.padding[1])
-    return copy_s(padded, p.itemsize) + copy_s(p.n * p.c * p.h * p.w, p.itemsize, p.w)
+    padded = p.n * p.c * math.prod(s + b + e for s, b, e in zip(p.size, p.padding,
+                                                                  p.padding_after))
+    inputs = p.n * p.c * math.prod(p.size)
+    return copy_s(padded, p.itemsize) + copy_s(inputs, p.itemsize, p.size[-1])
 
 
 def fft_s(points: int, transforms: int) -> float:

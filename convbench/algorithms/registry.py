@@ -10,6 +10,7 @@ entry-point group ``convbench.algorithms``: each entry point names a module whos
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.metadata
 import importlib.util
@@ -18,8 +19,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from convbench.algorithms import cost
+from convbench.algorithms.lowering import Lowered, lower
 from convbench.backends import GPU_BACKENDS, backend_why_not
 from convbench.problems import Problem
+from convbench.problems.ops import OPS, family_op, op_rank
 
 ENTRY_POINT_GROUP = "convbench.algorithms"
 # The algorithm speedups are measured against unless a suite names another.
@@ -63,6 +66,11 @@ class Algorithm:
     tolerance_factor: float = 1.0
     tolerance_floor_eps: float = 0.0
     error_spreads: bool = False  # rounding spread over the output (transforms): see oracle
+    # What the function takes natively; convbench.algorithms.lowering bridges the rest (rank 1
+    # on a 2-D algorithm, padding that differs before and after) or says why it cannot.
+    ranks: tuple[int, ...] = (2,)
+    per_side: bool = False
+    layouts: tuple[str, ...] = ("nchw",)
     summary: str = ""
     plugin: str | None = field(default=None, compare=False)
 
@@ -71,13 +79,47 @@ class Algorithm:
             raise ValueError(f"algorithm {self.name!r} ({self.op}): role={self.role!r} is not "
                              f"one of {', '.join(ROLES)}")
 
+    def lowered(self, problem: Problem) -> Lowered | str:
+        """The problem this algorithm's function receives for `problem`, and the bridge to it;
+        or why there is none (convbench.algorithms.lowering)."""
+        return _lowered(problem, self.ranks, self.per_side, self.layouts)
+
     def why_not(self, problem: Problem, backend: str = "numpy") -> str | None:
         """Why this algorithm cannot run `problem` on `backend`, as one sentence; None if it can."""
-        if problem.op != self.op:
+        if family_op(problem.op) != self.op:
             return f"{self.name} implements {self.op}, not {problem.op}"
         if backend not in self.backends:
             return f"runs on {', '.join(self.backends)} only, not {backend}"
-        return backend_why_not(backend) or self.missing_requirement() or self.failed_check(problem)
+        return (backend_why_not(backend) or self.missing_requirement()
+                or self.failed_check(problem))
+
+    def bind(self, problem: Problem) -> Callable[..., Any]:
+        """fn(problem, *arrays, **options) for `problem`, bridged as `lowered` says."""
+        lowered = self.lowered(problem)
+        if isinstance(lowered, str):
+            raise Unsupported(f"{self.name}: {lowered}")
+        return lowered.bind(self.fn)
+
+    def run(self, problem: Problem, *arrays: Any, **options: Any) -> Any:
+        """The algorithm on `problem`'s arrays (the op's inputs, in the oracle's order)."""
+        return self.bind(problem)(problem, *arrays, **options)
+
+    def prepared(self, problem: Problem, *arrays: Any) -> Any:
+        """The `prepare` state for `problem` (its weights' transform), bridged alike."""
+        lowered = self.lowered(problem)
+        assert self.prepare is not None and not isinstance(lowered, str)
+        inputs = lowered.inputs(arrays) if lowered.inputs else arrays
+        return self.prepare(lowered.problem, *inputs)
+
+    def workspace(self, problem: Problem) -> int | None:
+        """The declared workspace of `problem`, with the bridge's explicit padding."""
+        lowered = self.lowered(problem)
+        if self.workspace_bytes is None or isinstance(lowered, str):
+            return None
+        if not lowered.padded_elements:
+            return self.workspace_bytes(lowered.problem)
+        padding = lowered.padded_elements * lowered.problem.itemsize
+        return self.workspace_bytes(lowered.problem) + padding
 
     def bound_s(self, problem: Problem, backend: str = "numpy") -> float | None:
         """A pessimistic time per call, by which a run skips a case over its limit: the declared
@@ -89,22 +131,38 @@ class Algorithm:
                 return self.resolve(problem, backend).bound_s(problem, backend)
             except ValueError:  # nothing supports it: why_not says so first
                 return None
+        lowered = self.lowered(problem)
+        if isinstance(lowered, str):
+            return None
         if self.estimate_s is not None:
-            return self.estimate_s(problem)
+            return self.estimate_s(lowered.problem)
         priced = backend not in GPU_BACKENDS or set(self.backends) <= set(GPU_BACKENDS)
         if self.cost_s is None or not priced:
             return None
-        return cost.ESTIMATE_SAFETY * self.cost_s(problem)
+        return cost.ESTIMATE_SAFETY * self.modelled_s(problem)
+
+    def modelled_s(self, problem: Problem) -> float:
+        """`cost_s` of the problem the function receives, with the bridge's explicit padding."""
+        lowered = self.lowered(problem)
+        assert self.cost_s is not None and not isinstance(lowered, str)
+        if not lowered.padded_elements:
+            return self.cost_s(lowered.problem)
+        padding = cost.copy_s(lowered.padded_elements, lowered.problem.itemsize)
+        return self.cost_s(lowered.problem) + padding
 
     def covers(self, problem: Problem, backend: str = "numpy") -> bool:
         """Whether the declaration covers `problem` on `backend` (op, backends, checks), whether
         or not that backend and the requirements are installed here."""
-        return (problem.op == self.op and backend in self.backends
+        return (family_op(problem.op) == self.op and backend in self.backends
                 and self.failed_check(problem) is None)
 
     def failed_check(self, problem: Problem) -> str | None:
+        """The lowering's reason, or the first check that fails on the lowered problem."""
+        lowered = self.lowered(problem)
+        if isinstance(lowered, str):
+            return lowered
         for check in self.checks:
-            reason = check(problem)
+            reason = check(lowered.problem)
             if reason:
                 return reason
         return None
@@ -118,6 +176,12 @@ class Algorithm:
             if not found:
                 return f"needs {module}, which is not installed"
         return None
+
+
+@functools.lru_cache(maxsize=4096)
+def _lowered(problem: Problem, ranks: tuple[int, ...], per_side: bool,
+             layouts: tuple[str, ...]) -> Lowered | str:
+    return lower(problem, ranks, per_side, layouts)
 
 
 _REGISTRY: dict[tuple[str, str], Algorithm] = {}
@@ -190,18 +254,27 @@ def plugin_errors() -> dict[str, str]:
 
 
 def all_algorithms(op: str | None = None) -> list[Algorithm]:
+    """The registered algorithms (of `op`'s family at any rank: conv3d lists conv2d's)."""
     _load()
-    return [a for a in _REGISTRY.values() if op is None or a.op == op]
+    family = None if op is None else family_op(op)
+    return [a for a in _REGISTRY.values() if family is None or a.op == family]
 
 
 def ops() -> list[str]:
-    return sorted({a.op for a in all_algorithms()})
+    """Every op some registered algorithm runs, at each rank it takes (natively or bridged)."""
+    return [op.name for op in OPS if any(takes_rank(a, op.rank)
+                                           for a in all_algorithms(op.name))]
+
+
+def takes_rank(algorithm: Algorithm, rank: int) -> bool:
+    """Whether the algorithm's declaration reaches `rank` (rank 1 through a 2-D algorithm)."""
+    return rank in algorithm.ranks or (rank == 1 and 2 in algorithm.ranks)
 
 
 def get(op: str, name: str) -> Algorithm:
     _load()
     try:
-        return _REGISTRY[(op, name)]
+        return _REGISTRY[(family_op(op), name)]
     except KeyError:
         known = ", ".join(a.name for a in all_algorithms(op)) or "none"
         raise ValueError(f"algo={name!r} is not a registered {op} algorithm (known: {known})")
@@ -211,4 +284,5 @@ def algorithms(op: str = "conv2d", backend: str = "numpy") -> list[str]:
     """Names of the algorithms registered for `op` that declare `backend`."""
     if op not in ops():
         raise ValueError(f"op={op!r} is not a known op (known: {', '.join(ops())})")
-    return [a.name for a in all_algorithms(op) if backend in a.backends]
+    rank = op_rank(op)
+    return [a.name for a in all_algorithms(op) if backend in a.backends and takes_rank(a, rank)]

@@ -38,7 +38,8 @@ def padded_size(p: ConvProblem | PoolProblem) -> tuple[int, int]:
     sizes = []
     for i, (size, out) in enumerate(((p.h, p.out_h), (p.w, p.out_w))):
         extent = p.dilation[i] * ((p.r, p.s)[i] - 1) + 1
-        sizes.append(max(size + 2 * p.padding[i], (out - 1) * stride[i] + extent))
+        padded = size + p.padding[i] + p.padding_after[i]
+        sizes.append(max(padded, (out - 1) * stride[i] + extent))
     return sizes[0], sizes[1]
 
 
@@ -46,7 +47,7 @@ def pad_for_windows(x: Array, p: ConvProblem | PoolProblem, value: float = 0.0) 
     """`pad`, with the bottom and right extended where a window reaches past the padding."""
     (ph, pw), (hp, wp) = p.padding, padded_size(p)
     bottom, right = hp - p.h - ph, wp - p.w - pw
-    if (bottom, right) == (ph, pw):
+    if (bottom, right) == (ph, pw):  # (symmetric padding, no window past it)
         return pad(x, p.padding, value)
     return pad_constant(x, ((0, 0), (0, 0), (ph, bottom), (pw, right)), value)
 
@@ -68,9 +69,9 @@ def crop(x_padded: Array, p: ConvProblem | PoolProblem) -> Array:
 
 
 def add_bias(y: Array, bias: Array | None) -> Array:
-    """y (N, K, OH, OW) += bias (K,), in place."""
+    """y (N, K, *out) += bias (K,), in place."""
     if bias is not None:
-        y += namespace(y).reshape(bias, (1, -1, 1, 1))
+        y += namespace(y).reshape(bias, (1, -1, *(1,) * (y.ndim - 2)))
     return y
 
 

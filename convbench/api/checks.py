@@ -1,14 +1,18 @@
-"""The one argument checker of the library API: arrays, dtypes, flags, batching, and the
-algorithm that runs. Every argument is checked before any work starts; algorithms never
+"""The one argument checker of the library API: arrays, dtypes, flags, batching, layouts, and
+the algorithm that runs. Every argument is checked before any work starts; algorithms never
 re-validate."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
 import numpy as np
 
 from convbench.algorithms.auto import choose
-from convbench.problems import DTYPES, Problem
 from convbench.algorithms.registry import Algorithm, Unsupported, get
+from convbench.problems import DTYPES, Problem
 
 
 def check_array(name: str, a: object, ndims: tuple[int, ...]) -> np.ndarray:
@@ -38,19 +42,64 @@ def pick(problem: Problem, algo: str) -> Algorithm:
     return algorithm
 
 
+def run(problem: Problem, algo: str, *arrays: Any) -> Any:
+    """`algo` on `problem`'s arrays. In channels-last memory an algorithm that takes
+    channels-first only runs on a channels-first copy, and its result goes back to channels
+    last (the harness never converts: there a layout is a case)."""
+    if problem.layout == "nhwc" and not _takes(problem, algo):
+        first = replace(problem, layout="nchw")
+        algorithm = pick(first, algo)  # refuses with the reason that is not the layout
+        copies = tuple(None if a is None else np.ascontiguousarray(a) for a in arrays)
+        return _each(algorithm.run(first, *copies), to_channels_last)
+    return pick(problem, algo).run(problem, *arrays)
 
 
-IntPair = int | tuple[int, int]
+def _takes(problem: Problem, algo: str) -> bool:
+    try:
+        pick(problem, algo)
+    except Unsupported:
+        return False
+    return True
 
 
-def batched(x: np.ndarray) -> np.ndarray:
+def _each(result: Any, change: Callable[[np.ndarray], np.ndarray]) -> Any:
+    if isinstance(result, tuple):
+        return tuple(change(a) if a is not None and a.ndim >= 3 else a for a in result)
+    return change(result)
+
+
+def channels_last(x: np.ndarray) -> bool:
+    """Whether x (N, C, *spatial) lies channels last in memory (torch's channels_last), as a
+    view of an (N, *spatial, C) array."""
+    if x.ndim < 3 or x.shape[1] == 1 or x.flags.c_contiguous:
+        return False
+    return bool(np.moveaxis(x, 1, -1).flags.c_contiguous)
+
+
+def to_channels_last(y: np.ndarray) -> np.ndarray:
+    """y (N, C, *spatial) with channels last in memory, as torch returns a channels-last input's
+    result."""
+    if y.ndim < 3 or channels_last(y):
+        return y
+    return np.moveaxis(np.ascontiguousarray(np.moveaxis(y, 1, -1)), -1, 1)
+
+
+def layout_of(x: np.ndarray) -> str:
+    return "nhwc" if channels_last(x) else "nchw"
+
+
+SizesArg = int | tuple[int, ...]
+IntPair = SizesArg
+
+
+def batched(x: np.ndarray, rank: int = 2) -> np.ndarray:
     """torch's unbatched form (one dimension fewer) as a batch of one."""
-    return x[None] if x.ndim == 3 else x
+    return x[None] if x.ndim == rank + 1 else x
 
 
-def unbatched(y: np.ndarray, like: np.ndarray) -> np.ndarray:
+def unbatched(y: np.ndarray, like: np.ndarray, rank: int = 2) -> np.ndarray:
     """`y` without its batch axis when `like` came unbatched."""
-    return y[0] if like.ndim == 3 else y
+    return y[0] if like.ndim == rank + 1 else y
 
 
 def flag(name: str, value: object) -> bool:
@@ -58,3 +107,8 @@ def flag(name: str, value: object) -> bool:
     if not isinstance(value, bool | np.bool_):
         raise ValueError(f"{name} must be a bool, got {value!r}")  # noqa: TRY004 - the API's rule
     return bool(value)
+
+
+def batch_of(x: np.ndarray, rank: int) -> int:
+    """N of a batched input, 1 of an unbatched one."""
+    return 1 if x.ndim == rank + 1 else x.shape[0]

@@ -10,6 +10,7 @@ the tolerance model are the same computations on absolute values: |grad_out| wit
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -29,12 +30,27 @@ from convbench.problems.transpose import ConvTransposeProblem
 
 
 
-# --- conv2d (forward) ----------------------------------------------------------------------------------
+# --- convolution (forward) -----------------------------------------------------------------------------
+def explicit_pad(p: Any, x: Any, value: float = 0.0) -> Any:
+    """A float64 tensor padded before and after each spatial axis as `p` says (torch's pad lists
+    the last axis first)."""
+    sides = [width for b, e in zip(reversed(p.padding), reversed(p.padding_after), strict=True)
+             for width in (b, e)]
+    if not any(sides):
+        return x
+    return torch_module().nn.functional.pad(x, sides, value=value)
+
+
+def conv64(p: ConvProblem, x: Any, w: Any, bias: Any = None) -> Any:
+    """torch's conv{rank}d on float64 tensors, every side's padding made explicit."""
+    conv = getattr(torch_module().nn.functional, f"conv{p.rank}d")
+    return conv(explicit_pad(p, x), w, bias, p.stride, 0, p.dilation, p.groups)
+
+
 def _conv64(p: ConvProblem, x: np.ndarray, w: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
     torch, t = torch_module(), as_float64_tensor
     with torch.inference_mode():
-        y = torch.nn.functional.conv2d(t(x), t(w), t(bias), p.stride, p.padding, p.dilation,
-                                       p.groups)
+        y = conv64(p, t(x), t(w), t(bias))
     return y.numpy()
 
 
@@ -74,8 +90,7 @@ def conv2d_gradient(p: ConvProblem, grad_out: np.ndarray, operand: np.ndarray) -
     wrt = x if data else w
     with torch.enable_grad():
         wrt.requires_grad_(True)
-        y = torch.nn.functional.conv2d(x, w, None, p.stride, p.padding, p.dilation, p.groups)
-        (grad,) = torch.autograd.grad(y, wrt, t(grad_out))
+        (grad,) = torch.autograd.grad(conv64(p, x, w), wrt, t(grad_out))
     return grad.numpy()
 
 
@@ -92,8 +107,9 @@ def _backward_reference(p: ConvProblem, inputs: Inputs) -> Reference:
     outputs = [conv2d_gradient(p, grad_out, operand)]
     magnitudes = [conv2d_gradient(p, np.abs(grad_out), np.abs(operand))]
     if p.direction == "bwd_weight" and p.bias:
-        outputs.append(grad_out.sum(axis=(0, 2, 3)))
-        magnitudes.append(np.abs(grad_out).sum(axis=(0, 2, 3)))
+        axes = (0, *range(2, grad_out.ndim))
+        outputs.append(grad_out.sum(axis=axes))
+        magnitudes.append(np.abs(grad_out).sum(axis=axes))
     return Reference(tuple(outputs), tuple(magnitudes))
 
 
@@ -101,18 +117,24 @@ def _backward_lengths(p: ConvProblem) -> tuple[int, ...]:
     """bwd_data: at most K/g*R*S terms reach one input pixel; bwd_weight: N*OH*OW per weight
     (and per bias)."""
     if p.direction == "bwd_data":
-        return (p.k // p.groups * p.r * p.s,)
-    pixels = p.n * p.out_h * p.out_w
+        return (p.k // p.groups * math.prod(p.kernel),)
+    pixels = p.n * p.pixels
     return (pixels, pixels) if p.bias else (pixels,)
 
 
 def _transpose64(p: ConvTransposeProblem, x: np.ndarray, w: np.ndarray,
                  bias: np.ndarray | None) -> np.ndarray:
+    """torch's conv_transpose{rank}d in float64, with the smaller side's padding; the rest of
+    the padding crops the output (a transposed convolution's padding removes output)."""
     torch, t = torch_module(), as_float64_tensor
+    common = tuple(min(b, e) for b, e in zip(p.padding, p.padding_after, strict=True))
+    transpose = getattr(torch.nn.functional, f"conv_transpose{p.rank}d")
     with torch.inference_mode():
-        y = torch.nn.functional.conv_transpose2d(t(x), t(w), t(bias), p.stride, p.padding,
-                                                 p.output_padding, p.groups, p.dilation)
-    return y.numpy()
+        y = transpose(t(x), t(w), t(bias), p.stride, common, p.output_padding, p.groups,
+                      p.dilation).numpy()
+    crop = tuple(slice(b - m, y.shape[2 + i] - (e - m)) for i, (b, e, m) in enumerate(
+        zip(p.padding, p.padding_after, common, strict=True)))
+    return y[(slice(None), slice(None), *crop)]
 
 
 register_oracle("conv2d_backward", OpOracle(

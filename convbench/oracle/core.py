@@ -32,6 +32,7 @@ import numpy as np
 
 from convbench.backends import torch_module
 from convbench.problems import Problem
+from convbench.problems.ops import family_op
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,7 @@ def register_oracle(op: str, oracle: OpOracle) -> None:
 
 def oracle_for(op: str) -> OpOracle:
     try:
-        return _ORACLES[op]
+        return _ORACLES[family_op(op)]
     except KeyError:
         raise ValueError(f"no oracle for op {op!r} (known: {', '.join(_ORACLES)})") from None
 
@@ -106,8 +107,20 @@ def draw(rng: np.random.Generator, shape: tuple[int, ...], dtype: str, exact: bo
 
 
 def make_inputs(p: Problem, seed: int = 0, exact: bool = False) -> Inputs:
-    """Random inputs for `p`: standard normal, or in exactness mode scaled small integers."""
-    return oracle_for(p.op).make_inputs(p, np.random.default_rng(seed), exact)
+    """Random inputs for `p`: standard normal, or in exactness mode scaled small integers. In
+    channels-last memory (p.layout "nhwc") the activations (x, grad_out) lie channels last,
+    as torch's channels_last tensors do; the weights stay as they are."""
+    inputs = oracle_for(p.op).make_inputs(p, np.random.default_rng(seed), exact)
+    if getattr(p, "layout", "nchw") != "nhwc":
+        return inputs
+    arrays = tuple(_channels_last(a) if name in ("x", "grad_out") else a
+                   for name, a in zip(inputs.names, inputs.arrays, strict=True))
+    return Inputs(inputs.names, arrays)
+
+
+def _channels_last(a: np.ndarray) -> np.ndarray:
+    """The same values, channels last in memory: (N, *spatial, C) viewed as (N, C, *spatial)."""
+    return np.moveaxis(np.ascontiguousarray(np.moveaxis(a, 1, -1)), -1, 1)
 
 
 def reference(p: Problem, inputs: Inputs) -> Reference:

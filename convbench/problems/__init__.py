@@ -8,9 +8,13 @@ receptive_field.py derive the facts `convbench describe` prints.
 from convbench.problems.base import (
     DIRECTIONS,
     DTYPES,
+    LAYOUTS,
+    RANKS,
     PaddingArg,
     Pair,
+    Sizes,
     as_pair,
+    as_tuple,
     conv_out_size,
     dilated_extent,
     pool_out_size,
@@ -24,7 +28,8 @@ from convbench.problems.pool import PoolProblem
 from convbench.problems.transpose import ConvTransposeProblem, transpose_out_size
 
 __all__ = [
-    "DIRECTIONS", "DTYPES", "OPS", "ConvProblem", "ConvTransposeProblem", "Op", "PaddingArg", "Pair",
+    "DIRECTIONS", "DTYPES", "LAYOUTS", "OPS", "RANKS", "ConvProblem", "ConvTransposeProblem",
+    "Op", "PaddingArg", "Pair", "Sizes", "as_tuple",
     "PoolProblem", "Problem", "as_pair", "conv_out_size", "dilated_extent", "format_descriptor",
     "op_named", "parse", "pool_out_size", "positive_int", "transpose_out_size",
 ]

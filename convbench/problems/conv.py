@@ -1,104 +1,124 @@
-"""The 2-D convolution problem: input (N, C, H, W), weights (K, C/groups, R, S), one problem per
-direction (fwd, bwd_data, bwd_weight) with the forward's shapes; conventions and the FLOP
-convention are in convbench.problems.base."""
+"""The convolution problem of rank 1, 2 or 3: input (N, C, *size), weights (K, C/groups, *kernel),
+one problem per direction (fwd, bwd_data, bwd_weight) with the forward's shapes; conventions and
+the FLOP convention are in convbench.problems.base."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from convbench.problems.base import DIRECTIONS, DTYPES, axes_of, out_size_line, Pair, WeightedCounts, check_direction, normalised_padding, positive_int, as_pair, conv_out_size, dilated_extent
+from convbench.problems.base import (
+    DIRECTIONS,
+    KERNEL_LETTERS,
+    Sizes,
+    Spatial,
+    WeightedCounts,
+    as_tuple,
+    check_direction,
+    check_dtype,
+    check_fits,
+    check_layout,
+    conv_out_size,
+    out_size_line,
+    per_side,
+    positive_int,
+    spatial_sizes,
+)
 
 
-@dataclass(frozen=True)
-class ConvProblem(WeightedCounts):
-    """A 2-D convolution: input (N, C, H, W), weights (K, C/groups, R, S), output (N, K, OH, OW).
-    The shapes are the forward's in every direction; `direction` says which pass is computed."""
+@dataclass(frozen=True, init=False)
+class ConvProblem(Spatial, WeightedCounts):
+    """A convolution: input (N, C, *size), weights (K, C/g, *kernel), output (N, K, *out_size).
+    The shapes are the forward's in every direction; `direction` says which pass is computed.
+
+    Built the 2-D way, ``ConvProblem(n, c, h, w, k, r, s, stride, padding, ...)``, or for any
+    rank with ``size=`` and ``kernel=``; `padding` takes torch's forms, per-side pairs, or
+    `padding_end` beside it (see convbench.problems.base)."""
 
     family: ClassVar[str] = "conv"
     directions: ClassVar[tuple[str, ...]] = DIRECTIONS
-    weight_layout: ClassVar[str] = "(K, C/g, R, S)"
 
     n: int
     c: int
-    h: int
-    w: int
     k: int
-    r: int
-    s: int
-    stride: Pair = (1, 1)
-    padding: Pair = (0, 0)
-    dilation: Pair = (1, 1)
-    groups: int = 1
-    bias: bool = False
-    dtype: str = "float32"
-    direction: str = "fwd"
+    size: Sizes
+    kernel: Sizes
+    stride: Sizes
+    padding: Sizes
+    padding_end: Sizes | None  # None: as the padding before (symmetric)
+    dilation: Sizes
+    groups: int
+    bias: bool
+    dtype: str
+    direction: str
+    layout: str
 
-    def __post_init__(self) -> None:
-        check_direction(self.direction)
-        for name in ("n", "c", "h", "w", "k", "r", "s", "groups"):
-            positive_int(name, getattr(self, name))
-        stride = as_pair("stride", self.stride, 1)
-        dilation = as_pair("dilation", self.dilation, 1)
-        padding = normalised_padding(self.padding, self.r, self.s, stride, dilation)
-        object.__setattr__(self, "stride", stride)
-        object.__setattr__(self, "dilation", dilation)
-        object.__setattr__(self, "padding", padding)
-        object.__setattr__(self, "bias", bool(self.bias))
-        if self.dtype not in DTYPES:
-            raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {self.dtype!r}")
-        if self.c % self.groups:
-            raise ValueError(f"groups={self.groups} must divide the input channels C={self.c}")
-        if self.k % self.groups:
-            raise ValueError(f"groups={self.groups} must divide the output channels K={self.k}")
-        for axis, size, kernel in (("height", self.h, self.r), ("width", self.w, self.s)):
-            i = 0 if axis == "height" else 1
-            extent = dilated_extent(kernel, dilation[i])
-            if extent > size + 2 * padding[i]:
-                raise ValueError(
-                    f"kernel {axis} {kernel} (dilated extent {extent}) is larger than the "
-                    f"padded input {axis} {size} + 2*{padding[i]}"
-                )
+    def __init__(self, n: int, c: int, h: int | None = None, w: int | None = None,
+                 k: int | None = None, r: int | None = None, s: int | None = None,
+                 stride: Any = 1, padding: Any = 0, dilation: Any = 1, groups: int = 1,
+                 bias: bool = False, dtype: str = "float32", direction: str = "fwd", *,
+                 size: Any = None, kernel: Any = None, padding_end: Any = None,
+                 layout: str = "nchw") -> None:
+        check_direction(direction)
+        for name, value in (("n", n), ("c", c), ("k", k), ("groups", groups)):
+            positive_int(name, value)
+        size = spatial_sizes("size", size, (h, w))
+        kernel = spatial_sizes("kernel", kernel, (r, s))
+        if len(kernel) != len(size):
+            raise ValueError(f"kernel {kernel} and size {size} must have one int per axis")
+        rank = len(size)
+        stride = as_tuple("stride", stride, rank, 1)
+        dilation = as_tuple("dilation", dilation, rank, 1)
+        before, after = per_side(padding, rank, kernel, stride, dilation, padding_end)
+        check_dtype(dtype)
+        check_layout(layout)
+        values = dict(n=n, c=c, k=k, size=size, kernel=kernel, stride=stride, padding=before,
+                      padding_end=None if after == before else after, dilation=dilation,
+                      groups=groups, bias=bool(bias), dtype=dtype, direction=direction,
+                      layout=layout)
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
+        if c % groups:
+            raise ValueError(f"groups={groups} must divide the input channels C={c}")
+        if k % groups:  # type: ignore[operator]
+            raise ValueError(f"groups={groups} must divide the output channels K={k}")
+        check_fits(self)
+
+    @property
+    def weight_layout(self) -> str:
+        return "(K, C/g, " + ", ".join(KERNEL_LETTERS[self.rank]) + ")"
 
     @property
     def op(self) -> str:
-        """conv2d for the forward pass, conv2d_backward for either backward direction."""
-        return "conv2d" if self.direction == "fwd" else "conv2d_backward"
+        """conv{rank}d for the forward pass, conv{rank}d_backward for either backward one."""
+        name = f"conv{self.rank}d"
+        return name if self.direction == "fwd" else f"{name}_backward"
 
     # --- shapes ---------------------------------------------------------------------------
     @property
-    def out_h(self) -> int:
-        return conv_out_size(self.h, self.r, self.stride[0], self.padding[0], self.dilation[0])
+    def out_size(self) -> Sizes:
+        return tuple(conv_out_size(i, k, s, p, d, e) for i, k, s, p, d, e in zip(
+            self.size, self.kernel, self.stride, self.padding, self.dilation, self.padding_after,
+            strict=True))
 
     @property
-    def out_w(self) -> int:
-        return conv_out_size(self.w, self.s, self.stride[1], self.padding[1], self.dilation[1])
+    def weight_shape(self) -> Sizes:
+        return (self.k, self.c // self.groups, *self.kernel)
 
     @property
-    def input_shape(self) -> tuple[int, int, int, int]:
-        return (self.n, self.c, self.h, self.w)
-
-    @property
-    def weight_shape(self) -> tuple[int, int, int, int]:
-        return (self.k, self.c // self.groups, self.r, self.s)
-
-    @property
-    def output_shape(self) -> tuple[int, int, int, int]:
-        return (self.n, self.k, self.out_h, self.out_w)
+    def output_shape(self) -> Sizes:
+        return (self.n, self.k, *self.out_size)
 
     def size_lines(self) -> list[tuple[str, str]]:
         """Each output size with its formula's numbers."""
-        return [(f"output {axis}", out_size_line(*numbers)) for axis, numbers in axes_of(self)]
-
-    @property
-    def kernel_extent(self) -> Pair:
-        """Dilated kernel extent d(K-1)+1 per axis: the receptive field of one layer."""
-        return (dilated_extent(self.r, self.dilation[0]), dilated_extent(self.s, self.dilation[1]))
+        return [(f"output {axis}", out_size_line(i, k, s, p, d, o, after=e))
+                for axis, i, k, s, p, e, d, o in self.axes()]
 
     @property
     def reduction_length(self) -> int:
         """Terms summed per output element: C/groups * R * S (the accumulation length)."""
-        return self.c // self.groups * self.r * self.s
+        return self.c // self.groups * math.prod(self.kernel)
 
     # --- counts ---------------------------------------------------------------------------
     @property
@@ -109,7 +129,7 @@ class ConvProblem(WeightedCounts):
     @property
     def macs(self) -> int:
         """Multiply-accumulates of the convolution proper: N*K*OH*OW * C/g*R*S."""
-        return self.n * self.k * self.out_h * self.out_w * self.reduction_length
+        return self.n * self.k * self.pixels * self.reduction_length
 
     @property
     def bias_flops(self) -> int:
@@ -117,9 +137,9 @@ class ConvProblem(WeightedCounts):
         it (fwd) or summing its gradient (bwd_weight); bwd_data has none."""
         if not self.bias or self.direction == "bwd_data":
             return 0
-        return self.n * self.k * self.out_h * self.out_w
+        return self.n * self.k * self.pixels
 
     @property
     def im2col_bytes(self) -> int:
-        """The unfolded input: C*R*S rows by N*OH*OW columns."""
-        return self.c * self.r * self.s * self.n * self.out_h * self.out_w * self.itemsize
+        """The unfolded input: C*R*S rows by N*OH*OW columns (vol2col in 3-D)."""
+        return self.c * math.prod(self.kernel) * self.n * self.pixels * self.itemsize

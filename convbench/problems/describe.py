@@ -6,6 +6,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from convbench.problems.family import Problem
+
+LAYOUT_TEXT = {"nchw": "nchw (channels first in memory; torch's contiguous format)",
+               "nhwc": "nhwc (channels last in memory; torch's channels_last)"}
 from convbench.problems.receptive_field import receptive_fields
 
 
@@ -13,17 +16,21 @@ def describe_rows(p: Problem) -> list[tuple[str, str]]:
     """Every fact of one problem: its shapes, output sizes with their formulas, receptive field,
     and the counts its family declares (`facts`)."""
     rows = [("descriptor", str(p)), ("op, direction", f"{p.op}, {p.direction}"),
-            ("input (N, C, H, W)", str(p.input_shape))]
+            ("layout", LAYOUT_TEXT[p.layout]),
+            (f"input {p.shape_label()}", str(p.input_shape))]
     if p.weight_layout:
         rows.append((f"weights {p.weight_layout}", str(p.weight_shape)))
     rows += [("output", str(p.output_shape)), *p.size_lines()]
     extent = p.kernel_extent
-    rows.append(("receptive field (dilated extent d(K-1)+1)", f"{extent[0]} x {extent[1]}"))
+    rows.append(("receptive field (dilated extent d(K-1)+1)", " x ".join(map(str, extent))))
+    if not p.symmetric:
+        rows.append(("padding (before, after) per axis",
+                     ", ".join(f"{a} ({b}, {e})" for a, _, _, _, b, e, _, _ in p.axes())))
     return rows + p.facts()
 
 
-def _pair_text(pair: tuple[int, int]) -> str:
-    return str(pair[0]) if pair[0] == pair[1] else f"{pair[0]}x{pair[1]}"
+def _pair_text(sizes: tuple[int, ...]) -> str:
+    return str(sizes[0]) if len(set(sizes)) == 1 else "x".join(map(str, sizes))
 
 
 SUITE_COLUMNS = ("case", "descriptor", "output", "MACs", "FLOPs")

@@ -1,20 +1,40 @@
-"""The 2-D pooling problem (max and average), forward and backward."""
+"""The pooling problem (max and average) of rank 1, 2 or 3, forward and backward."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
+from convbench.problems.base import (
+    Described,
+    DTYPES,
+    Sizes,
+    Spatial,
+    as_tuple,
+    check_direction,
+    check_dtype,
+    check_fits,
+    check_layout,
+    direction_flops,
+    out_size_line,
+    per_side,
+    pool_out_size,
+    positive_int,
+    spatial_sizes,
+)
 from convbench.units import format_bytes
 
-from convbench.problems.base import axes_of, direction_flops, out_size_line, DTYPES, Described, Pair, check_direction, positive_int, as_pair, dilated_extent, pool_out_size
 
+@dataclass(frozen=True, init=False)
+class PoolProblem(Spatial, Described):
+    """Pooling over (N, C, *size) with a `kernel`-sized window; stride defaults to the window.
+    Directions: fwd, and bwd_data (the input's gradient; pooling has no weights).
 
-@dataclass(frozen=True)
-class PoolProblem(Described):
-    """2-D pooling over (N, C, H, W) with an R x S window; stride defaults to the window.
-    Directions: fwd, and bwd_data (the input's gradient; pooling has no weights)."""
+    Built the 2-D way, ``PoolProblem(kind, n, c, h, w, r, s, stride, padding, ...)``, or for
+    any rank with ``size=`` and ``kernel=``. Padding may differ before and after an axis
+    (TensorFlow's SAME), each side at most half the window (torch's rule).
+    `divisor_override` replaces average pooling's divisor (torch's argument)."""
 
     family: ClassVar[str] = "pool"
     directions: ClassVar[tuple[str, ...]] = ("fwd", "bwd_data")
@@ -23,57 +43,75 @@ class PoolProblem(Described):
     kind: Literal["max", "avg"]
     n: int
     c: int
-    h: int
-    w: int
-    r: int
-    s: int
-    stride: Pair | None = None
-    padding: Pair = (0, 0)
-    dilation: Pair = (1, 1)
-    ceil_mode: bool = False
-    count_include_pad: bool = True
-    dtype: str = "float32"
-    direction: str = "fwd"
+    size: Sizes
+    kernel: Sizes
+    stride: Sizes
+    padding: Sizes
+    padding_end: Sizes | None  # None: as the padding before (symmetric)
+    dilation: Sizes
+    ceil_mode: bool
+    count_include_pad: bool
+    divisor_override: int | None
+    dtype: str
+    direction: str
+    layout: str
 
-    def __post_init__(self) -> None:
-        if self.kind not in ("max", "avg"):
-            raise ValueError(f"kind must be 'max' or 'avg', got {self.kind!r}")
-        check_direction(self.direction, ("fwd", "bwd_data"))
-        for name in ("n", "c", "h", "w", "r", "s"):
-            positive_int(name, getattr(self, name))
-        window = (self.r, self.s)
-        stride = window if self.stride is None else as_pair("stride", self.stride, 1)
-        object.__setattr__(self, "stride", stride)
-        object.__setattr__(self, "padding", as_pair("padding", self.padding, 0))
-        object.__setattr__(self, "dilation", as_pair("dilation", self.dilation, 1))
-        if self.kind == "avg" and self.dilation != (1, 1):
-            raise ValueError(f"average pooling has no dilation, got dilation={self.dilation}")
-        if self.dtype not in DTYPES:
-            raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {self.dtype!r}")
-        for i, extent in enumerate(self.window_extent):
-            window = (self.r, self.s)[i]
-            if self.padding[i] > window // 2:  # torch's rule: at most half the (undilated) window
-                raise ValueError(
-                    f"padding={self.padding} must be at most half the window {window} "
-                    f"(<= {window // 2})"
-                )
-            if extent > (self.h, self.w)[i] + 2 * self.padding[i]:
-                raise ValueError(
-                    f"pool window extent {extent} is larger than the padded input "
-                    f"{(self.h, self.w)[i]} + 2*{self.padding[i]} "
-                    f"(kernel_size={(self.r, self.s)}, dilation={self.dilation})"
-                )
+    def __init__(self, kind: str, n: int, c: int, h: int | None = None, w: int | None = None,
+                 r: int | None = None, s: int | None = None, stride: Any = None,
+                 padding: Any = 0, dilation: Any = 1, ceil_mode: bool = False,
+                 count_include_pad: bool = True, dtype: str = "float32",
+                 direction: str = "fwd", *, size: Any = None, kernel: Any = None,
+                 padding_end: Any = None, divisor_override: int | None = None,
+                 layout: str = "nchw") -> None:
+        if kind not in ("max", "avg"):
+            raise ValueError(f"kind must be 'max' or 'avg', got {kind!r}")
+        check_direction(direction, ("fwd", "bwd_data"))
+        positive_int("n", n)
+        positive_int("c", c)
+        size = spatial_sizes("size", size, (h, w))
+        kernel = spatial_sizes("kernel", kernel, (r, s))
+        if len(kernel) != len(size):
+            raise ValueError(f"kernel {kernel} and size {size} must have one int per axis")
+        rank = len(size)
+        stride = kernel if stride is None else as_tuple("stride", stride, rank, 1)
+        dilation = as_tuple("dilation", dilation, rank, 1)
+        if isinstance(padding, str):
+            raise ValueError(f"pooling padding must be ints or per-side pairs, got {padding!r} "
+                             "(convbench.tf_padding turns SAME/VALID into pairs)")
+        before, after = per_side(padding, rank, kernel, stride, dilation, padding_end)
+        check_dtype(dtype)
+        check_layout(layout)
+        if divisor_override is not None:
+            if kind != "avg":
+                raise ValueError(f"divisor_override is average pooling's, got it for {kind}")
+            positive_int("divisor_override", divisor_override)
+        values = dict(kind=kind, n=n, c=c, size=size, kernel=kernel, stride=stride,
+                      padding=before,
+                      padding_end=None if after == before else after, dilation=dilation,
+                      ceil_mode=bool(ceil_mode), count_include_pad=bool(count_include_pad),
+                      divisor_override=divisor_override, dtype=dtype, direction=direction,
+                      layout=layout)
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
+        if kind == "avg" and any(d != 1 for d in dilation):
+            raise ValueError(f"average pooling has no dilation, got dilation={dilation}")
+        for side in (before, after):
+            if any(p > k // 2 for p, k in zip(side, kernel, strict=True)):
+                shown = before if before == after else (before, after)
+                raise ValueError(f"padding={shown} must be at most half the window {kernel} "
+                                 f"(<= {tuple(k // 2 for k in kernel)})")
+        check_fits(self, "pool window")
 
     @property
     def op(self) -> str:
-        """max_pool2d or avg_pool2d, with _backward in the bwd_data direction."""
+        """max_pool{rank}d or avg_pool{rank}d, with _backward in the bwd_data direction."""
         suffix = "_backward" if self.direction == "bwd_data" else ""
-        return f"{self.kind}_pool2d{suffix}"
+        return f"{self.kind}_pool{self.rank}d{suffix}"
 
     def size_lines(self) -> list[tuple[str, str]]:
         """Each output size with its formula's numbers (ceil mode's too)."""
-        return [(f"output {axis}", out_size_line(*numbers, self.ceil_mode))
-                for axis, numbers in axes_of(self)]
+        return [(f"output {axis}", out_size_line(i, k, s, p, d, o, self.ceil_mode, after=e))
+                for axis, i, k, s, p, e, d, o in self.axes()]
 
     def facts(self) -> list[tuple[str, str]]:
         """The counts `convbench describe` shows."""
@@ -86,35 +124,27 @@ class PoolProblem(Described):
         ]
 
     @property
-    def kernel_extent(self) -> Pair:
-        """The window's dilated extent per axis (its receptive field), as a kernel's."""
-        return self.window_extent
+    def window_extent(self) -> Sizes:
+        return self.kernel_extent
 
     @property
-    def window_extent(self) -> Pair:
-        return (dilated_extent(self.r, self.dilation[0]), dilated_extent(self.s, self.dilation[1]))
+    def out_size(self) -> Sizes:
+        return tuple(pool_out_size(i, k, s, p, d, self.ceil_mode, e) for i, k, s, p, d, e in zip(
+            self.size, self.kernel, self.stride, self.padding, self.dilation, self.padding_after,
+            strict=True))
 
     @property
-    def out_h(self) -> int:
-        sh = self.stride[0]  # type: ignore[index]
-        return pool_out_size(self.h, self.r, sh, self.padding[0], self.dilation[0], self.ceil_mode)
-
-    @property
-    def out_w(self) -> int:
-        sw = self.stride[1]  # type: ignore[index]
-        return pool_out_size(self.w, self.s, sw, self.padding[1], self.dilation[1], self.ceil_mode)
-
-    @property
-    def input_shape(self) -> tuple[int, int, int, int]:
-        return (self.n, self.c, self.h, self.w)
-
-    @property
-    def output_shape(self) -> tuple[int, int, int, int]:
-        return (self.n, self.c, self.out_h, self.out_w)
+    def output_shape(self) -> Sizes:
+        return (self.n, self.c, *self.out_size)
 
     @property
     def params(self) -> int:
         return 0
+
+    @property
+    def window(self) -> int:
+        """Elements in one window: R*S."""
+        return math.prod(self.kernel)
 
     @property
     def flops(self) -> int:
@@ -123,8 +153,8 @@ class PoolProblem(Described):
         gradient once; avg divides once and adds to each of the R*S window elements."""
         outputs = math.prod(self.output_shape)
         if self.direction == "bwd_data":
-            return outputs * (self.r * self.s + (1 if self.kind == "avg" else 0))
-        return outputs * (self.r * self.s - 1) + (outputs if self.kind == "avg" else 0)
+            return outputs * (self.window + (1 if self.kind == "avg" else 0))
+        return outputs * (self.window - 1) + (outputs if self.kind == "avg" else 0)
 
     @property
     def itemsize(self) -> int:

@@ -42,11 +42,15 @@ def layer_geometry(p: Problem) -> tuple[Pair, Pair]:
 
 def receptive_fields(layers: Sequence[tuple[str, Problem]]) -> list[LayerField]:
     """r_n and j_n after each of the named layers, in order."""
-    field, jump = (1, 1), (1, 1)
+    ranks = {problem.rank for _, problem in layers}
+    if len(ranks) > 1:
+        raise ValueError(f"a stack of layers has one rank, got ranks {sorted(ranks)}")
+    rank = ranks.pop() if ranks else 2
+    field, jump = (1,) * rank, (1,) * rank
     out = []
     for name, problem in layers:
         extent, stride = layer_geometry(problem)
-        field = (field[0] + (extent[0] - 1) * jump[0], field[1] + (extent[1] - 1) * jump[1])
-        jump = (jump[0] * stride[0], jump[1] * stride[1])
+        field = tuple(f + (e - 1) * j for f, e, j in zip(field, extent, jump, strict=True))
+        jump = tuple(j * s for j, s in zip(jump, stride, strict=True))
         out.append(LayerField(name, extent, stride, jump, field))
     return out

@@ -10,108 +10,130 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from convbench.problems.conv import ConvProblem
 from convbench.problems.base import (
-    DTYPES,
-    Pair,
+    KERNEL_LETTERS,
+    Sizes,
+    Spatial,
     WeightedCounts,
-    positive_int,
-    as_pair,
+    as_tuple,
+    check_dtype,
+    check_layout,
     dilated_extent,
+    per_side,
+    positive_int,
+    spatial_sizes,
     transpose_size_line,
 )
 
 
 def transpose_out_size(size: int, kernel: int, stride: int, padding: int, dilation: int,
-                       output_padding: int) -> int:
-    """O = (I - 1)S - 2P + d(K-1) + output_padding + 1: the input size of the adjoint conv."""
-    return (size - 1) * stride - 2 * padding + dilated_extent(kernel, dilation) + output_padding
+                       output_padding: int, padding_end: int | None = None) -> int:
+    """O = (I - 1)S - P_before - P_after + d(K-1) + output_padding + 1 (2P when symmetric):
+    the input size of the adjoint conv."""
+    after = padding if padding_end is None else padding_end
+    return ((size - 1) * stride - padding - after + dilated_extent(kernel, dilation)
+            + output_padding)
 
 
-@dataclass(frozen=True)
-class ConvTransposeProblem(WeightedCounts):
-    """A transposed convolution (torch's conv_transpose2d): input (N, C, H, W), weights
-    (C, K/groups, R, S), output (N, K, OH, OW). It is the adjoint of a convolution: the
-    bwd_data pass of `adjoint`, the conv2d from (N, K, OH, OW) to (N, C, H, W)."""
+@dataclass(frozen=True, init=False)
+class ConvTransposeProblem(Spatial, WeightedCounts):
+    """A transposed convolution (torch's conv_transpose{1,2,3}d): input (N, C, *size), weights
+    (C, K/groups, *kernel), output (N, K, *out_size). It is the adjoint of a convolution: the
+    bwd_data pass of `adjoint`, the convolution from (N, K, *out_size) to (N, C, *size).
+    Padding before and after an axis may differ (ONNX's ConvTranspose pads): it crops the
+    output."""
 
     family: ClassVar[str] = "deconv"
     directions: ClassVar[tuple[str, ...]] = ("fwd",)
-    weight_layout: ClassVar[str] = "(C, K/g, R, S)"
-
-    op: ClassVar[str] = "conv_transpose2d"
     direction: ClassVar[str] = "fwd"
 
     n: int
     c: int
-    h: int
-    w: int
     k: int
-    r: int
-    s: int
-    stride: Pair = (1, 1)
-    padding: Pair = (0, 0)
-    output_padding: Pair = (0, 0)
-    dilation: Pair = (1, 1)
-    groups: int = 1
-    bias: bool = False
-    dtype: str = "float32"
+    size: Sizes
+    kernel: Sizes
+    stride: Sizes
+    padding: Sizes
+    padding_end: Sizes | None  # None: as the padding before (symmetric)
+    output_padding: Sizes
+    dilation: Sizes
+    groups: int
+    bias: bool
+    dtype: str
+    layout: str
 
-    def __post_init__(self) -> None:
-        for name in ("n", "c", "h", "w", "k", "r", "s", "groups"):
-            positive_int(name, getattr(self, name))
-        for name, minimum in (("stride", 1), ("padding", 0), ("output_padding", 0),
-                              ("dilation", 1)):
-            object.__setattr__(self, name, as_pair(name, getattr(self, name), minimum))
-        object.__setattr__(self, "bias", bool(self.bias))
-        if self.dtype not in DTYPES:
-            raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {self.dtype!r}")
-        for name, channels in (("input", self.c), ("output", self.k)):
-            if channels % self.groups:
-                raise ValueError(f"groups={self.groups} must divide the {name} channels "
+    def __init__(self, n: int, c: int, h: int | None = None, w: int | None = None,
+                 k: int | None = None, r: int | None = None, s: int | None = None,
+                 stride: Any = 1, padding: Any = 0, output_padding: Any = 0, dilation: Any = 1,
+                 groups: int = 1, bias: bool = False, dtype: str = "float32", *,
+                 size: Any = None, kernel: Any = None, padding_end: Any = None,
+                 layout: str = "nchw") -> None:
+        for name, value in (("n", n), ("c", c), ("k", k), ("groups", groups)):
+            positive_int(name, value)
+        size = spatial_sizes("size", size, (h, w))
+        kernel = spatial_sizes("kernel", kernel, (r, s))
+        if len(kernel) != len(size):
+            raise ValueError(f"kernel {kernel} and size {size} must have one int per axis")
+        rank = len(size)
+        stride = as_tuple("stride", stride, rank, 1)
+        dilation = as_tuple("dilation", dilation, rank, 1)
+        output_padding = as_tuple("output_padding", output_padding, rank, 0)
+        if isinstance(padding, str):
+            raise ValueError(f"a transposed convolution's padding must be ints or per-side "
+                             f"pairs, got {padding!r} (torch refuses strings here too)")
+        before, after = per_side(padding, rank, kernel, stride, dilation, padding_end)
+        check_dtype(dtype)
+        check_layout(layout)
+        values = dict(n=n, c=c, k=k, size=size, kernel=kernel, stride=stride, padding=before,
+                      padding_end=None if after == before else after,
+                      output_padding=output_padding, dilation=dilation,
+                      groups=groups, bias=bool(bias), dtype=dtype, layout=layout)
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
+        for name, channels in (("input", c), ("output", k)):
+            if channels % groups:  # type: ignore[operator]
+                raise ValueError(f"groups={groups} must divide the {name} channels "
                                  f"{'C' if name == 'input' else 'K'}={channels}")
-        for i in (0, 1):  # torch's rule: smaller than the stride or the dilation
-            if self.output_padding[i] >= max(self.stride[i], self.dilation[i]):
+        for o, s_, d in zip(output_padding, stride, dilation, strict=True):
+            if o >= max(s_, d):  # torch's rule: smaller than the stride or the dilation
                 raise ValueError(
-                    f"output_padding={self.output_padding} must be smaller than either "
-                    f"stride={self.stride} or dilation={self.dilation}")
-        if min(self.out_h, self.out_w) < 1:
-            raise ValueError(f"padding={self.padding} leaves no output: (I-1)S - 2P + d(K-1) "
-                             f"+ output_padding + 1 = {(self.out_h, self.out_w)}")
+                    f"output_padding={output_padding} must be smaller than either "
+                    f"stride={stride} or dilation={dilation}")
+        if min(self.out_size) < 1:
+            raise ValueError(f"padding={before if before == after else (before, after)} leaves "
+                             f"no output: (I-1)S - 2P + d(K-1) + output_padding + 1 = "
+                             f"{self.out_size}")
 
     @property
-    def out_h(self) -> int:
-        return transpose_out_size(self.h, self.r, self.stride[0], self.padding[0],
-                                  self.dilation[0], self.output_padding[0])
+    def op(self) -> str:
+        return f"conv_transpose{self.rank}d"
 
     @property
-    def out_w(self) -> int:
-        return transpose_out_size(self.w, self.s, self.stride[1], self.padding[1],
-                                  self.dilation[1], self.output_padding[1])
+    def weight_layout(self) -> str:
+        return "(C, K/g, " + ", ".join(KERNEL_LETTERS[self.rank]) + ")"
 
     @property
-    def input_shape(self) -> tuple[int, int, int, int]:
-        return (self.n, self.c, self.h, self.w)
+    def out_size(self) -> Sizes:
+        return tuple(transpose_out_size(i, k, s, p, d, o, e) for i, k, s, p, d, o, e in zip(
+            self.size, self.kernel, self.stride, self.padding, self.dilation,
+            self.output_padding, self.padding_after, strict=True))
 
     @property
-    def weight_shape(self) -> tuple[int, int, int, int]:
-        return (self.c, self.k // self.groups, self.r, self.s)
+    def weight_shape(self) -> Sizes:
+        return (self.c, self.k // self.groups, *self.kernel)
 
     @property
-    def output_shape(self) -> tuple[int, int, int, int]:
-        return (self.n, self.k, self.out_h, self.out_w)
-
-    @property
-    def kernel_extent(self) -> Pair:
-        return (dilated_extent(self.r, self.dilation[0]), dilated_extent(self.s, self.dilation[1]))
+    def output_shape(self) -> Sizes:
+        return (self.n, self.k, *self.out_size)
 
     def size_lines(self) -> list[tuple[str, str]]:
         """Each output size with its formula's numbers."""
-        return [(f"output {axis}", transpose_size_line(size, k, s, p, d, op, out))
-                for axis, size, k, s, p, d, op, out
-                in zip(("height", "width"), (self.h, self.w), (self.r, self.s), self.stride,
-                       self.padding, self.dilation, self.output_padding, (self.out_h, self.out_w))]
+        return [(f"output {axis}", transpose_size_line(i, k, s, p, d, op, o, after=e))
+                for (axis, i, k, s, p, e, d, o), op in zip(self.axes(), self.output_padding,
+                                                           strict=True)]
 
     @property
     def adjoint(self) -> ConvProblem:
@@ -119,23 +141,26 @@ class ConvTransposeProblem(WeightedCounts):
         padding, dilation and groups; its input is our output and its output our input. Where
         output_padding >= stride (allowed while it is below the dilation) the adjoint has
         output_padding // stride more output rows (columns) than we have input: zeros."""
-        return ConvProblem(self.n, self.k, self.out_h, self.out_w, self.c, self.r, self.s,
-                           self.stride, self.padding, self.dilation, self.groups,
-                           dtype=self.dtype, direction="bwd_data")
+        return ConvProblem(self.n, self.k, k=self.c, size=self.out_size, kernel=self.kernel,
+                           stride=self.stride, padding=self.padding,
+                           padding_end=self.padding_after, dilation=self.dilation,
+                           groups=self.groups, dtype=self.dtype, direction="bwd_data",
+                           layout=self.layout)
 
     @property
     def reduction_length(self) -> int:
         """At most C/groups * R * S terms reach one output element (fewer when stride > 1)."""
-        return self.c // self.groups * self.r * self.s
+        return self.c // self.groups * math.prod(self.kernel)
 
     @property
     def params(self) -> int:
-        return self.c * (self.k // self.groups) * self.r * self.s + (self.k if self.bias else 0)
+        return self.c * (self.k // self.groups) * math.prod(self.kernel) + (
+            self.k if self.bias else 0)
 
     @property
     def macs(self) -> int:
         """Each input element times each of its K/g*R*S weights."""
-        return math.prod(self.input_shape) * (self.k // self.groups) * self.r * self.s
+        return math.prod(self.input_shape) * (self.k // self.groups) * math.prod(self.kernel)
 
     @property
     def bias_flops(self) -> int:

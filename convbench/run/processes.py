@@ -63,10 +63,11 @@ def timed_call(prepare_weights: bool, algorithm: Algorithm, p: Problem,
                arrays: tuple[Any, ...]) -> Callable[[], Any]:
     """The timed call. In an inference-like suite (prepare_weights), an algorithm's weight-only
     work (a filter transform) is done here, once, outside the timed region."""
+    call = algorithm.bind(p)
     if prepare_weights and algorithm.prepare is not None:
-        state = algorithm.prepare(p, *arrays)
-        return lambda: algorithm.fn(p, *arrays, prepared=state)
-    return lambda: algorithm.fn(p, *arrays)
+        state = algorithm.prepared(p, *arrays)
+        return lambda: call(p, *arrays, prepared=state)
+    return lambda: call(p, *arrays)
 
 
 def identity(fn: Callable[..., Any]) -> str:

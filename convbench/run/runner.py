@@ -139,7 +139,7 @@ def _base_row(suite: Suite, task: Task, threads: int) -> dict[str, Any]:
 
 def _memory_needed_bytes(p: Problem, algorithm: Algorithm) -> int:
     """Inputs and outputs (bytes_moved) twice over (the oracle's copies) plus the workspace."""
-    workspace = algorithm.workspace_bytes(p) if algorithm.workspace_bytes else 0
+    workspace = algorithm.workspace(p) or 0
     return 2 * p.bytes_moved + workspace
 
 
@@ -250,8 +250,7 @@ def run_task(suite: Suite, task: Task, data: Callable[[], _CaseData], threads: i
         refused = precheck(suite, task)
         if refused:
             return row | {"status": refused[0], "reason": refused[1]}
-        model = task.algorithm.workspace_bytes
-        row["workspace_model_bytes"] = model(task.case.problem) if model else None
+        row["workspace_model_bytes"] = task.algorithm.workspace(task.case.problem)
         return row | execute(suite, task, data(), timer)
     except Exception as error:  # noqa: BLE001 - recorded, and the run goes on
         status = "oom" if is_out_of_memory(error) else "error"

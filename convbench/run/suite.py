@@ -13,6 +13,7 @@
     prepare_weights = false                     # inference-like: filter transforms untimed
     seed = 0
     directions = ["bwd_data", "bwd_weight"]     # optional: every case in each direction
+    layouts = ["nchw", "nhwc"]                  # optional: every case in each memory layout
     network = false                             # true: the cases are a network's layers in order
 
     [[case]]
@@ -25,7 +26,10 @@ direction (`bwd_data_`, `bwd_weight_`) by prefix, so one suite may mix ops; a su
 `algorithms` list applies to the ops that have each algorithm. Directions: a case's `direction`
 (a name or a list) wins over the suite's `directions`, which applies to the cases whose
 descriptor names none. A case run in several directions becomes one case per direction, named
-`<name>_<direction>`.
+`<name>_<direction>`. Layouts alike: `layouts` runs every case whose descriptor names none
+(`nhwc_` names channels last) in each memory layout, as `<name>_<layout>` when there are
+several; the reference runs torch in the same memory format, and an algorithm that does not
+declare a layout is `unsupported` in it, with that reason (a layout change is never timed).
 
 `network = true` says the cases are the layers of one network (one path through it, pooling
 included) in order, so that `convbench describe SUITE` can compute the receptive field layer by
@@ -47,14 +51,14 @@ from typing import Any
 from convbench.algorithms import registry
 from convbench.backends import BACKENDS
 from convbench.problems.descriptor import parse
-from convbench.problems import DIRECTIONS, DTYPES, ConvProblem, Problem
+from convbench.problems import DIRECTIONS, DTYPES, LAYOUTS, ConvProblem, Problem
 from convbench.algorithms.registry import DEFAULT_REFERENCE
 
 _PROBLEM_FIELDS = {"n", "c", "h", "w", "k", "r", "s", "stride", "padding", "dilation", "groups",
                    "bias", "dtype"}
 _SUITE_KEYS = {"description", "batch", "algorithms", "backends", "reference", "budget_s",
                "min_repeats", "limit_s", "exact", "prepare_weights", "seed", "dtype",
-               "directions", "network"}
+               "directions", "network", "layouts"}
 _CASE_KEYS = {"name", "descriptor", "direction"}
 
 
@@ -224,6 +228,19 @@ def _directed(case: Case, raw: dict[str, Any], index: int, loc: _Locator,
     return [Case(f"{case.name}_{p.direction}", p) for p in problems]
 
 
+def _laid_out(case: Case, settings: dict[str, Any]) -> list[Case]:
+    """The case in each of the suite's memory layouts, named <name>_<layout> when there are
+    several; a descriptor that names its layout (nhwc_) keeps it."""
+    layouts = settings.get("layouts")
+    if not layouts or case.problem.layout != "nchw" or str(case.problem).startswith(
+            ("nhwc_", "bwd_data_nhwc_", "bwd_weight_nhwc_")):
+        return [case]
+    if len(layouts) == 1:
+        return [Case(case.name, replace(case.problem, layout=layouts[0]))]
+    return [Case(f"{case.name}_{layout}", replace(case.problem, layout=layout))
+            for layout in layouts]
+
+
 def _blamed_key(message: str, raw: dict[str, Any]) -> str | None:
     """The case key an error message is about, for the line number."""
     if "descriptor" in raw:
@@ -238,7 +255,7 @@ _SETTING_TYPES: dict[str, tuple[type, ...]] = {
     "description": (str,), "batch": (int,), "algorithms": (list,), "backends": (list,),
     "reference": (str,), "budget_s": (int, float), "min_repeats": (int,),
     "limit_s": (int, float), "exact": (bool,), "prepare_weights": (bool,), "seed": (int,),
-    "dtype": (str,), "directions": (list,), "network": (bool,),
+    "dtype": (str,), "directions": (list,), "network": (bool,), "layouts": (list,),
 }
 
 
@@ -252,6 +269,10 @@ def _settings(raw: dict[str, Any], loc: _Locator) -> dict[str, Any]:
     if "dtype" in raw and raw["dtype"] not in DTYPES:
         raise loc.error("[suite]", 0, "dtype", f"dtype must be one of {sorted(DTYPES)}, "
                         f"got {raw['dtype']!r}")
+    for layout in raw.get("layouts", []):
+        if layout not in LAYOUTS:
+            raise loc.error("[suite]", 0, "layouts", f"layout must be one of "
+                            f"{', '.join(LAYOUTS)} (channels first or last), got {layout!r}")
     for direction in raw.get("directions", []):
         if direction not in DIRECTIONS:
             raise loc.error("[suite]", 0, "directions", f"direction must be one of "
@@ -292,8 +313,9 @@ def load_suite(name_or_path: str, batch: int | None = None) -> Suite:
     raw_cases = data.get("case", [])
     if not raw_cases:
         raise SuiteError(f"{path}: the suite has no [[case]] entries")
-    indexed = [(i, case) for i, raw in enumerate(raw_cases)
-               for case in _directed(_case(raw, i, loc, settings), raw, i, loc, settings)]
+    indexed = [(i, laid_out) for i, raw in enumerate(raw_cases)
+               for case in _directed(_case(raw, i, loc, settings), raw, i, loc, settings)
+               for laid_out in _laid_out(case, settings)]
     seen: set[str] = set()
     for i, case in indexed:
         if case.name in seen:

@@ -14,7 +14,7 @@ import numpy as np
 
 from convbench.algorithms.conv.torch_ref import as_tensor
 from convbench.backends import torch_module
-from convbench.problems import ConvProblem
+from convbench.problems import LAYOUTS, RANKS, ConvProblem
 from convbench.problems.transpose import ConvTransposeProblem
 from convbench.algorithms.registry import register
 
@@ -30,7 +30,7 @@ def _converters(a: Any) -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
 
 @register(
     "conv2d_backward", "torch", backends=TORCH_BACKENDS, requires=("torch",), role="reference",
-    summary="aten convolution_backward: oneDNN on the CPU, cuDNN on torch-cuda (the reference)",
+    ranks=RANKS, layouts=LAYOUTS, summary="aten convolution_backward: oneDNN on the CPU, cuDNN on torch-cuda (the reference)",
 )
 def conv2d_backward_torch(p: ConvProblem, grad_out: Any, operand: Any) -> Any:
     """numpy in, numpy out; tensors in, tensors out. bwd_weight with a bias: (grad_w, grad_b)."""
@@ -44,7 +44,7 @@ def conv2d_backward_torch(p: ConvProblem, grad_out: Any, operand: Any) -> Any:
     with torch.inference_mode():
         grad_x, grad_w, grad_b = torch.ops.aten.convolution_backward(
             grad, x, w, [p.k] if bias else None, p.stride, p.padding, p.dilation, False,
-            [0, 0], p.groups, [data, not data, bias],
+            [0] * p.rank, p.groups, [data, not data, bias],
         )
     if data:
         return out(grad_x)
@@ -53,7 +53,7 @@ def conv2d_backward_torch(p: ConvProblem, grad_out: Any, operand: Any) -> Any:
 
 @register(
     "conv_transpose2d", "torch", backends=TORCH_BACKENDS, requires=("torch",), role="reference",
-    summary="torch.nn.functional.conv_transpose2d: oneDNN on the CPU, cuDNN on torch-cuda "
+    ranks=RANKS, layouts=LAYOUTS, summary="torch.nn.functional.conv_transpose2d: oneDNN on the CPU, cuDNN on torch-cuda "
     "(the reference)",
 )
 def conv_transpose2d_torch(p: ConvTransposeProblem, x: Any, w: Any, bias: Any | None) -> Any:
@@ -61,7 +61,7 @@ def conv_transpose2d_torch(p: ConvTransposeProblem, x: Any, w: Any, bias: Any | 
     torch = torch_module()
     tensor, out = _converters(x)
     with torch.inference_mode():
-        y = torch.nn.functional.conv_transpose2d(
+        y = getattr(torch.nn.functional, f"conv_transpose{p.rank}d")(
             tensor(x), tensor(w), None if bias is None else tensor(bias), p.stride,
             p.padding, p.output_padding, p.groups, p.dilation,
         )

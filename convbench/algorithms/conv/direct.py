@@ -8,13 +8,17 @@ from __future__ import annotations
 from convbench.algorithms import cost
 from convbench.algorithms.windows import add_bias, pad, windows
 from convbench.backends import ARRAY_API_BACKENDS
-from convbench.problems import ConvProblem
+from convbench.algorithms.conv import channels_last
+from convbench.problems import LAYOUTS, ConvProblem
 from convbench.algorithms.registry import register
 from convbench.backends.xp import Array, contiguous, device, matmul_into, namespace, reshape_copy
 
 
 def workspace_bytes(p: ConvProblem) -> int:
-    """Padded input (if padded) + one tap's slice + one tap's product + the reordered weights."""
+    """Padded input (if padded) + one tap's slice + one tap's product + the reordered weights;
+    outside 2-D channels first, the channels-last path's copies."""
+    if not _planar(p):
+        return channels_last.workspace_elements(p, unfolded=False) * p.itemsize
     padded = p.n * p.c * (p.h + 2 * p.padding[0]) * (p.w + 2 * p.padding[1])
     tap = p.n * p.c * p.out_h * p.out_w
     product = p.n * p.k * p.out_h * p.out_w
@@ -26,6 +30,8 @@ def workspace_bytes(p: ConvProblem) -> int:
 def cost_s(p: ConvProblem) -> float:
     """Per kernel tap: the tap's slice copied (N*C*OH*OW items, runs of OW), one channel GEMM
     per image and group, and the product added into y (three streams of the output's size)."""
+    if not _planar(p):
+        return channels_last.cost_s(p, unfolded=False)
     g, kg, cg, pixels = p.groups, p.k // p.groups, p.c // p.groups, p.out_h * p.out_w
     tap = cost.copy_s(p.n * p.c * pixels, p.itemsize, p.out_w)
     gemm = cost.gemm_s(kg, pixels, cg, p.itemsize, batch=p.n * g)
@@ -35,12 +41,21 @@ def cost_s(p: ConvProblem) -> float:
     return cost.padding_s(p) + weights + p.r * p.s * per_tap + cost.calls_s(6)
 
 
+def _planar(p: ConvProblem) -> bool:
+    """A 2-D channels-first problem: the NCHW path below; every other one runs channels last
+    (convbench.algorithms.conv.channels_last)."""
+    return p.rank == 2 and not p.channels_last
+
+
 @register(
     "conv2d", "direct", backends=ARRAY_API_BACKENDS, exact=True,
-    workspace_bytes=workspace_bytes, cost_s=cost_s,
-    summary="one channel GEMM per kernel tap, accumulated; no im2col buffer",
+    workspace_bytes=workspace_bytes, cost_s=cost_s, ranks=(2, 3), layouts=LAYOUTS,
+    summary="one channel GEMM per kernel tap, accumulated; no im2col buffer; channels last "
+    "natively, 1-D to 3-D",
 )
 def conv2d_direct(p: ConvProblem, x: Array, w: Array, bias: Array | None) -> Array:
+    if not _planar(p):
+        return add_bias(channels_last.direct(p, x, w), bias)
     xp = namespace(x, w)
     g, cg, kg = p.groups, p.c // p.groups, p.k // p.groups
     n, pixels = p.n, p.out_h * p.out_w

@@ -14,7 +14,8 @@ from __future__ import annotations
 from convbench.algorithms import cost
 from convbench.algorithms.windows import add_bias, pad, windows
 from convbench.backends import ARRAY_API_BACKENDS
-from convbench.problems import ConvProblem
+from convbench.algorithms.conv import channels_last
+from convbench.problems import LAYOUTS, ConvProblem
 from convbench.algorithms.registry import register
 from convbench.backends.xp import Array, contiguous, namespace
 
@@ -22,12 +23,19 @@ from convbench.backends.xp import Array, contiguous, namespace
 PER_IMAGE_MIN_COLUMNS = 128
 
 
+def _planar(p: ConvProblem) -> bool:
+    """A 2-D channels-first problem: the NCHW paths below; every other one runs channels last
+    (convbench.algorithms.conv.channels_last)."""
+    return p.rank == 2 and not p.channels_last
+
+
 def is_pointwise(p: ConvProblem) -> bool:
-    return (p.r, p.s) == (1, 1) and p.stride == (1, 1) and p.padding == (0, 0)
+    return (_planar(p) and (p.r, p.s) == (1, 1) and p.stride == (1, 1)
+            and p.padding == (0, 0))
 
 
 def is_subsampled_pointwise(p: ConvProblem) -> bool:
-    return ((p.r, p.s) == (1, 1) and p.stride != (1, 1) and p.padding == (0, 0)
+    return (_planar(p) and (p.r, p.s) == (1, 1) and p.stride != (1, 1) and p.padding == (0, 0)
             and p.out_h * p.out_w >= PER_IMAGE_MIN_COLUMNS)
 
 
@@ -35,6 +43,8 @@ def workspace_bytes(p: ConvProblem) -> int:
     """Peak memory above the call's start, less the output (what convbench measures): the column
     matrix beside the padded input (if padded), then beside the GEMM result, which is then
     copied into NCHW order (with one image that copy is free and the result is the output)."""
+    if not _planar(p):
+        return channels_last.workspace_elements(p, unfolded=True) * p.itemsize
     if is_pointwise(p):
         return 0
     if is_subsampled_pointwise(p):  # the subsampled input; the GEMMs write the output
@@ -55,6 +65,8 @@ def cost_s(p: ConvProblem) -> float:
     """1x1 stride 1: the per-image GEMMs alone; strided 1x1: the subsampled copy, then those;
     otherwise the unfold (C*R*S x N*OH*OW items, runs of OW; slower past the resident size),
     one GEMM per group and the result's copy into NCHW (N > 1)."""
+    if not _planar(p):
+        return channels_last.cost_s(p, unfolded=True)
     g, kg, cg, pixels = p.groups, p.k // p.groups, p.c // p.groups, p.out_h * p.out_w
     if is_pointwise(p) or is_subsampled_pointwise(p):
         copy = cost.copy_s(p.n * p.c * pixels, p.itemsize, p.out_w) if p.stride != (1, 1) else 0
@@ -96,10 +108,13 @@ def _unfolded(p: ConvProblem, x: Array, w: Array) -> Array:
 
 @register(
     "conv2d", "im2col", backends=ARRAY_API_BACKENDS, exact=True,
-    workspace_bytes=workspace_bytes, cost_s=cost_s,
-    summary="unfold + one GEMM per group; 1x1 stride 1 is a plain GEMM with no copy",
+    workspace_bytes=workspace_bytes, cost_s=cost_s, ranks=(2, 3), layouts=LAYOUTS,
+    summary="unfold (vol2col in 3-D) + one GEMM per group; 1x1 stride 1 is a plain GEMM with "
+    "no copy; channels last natively",
 )
 def conv2d_im2col(p: ConvProblem, x: Array, w: Array, bias: Array | None) -> Array:
+    if not _planar(p):
+        return add_bias(channels_last.im2col(p, x, w), bias)
     per_image = is_pointwise(p) or is_subsampled_pointwise(p)
     y = _pointwise(p, x, w) if per_image else _unfolded(p, x, w)
     return add_bias(namespace(y).reshape(y, p.output_shape), bias)

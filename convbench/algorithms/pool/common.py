@@ -14,19 +14,21 @@ from convbench.problems import PoolProblem
 
 
 def _divisor_axis(size: int, out: int, window: int, stride: int, padding: int,
-                  include_pad: bool) -> np.ndarray:
+                  include_pad: bool, padding_end: int) -> np.ndarray:
     start = np.arange(out) * stride - padding  # (O,) window starts, in input coordinates
-    end = np.minimum(start + window, size + padding)
+    end = np.minimum(start + window, size + padding_end)
     if include_pad:
         return end - start
     return np.minimum(end, size) - np.maximum(start, 0)
 
 
 def divisor(p: PoolProblem) -> np.ndarray:
-    """(OH, OW): what torch divides each output's window sum by. Separable: rows times columns."""
-    sh, sw = p.stride  # type: ignore[misc]
-    rows = _divisor_axis(p.h, p.out_h, p.r, sh, p.padding[0], p.count_include_pad)
-    cols = _divisor_axis(p.w, p.out_w, p.s, sw, p.padding[1], p.count_include_pad)
+    """(OH, OW): what torch divides each output's window sum by (divisor_override when set).
+    Separable: rows times columns; padding may differ before and after an axis."""
+    if p.divisor_override is not None:
+        return np.full(p.out_size, p.divisor_override, dtype=p.dtype)
+    rows, cols = (_divisor_axis(size, out, window, stride, before, p.count_include_pad, after)
+                  for _, size, window, stride, before, after, _, out in p.axes())
     return np.outer(rows, cols).astype(p.dtype)
 
 

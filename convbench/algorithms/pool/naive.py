@@ -54,9 +54,11 @@ def _window(p: PoolProblem, i: int, j: int) -> tuple[slice, slice]:
 
 def _divisor(p: PoolProblem, i: int, j: int) -> int:
     """torch's: the window clipped to the padded input, or (count_include_pad=False) the input."""
-    (sh, sw), (ph, pw) = p.stride, p.padding  # type: ignore[misc]
+    if p.divisor_override is not None:
+        return p.divisor_override
+    (sh, sw), (ph, pw), (eh, ew) = p.stride, p.padding, p.padding_after  # type: ignore[misc]
     sizes = []
-    for start, window, size, pad in ((i * sh - ph, p.r, p.h, ph), (j * sw - pw, p.s, p.w, pw)):
+    for start, window, size, pad in ((i * sh - ph, p.r, p.h, eh), (j * sw - pw, p.s, p.w, ew)):
         end = min(start + window, size + pad)
         sizes.append(end - start if p.count_include_pad else min(end, size) - max(start, 0))
     return sizes[0] * sizes[1]
@@ -97,7 +99,7 @@ def _channels_first(a: Array) -> Array:
     return contiguous(namespace(a).permute_dims(a, (2, 3, 0, 1)))
 
 
-@register("max_pool2d", "naive", backends=ARRAY_API_BACKENDS, exact=True, estimate_s=estimate_s,
+@register("max_pool2d", "naive", backends=ARRAY_API_BACKENDS, per_side=True, exact=True, estimate_s=estimate_s,
           role="teaching",
           summary="loops over output positions; for teaching")
 def max_pool2d_naive(p: PoolProblem, x: Array) -> Array:
@@ -108,7 +110,7 @@ def max_pool2d_naive(p: PoolProblem, x: Array) -> Array:
     return _channels_first(y_t)
 
 
-@register("avg_pool2d", "naive", backends=ARRAY_API_BACKENDS, estimate_s=estimate_s,
+@register("avg_pool2d", "naive", backends=ARRAY_API_BACKENDS, per_side=True, estimate_s=estimate_s,
           role="teaching",
           summary="loops over output positions; for teaching")
 def avg_pool2d_naive(p: PoolProblem, x: Array) -> Array:
@@ -134,7 +136,7 @@ def _tap_offsets(xp: Any, p: PoolProblem, taps: tuple[int, int], like: Array) ->
     return xp.reshape(rows + xp.arange(taps[1], device=on) * dw, (-1,))
 
 
-@register("max_pool2d_backward", "naive", backends=ARRAY_API_BACKENDS, exact=True,
+@register("max_pool2d_backward", "naive", backends=ARRAY_API_BACKENDS, per_side=True, exact=True,
           estimate_s=estimate_s, role="teaching",
           summary="loops over output positions, adding each gradient at its window's argmax")
 def max_pool2d_backward_naive(p: PoolProblem, grad_out: Array, x: Array) -> Array:
@@ -150,7 +152,7 @@ def max_pool2d_backward_naive(p: PoolProblem, grad_out: Array, x: Array) -> Arra
     return xp.reshape(grad_x, p.input_shape)
 
 
-@register("avg_pool2d_backward", "naive", backends=ARRAY_API_BACKENDS, estimate_s=estimate_s,
+@register("avg_pool2d_backward", "naive", backends=ARRAY_API_BACKENDS, per_side=True, estimate_s=estimate_s,
           role="teaching",
           summary="loops over output positions, spreading each gradient over its window")
 def avg_pool2d_backward_naive(p: PoolProblem, grad_out: Array, x: Array) -> Array:

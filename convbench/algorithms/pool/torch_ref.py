@@ -16,7 +16,7 @@ import numpy as np
 from convbench.algorithms.conv.torch_ref import as_tensor
 from convbench.algorithms.registry import register
 from convbench.backends import torch_module
-from convbench.problems import PoolProblem
+from convbench.problems import LAYOUTS, PoolProblem
 
 BACKENDS = ("numpy", "torch", "torch-cuda")
 
@@ -35,36 +35,41 @@ def on_tensors(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 @register("max_pool2d", "torch", backends=BACKENDS, requires=("torch",), role="reference",
+          ranks=(2, 3), layouts=LAYOUTS,
           summary="torch.nn.functional.max_pool2d (the reference)")
 @on_tensors
 def max_pool2d_torch(p: PoolProblem, x: Any) -> Any:
-    return torch_module().nn.functional.max_pool2d(x, (p.r, p.s), p.stride, p.padding,
-                                                   p.dilation, ceil_mode=p.ceil_mode)
+    return getattr(torch_module().nn.functional, f"max_pool{p.rank}d")(
+        x, p.kernel, p.stride, p.padding, p.dilation, ceil_mode=p.ceil_mode)
 
 
 @register("avg_pool2d", "torch", backends=BACKENDS, requires=("torch",), role="reference",
+          ranks=(2, 3), layouts=LAYOUTS,
           summary="torch.nn.functional.avg_pool2d (the reference)")
 @on_tensors
 def avg_pool2d_torch(p: PoolProblem, x: Any) -> Any:
-    return torch_module().nn.functional.avg_pool2d(
-        x, (p.r, p.s), p.stride, p.padding, ceil_mode=p.ceil_mode,
-        count_include_pad=p.count_include_pad)
+    return getattr(torch_module().nn.functional, f"avg_pool{p.rank}d")(
+        x, p.kernel, p.stride, p.padding, ceil_mode=p.ceil_mode,
+        count_include_pad=p.count_include_pad, divisor_override=p.divisor_override)
 
 
 @register("max_pool2d_backward", "torch", backends=BACKENDS, requires=("torch",), role="reference",
+          ranks=(2, 3), layouts=LAYOUTS,
           summary="aten max_pool2d_with_indices, then its backward (the reference)")
 @on_tensors
 def max_pool2d_backward_torch(p: PoolProblem, grad_out: Any, x: Any) -> Any:
-    aten, window = torch_module().ops.aten, [p.r, p.s]
-    _, indices = aten.max_pool2d_with_indices(x, window, p.stride, p.padding, p.dilation,
-                                              p.ceil_mode)
-    return aten.max_pool2d_with_indices_backward(grad_out, x, window, p.stride, p.padding,
-                                                 p.dilation, p.ceil_mode, indices)
+    aten, window, d = torch_module().ops.aten, list(p.kernel), p.rank
+    forward = getattr(aten, f"max_pool{d}d_with_indices")
+    _, indices = forward(x, window, p.stride, p.padding, p.dilation, p.ceil_mode)
+    return getattr(aten, f"max_pool{d}d_with_indices_backward")(
+        grad_out, x, window, p.stride, p.padding, p.dilation, p.ceil_mode, indices)
 
 
 @register("avg_pool2d_backward", "torch", backends=BACKENDS, requires=("torch",), role="reference",
+          ranks=(2, 3), layouts=LAYOUTS,
           summary="aten avg_pool2d_backward (the reference)")
 @on_tensors
 def avg_pool2d_backward_torch(p: PoolProblem, grad_out: Any, x: Any) -> Any:
-    return torch_module().ops.aten.avg_pool2d_backward(
-        grad_out, x, [p.r, p.s], p.stride, p.padding, p.ceil_mode, p.count_include_pad, None)
+    return getattr(torch_module().ops.aten, f"avg_pool{p.rank}d_backward")(
+        grad_out, x, list(p.kernel), p.stride, p.padding, p.ceil_mode, p.count_include_pad,
+        p.divisor_override)

@@ -79,13 +79,13 @@ def reduce_windows(p: PoolProblem, x_pad: Array, kind: str) -> Array:
     return _fold_taps(p, x_pad, xp.maximum if kind == "max" else xp.add)
 
 
-@register("max_pool2d", "windowed", backends=ARRAY_API_BACKENDS, exact=True,
+@register("max_pool2d", "windowed", backends=ARRAY_API_BACKENDS, per_side=True, exact=True,
           workspace_bytes=_workspace_fwd, summary="max over the windows of a strided view")
 def max_pool2d_windowed(p: PoolProblem, x: Array) -> Array:
     return reduce_windows(p, pad_for_windows(x, p, -math.inf), "max")
 
 
-@register("avg_pool2d", "windowed", backends=ARRAY_API_BACKENDS, workspace_bytes=_workspace_fwd,
+@register("avg_pool2d", "windowed", backends=ARRAY_API_BACKENDS, per_side=True, workspace_bytes=_workspace_fwd,
           summary="sum over the windows of a strided view, / torch's divisor")
 def avg_pool2d_windowed(p: PoolProblem, x: Array) -> Array:
     return reduce_windows(p, pad_for_windows(x, p), "sum") / divisor_like(p, x)
@@ -104,7 +104,7 @@ def _padded_zeros(p: PoolProblem, like: Array) -> Array:
     return xp.zeros((p.n, p.c, *padded_size(p)), dtype=like.dtype, device=device(like))
 
 
-@register("max_pool2d_backward", "windowed", backends=ARRAY_API_BACKENDS, exact=True,
+@register("max_pool2d_backward", "windowed", backends=ARRAY_API_BACKENDS, per_side=True, exact=True,
           workspace_bytes=_workspace_bwd,
           summary="argmax over the window view, then one scatter-add per tap")
 def max_pool2d_backward_windowed(p: PoolProblem, grad_out: Array, x: Array) -> Array:
@@ -116,7 +116,7 @@ def max_pool2d_backward_windowed(p: PoolProblem, grad_out: Array, x: Array) -> A
     return contiguous(crop(grad_pad, p))
 
 
-@register("avg_pool2d_backward", "windowed", backends=ARRAY_API_BACKENDS,
+@register("avg_pool2d_backward", "windowed", backends=ARRAY_API_BACKENDS, per_side=True,
           workspace_bytes=_workspace_bwd,
           summary="each gradient / divisor added to every tap of its window")
 def avg_pool2d_backward_windowed(p: PoolProblem, grad_out: Array, x: Array) -> Array:

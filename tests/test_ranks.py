@@ -1,0 +1,125 @@
+"""Ranks 1-3, padding before and after an axis, and channels-last memory: the problem model's
+formulas, the bridges (lowering) that let every algorithm take what it does not declare, and
+the suites that use them."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import convbench
+from convbench import oracle
+from convbench.algorithms import registry
+from convbench.problems import ConvProblem, PoolProblem, parse
+from convbench.run.suite import load_suite
+
+
+@pytest.mark.parametrize("stride", [1, 2, 3])
+@pytest.mark.parametrize("kernel", [1, 2, 3, 4, 5])
+@pytest.mark.parametrize("size", [5, 6, 7, 8, 11, 12])
+def test_tf_same_and_valid_give_the_course_output_sizes(size: int, kernel: int, stride: int):
+    """SAME: out = ceil(I/S), the odd pixel of padding after; VALID: ceil((I - K + 1)/S)."""
+    same = convbench.tf_padding("SAME", (size, size), kernel, stride)
+    (before, after), _ = same
+    assert after - before in (0, 1)
+    conv = ConvProblem(1, 1, k=1, size=(size, size), kernel=(kernel, kernel), stride=stride,
+                       padding=same)
+    assert conv.out_size == (math.ceil(size / stride),) * 2
+    pool = PoolProblem("max", 1, 1, size=(size, size), kernel=(kernel, kernel), stride=stride,
+                       padding=same)
+    assert pool.out_size == (math.ceil(size / stride),) * 2
+    if kernel <= size:
+        valid = convbench.tf_padding("VALID", (size, size), kernel, stride)
+        conv = ConvProblem(1, 1, k=1, size=(size, size), kernel=(kernel, kernel),
+                           stride=stride, padding=valid)
+        assert conv.out_size == (math.ceil((size - kernel + 1) / stride),) * 2
+
+
+def test_onnx_pads_and_auto_pad() -> None:
+    assert convbench.onnx_padding((224, 224), 3, 2, pads=[0, 1, 1, 2]) == ((0, 1), (1, 2))
+    assert convbench.onnx_padding((224, 224), 3, 2, auto_pad="SAME_UPPER") == ((0, 1), (0, 1))
+    assert convbench.onnx_padding((224, 224), 3, 2, auto_pad="SAME_LOWER") == ((1, 0), (1, 0))
+    assert convbench.onnx_padding((7,), 3, auto_pad="VALID") == ((0, 0),)
+    with pytest.raises(ValueError, match=r"auto_pad must be .* got 'SAME'"):
+        convbench.onnx_padding((7,), 3, auto_pad="SAME")
+
+
+@pytest.mark.parametrize("descriptor", [
+    "n4c16w1000k32s3p4d4", "n1c3id16h112k64r3p1", "n1c3id8h9w10k4kd1r3s2sd1sh2sw3pd0ph1pw2",
+    "n1c32h224k64r3st2pe1", "n1c3h9k4r3ph0pw1peh2pew1", "nhwc_n8c64h56k64r3p1",
+    "bwd_weight_nhwc_n2c8id5h6k4r3p1b1", "deconv_n1c4w9k2s4st2p1pe2op1",
+    "avgpool_n2c4id5h5r3st2p1ci0dv7", "bwd_data_maxpool_n1c2w9s3st2pe1",
+])
+def test_descriptors_of_every_rank_round_trip(descriptor: str) -> None:
+    p = parse(descriptor)
+    assert parse(str(p)) == p and str(p) == descriptor
+
+
+def test_a_problem_states_each_rank_and_side() -> None:
+    p = parse("n1c32h224k64r3st2pe1")
+    assert (p.padding, p.padding_after, p.out_size) == ((0, 0), (1, 1), (112, 112))
+    assert p.op == "conv2d" and not p.symmetric
+    assert parse("n4c16w1000k32s3p4d4").op == "conv1d"
+    assert parse("bwd_data_maxpool_n1c2id5h5r3").op == "max_pool3d_backward"
+    with pytest.raises(TypeError, match=r"h is a 2-D field; this problem has rank 3"):
+        _ = parse("n1c3id16h112k64r3p1").h
+    with pytest.raises(ValueError, match=r"layout must be one of nchw, nhwc .* got 'chwn'"):
+        ConvProblem(1, 2, 3, 3, 2, 1, 1, layout="chwn")
+    with pytest.raises(ValueError, match=r"padding as per-side pairs needs 2 \(before, after\)"):
+        ConvProblem(1, 2, 5, 5, 2, 3, 3, padding=((1, 1),))
+
+
+# Problems no built-in 2-D algorithm takes natively: rank 1, per-side padding, both, and a
+# transposed convolution cropped unequally; each through the bridges, checked by the oracle.
+BRIDGED = ["n2c6w17k4s3st2p1", "n2c4h9w10k6r3st2pe1", "n2c6w13k4s3p2pe0d2",
+           "bwd_data_n2c4h9k6r3st2p0pe1", "bwd_weight_n2c4h9k6r3p1pe2b1",
+           "deconv_n2c4h6k6r3st2p1pe2", "maxpool_n2c3h9r3st2pe1", "avgpool_n2c3h9r3st2pe1ci0",
+           "bwd_data_avgpool_n2c3w11s3st2pe1", "maxpool_n2c3w12s2"]
+
+
+@pytest.mark.parametrize("descriptor", BRIDGED)
+def test_every_algorithm_that_takes_a_bridged_problem_matches_the_oracle(descriptor: str):
+    p = parse(descriptor)
+    inputs = oracle.make_inputs(p)
+    ref = oracle.reference(p, inputs)
+    ran = []
+    for algorithm in registry.all_algorithms(p.op):
+        if algorithm.why_not(p, "numpy"):
+            continue
+        result = algorithm.run(p, *inputs.arrays)
+        check = oracle.check(p, result, ref, algorithm.tolerance_factor, False,
+                             algorithm.tolerance_floor_eps, algorithm.error_spreads)
+        assert check.ok, (algorithm.name, check)
+        ran.append(algorithm.name)
+    assert len(ran) >= 2, ran
+
+
+def test_channels_last_inputs_and_results_stay_channels_last() -> None:
+    p = parse("nhwc_n2c4h9k6r3st2p1")
+    x, w, _ = oracle.make_inputs(p).arrays
+    assert np.moveaxis(x, 1, -1).flags.c_contiguous  # the activations lie channels last
+    ref = oracle.reference(p, oracle.make_inputs(p)).outputs[0]
+    for name in ("direct", "im2col", "torch"):
+        y = registry.get("conv2d", name).run(p, x, w, None)
+        assert np.moveaxis(y, 1, -1).flags.c_contiguous, name
+        np.testing.assert_allclose(y, ref, atol=1e-5)
+    reason = registry.get("conv2d", "winograd_f4x3").why_not(p)
+    assert reason and "takes nchw memory only, not nhwc" in reason
+
+
+def test_a_suites_layouts_make_one_case_per_layout() -> None:
+    suite = load_suite("resnet50_nhwc")
+    names = [c.name for c in suite.cases]
+    assert len(names) == 46 and names[0].endswith("_nchw") and names[1].endswith("_nhwc")
+    assert {c.problem.layout for c in suite.cases} == {"nchw", "nhwc"}
+
+
+@pytest.mark.parametrize("name, ranks", [("conv1d", {1}), ("conv3d", {3}),
+                                         ("tf_same", {2}), ("resnet50_nhwc", {2})])
+def test_the_new_suites_load(name: str, ranks: set[int]) -> None:
+    suite = load_suite(name)
+    assert {c.problem.rank for c in suite.cases} == ranks
+    if name == "tf_same":
+        assert sum(not c.problem.symmetric for c in suite.cases) >= 8
