@@ -76,7 +76,14 @@ def test_a_problem_states_each_rank_and_side() -> None:
 BRIDGED = ["n2c6w17k4s3st2p1", "n2c4h9w10k6r3st2pe1", "n2c6w13k4s3p2pe0d2",
            "bwd_data_n2c4h9k6r3st2p0pe1", "bwd_weight_n2c4h9k6r3p1pe2b1",
            "deconv_n2c4h6k6r3st2p1pe2", "maxpool_n2c3h9r3st2pe1", "avgpool_n2c3h9r3st2pe1ci0",
-           "bwd_data_avgpool_n2c3w11s3st2pe1", "maxpool_n2c3w12s2"]
+           "bwd_data_avgpool_n2c3w11s3st2pe1", "maxpool_n2c3w12s2",
+           # 3-D and channels last, natively (direct, im2col, their backward and transposed)
+           "n2c4id5h6k6r3st2p1b1", "bwd_data_n2c4id5h6k6r3st2p1", "bwd_weight_n2c4id4h5k6r3p1b1",
+           "deconv_n2c4id4h5k6r3st2p1op1", "nhwc_n2c4id5h6k6r2d2",
+           "bwd_weight_nhwc_n2c4h9k6r3st2p1g2b1",
+           "bwd_data_nhwc_n2c4w11k6s3st2p1", "nhwc_deconv_n2c4h5k6r4st2p1",
+           # 3-D Winograd (winograd_nd: per-axis transforms), square and mixed kernels
+           "n2c4id6h7w8k5r3p1b1", "n1c3id5h6k4kd1r3p1", "n1c4id9h9k4r5p2g2", "n2c4id5h5k4r2"]
 
 
 @pytest.mark.parametrize("descriptor", BRIDGED)
@@ -123,3 +130,23 @@ def test_the_new_suites_load(name: str, ranks: set[int]) -> None:
     assert {c.problem.rank for c in suite.cases} == ranks
     if name == "tf_same":
         assert sum(not c.problem.symmetric for c in suite.cases) >= 8
+
+
+EXACT = ["n2c4w11k6s3st2p1", "n2c4id5h6k6r3st2p1b1", "nhwc_n2c4h9k6r3st2p1g2",
+         "bwd_data_n2c4id5h6k6r3st2p1", "bwd_weight_nhwc_n2c4id4h5k6r3p1b1",
+         "deconv_n2c4id4h5k6r3st2p1op1", "n2c4h9w10k6r3st2pe1"]
+
+
+@pytest.mark.parametrize("descriptor", EXACT)
+def test_the_direct_methods_are_exact_at_every_rank_and_layout(descriptor: str) -> None:
+    """Exactness mode (integer-valued inputs whose every partial sum is representable): the
+    direct methods, and im2col, match the oracle bit for bit, natively or bridged."""
+    p = parse(descriptor)
+    assert oracle.exact_mode_fits(p)
+    inputs = oracle.make_inputs(p, exact=True)
+    ref = oracle.reference(p, inputs)
+    exact = [a for a in registry.all_algorithms(p.op) if a.exact and not a.why_not(p)]
+    assert {"direct", "im2col"} <= {a.name for a in exact}
+    for algorithm in exact:
+        check = oracle.check(p, algorithm.run(p, *inputs.arrays), ref, exact=True)
+        assert check.ok, (algorithm.name, check)

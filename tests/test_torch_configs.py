@@ -144,12 +144,7 @@ def _check_pool(c: dict) -> list[str]:
             + _each_algorithm(f"{kind}_pool{rank}d_backward", gradient))
 
 
-# Where only the reference runs yet: convbench's own transposed convolutions are 2-D (rank 1
-# through them); strict, so that this list fails the day one of them takes 3-D.
-ONLY_THE_REFERENCE = pytest.mark.xfail(
-    strict=True, reason="no convbench algorithm of its own takes a 3-D transposed convolution")
-CASES = [pytest.param(c, id=_id(c), marks=ONLY_THE_REFERENCE if c["module"] == "ConvTranspose3d"
-                      else ()) for c in RUNS]
+CASES = [pytest.param(c, id=_id(c)) for c in RUNS]
 
 
 @pytest.mark.parametrize("config", CASES)

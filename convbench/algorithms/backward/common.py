@@ -23,8 +23,8 @@ Pass = Callable[[ConvProblem, Array, Array], Array]
 
 
 def bias_gradient(grad_out: Array) -> Array:
-    """(K,): the sum of grad_out (N, K, OH, OW) over everything but K."""
-    return namespace(grad_out).sum(grad_out, axis=(0, 2, 3))
+    """(K,): the sum of grad_out (N, K, *out) over everything but K."""
+    return namespace(grad_out).sum(grad_out, axis=(0, *range(2, grad_out.ndim)))
 
 
 def by_direction(p: ConvProblem, grad_out: Array, operand: Array, data: Pass,
@@ -60,12 +60,13 @@ def gradient_rows(p: ConvProblem, grad_out: Array) -> Array:
     return xp.reshape(xp.permute_dims(grouped, (1, 2, 0, 3)), (g, kg, -1))
 
 
-def zero_extended(x: Array, extra_h: int, extra_w: int) -> Array:
-    """x (N, C, H, W) with `extra_h` rows and `extra_w` columns of zeros at bottom and right."""
+def zero_extended(x: Array, extra: tuple[int, ...]) -> Array:
+    """x (N, C, *spatial) with `extra` zeros after each spatial axis (bottom, right, back)."""
     xp = namespace(x)
-    n, c, h, w = x.shape
-    out = xp.zeros((n, c, h + extra_h, w + extra_w), dtype=x.dtype, device=device(x))
-    out[:, :, :h, :w] = x
+    n, c, *size = x.shape
+    shape = (n, c, *(s + e for s, e in zip(size, extra, strict=True)))
+    out = xp.zeros(shape, dtype=x.dtype, device=device(x))
+    out[(slice(None), slice(None), *(slice(0, s) for s in size))] = x
     return out
 
 
@@ -75,9 +76,9 @@ def transposed(p: ConvTransposeProblem, x: Array, w: Array, bias: Array | None,
     zero-padded at the bottom and right where the adjoint has more outputs (output_padding at
     least the stride)."""
     q = p.adjoint
-    extra_h, extra_w = q.out_h - p.h, q.out_w - p.w
-    if extra_h or extra_w:
-        x = zero_extended(x, extra_h, extra_w)
+    extra = tuple(o - s for o, s in zip(q.out_size, p.size, strict=True))
+    if any(extra):
+        x = zero_extended(x, extra)
     return add_bias(data(q, x, w), bias)
 
 
@@ -90,7 +91,8 @@ def forward_cost(forward_cost_s: Callable[[ConvProblem], float]) -> Callable[...
 def register_pair(name: str, data: Pass, weight: Pass, workspace_bytes: Callable[..., int],
                   summaries: tuple[str, str], estimate_s: Callable[..., float] | None = None,
                   backends: tuple[str, ...] = ARRAY_API_BACKENDS, role: str = "candidate",
-                  cost_s: Callable[..., float] | None = None) -> None:
+                  cost_s: Callable[..., float] | None = None, ranks: tuple[int, ...] = (2,),
+                  layouts: tuple[str, ...] = ("nchw",)) -> None:
     """Register `name` for conv2d_backward (bwd_data by `data`, bwd_weight by `weight`) and for
     conv_transpose2d (the adjoint's bwd_data by `data`), with the same declarations."""
     from convbench.algorithms.registry import register
@@ -99,10 +101,11 @@ def register_pair(name: str, data: Pass, weight: Pass, workspace_bytes: Callable
         return None if model is None else (lambda p: model(p.adjoint))
 
     register("conv2d_backward", name, backends=backends, exact=True, role=role, cost_s=cost_s,
-             workspace_bytes=workspace_bytes, estimate_s=estimate_s, summary=summaries[0])(
+             workspace_bytes=workspace_bytes, estimate_s=estimate_s, summary=summaries[0],
+             ranks=ranks, layouts=layouts)(
         lambda p, grad_out, operand: by_direction(p, grad_out, operand, data, weight))
     register("conv_transpose2d", name, backends=backends, exact=True, role=role,
              cost_s=adjoint(cost_s), workspace_bytes=adjoint(workspace_bytes),
-             estimate_s=adjoint(estimate_s),
+             estimate_s=adjoint(estimate_s), ranks=ranks, layouts=layouts,
              summary=summaries[1])(
         lambda p, x, w, bias: transposed(p, x, w, bias, data))

@@ -14,7 +14,8 @@ from convbench.algorithms.conv import direct
 from convbench.algorithms.backward.common import forward_cost, gradient_rows, register_pair
 from convbench.algorithms.windows import pad, tap
 from convbench.backends.xp import Array, contiguous, device, matmul_into_part, namespace
-from convbench.problems import ConvProblem
+from convbench.algorithms.conv import channels_last
+from convbench.problems import LAYOUTS, ConvProblem
 
 
 def flipped_problem(p: ConvProblem) -> ConvProblem:
@@ -57,12 +58,22 @@ def dilated_gradient(p: ConvProblem, grad_out: Array) -> Array:
     return out
 
 
+def _planar(p: ConvProblem) -> bool:
+    """A 2-D channels-first problem: the NCHW passes here; every other one runs channels last
+    (convbench.algorithms.conv.channels_last)."""
+    return p.rank == 2 and not p.channels_last
+
+
 def backward_data(p: ConvProblem, grad_out: Array, w: Array) -> Array:
+    if not _planar(p):
+        return channels_last.backward_data(p, grad_out, w, unfolded=False)
     q = flipped_problem(p)
     return direct.conv2d_direct(q, dilated_gradient(p, grad_out), flipped_weights(p, w), None)
 
 
 def backward_weight(p: ConvProblem, grad_out: Array, x: Array) -> Array:
+    if not _planar(p):
+        return channels_last.backward_weight(p, grad_out, x, unfolded=False)
     xp = namespace(grad_out, x)
     g, cg, kg, rows = p.groups, p.c // p.groups, p.k // p.groups, p.n * p.out_h * p.out_w
     x_pad = pad(x, p.padding)
@@ -79,7 +90,10 @@ def backward_weight(p: ConvProblem, grad_out: Array, x: Array) -> Array:
 
 def workspace_bytes(p: ConvProblem) -> int:
     """bwd_data: the dilated gradient, the flipped weights and the forward direct's workspace;
-    bwd_weight: the padded input, the reordered gradient, one tap twice and grad_w's taps."""
+    bwd_weight: the padded input, the reordered gradient, one tap twice and grad_w's taps.
+    Outside 2-D channels first, the channels-last passes' copies."""
+    if not _planar(p):
+        return channels_last.backward_workspace_elements(p, unfolded=False) * p.itemsize
     if p.direction == "bwd_data":
         q = flipped_problem(p)
         elements = p.n * q.c * q.h * q.w + p.k * p.reduction_length
@@ -94,5 +108,5 @@ register_pair(
     "direct", backward_data, backward_weight, workspace_bytes,
     ("bwd_data: dilated gradient conv flipped kernel; bwd_weight: one GEMM per tap",
      "input-dilated direct convolution with the flipped kernel"),
-    cost_s=forward_cost(direct.cost_s),
+    cost_s=forward_cost(direct.cost_s), ranks=(2, 3), layouts=LAYOUTS,
 )

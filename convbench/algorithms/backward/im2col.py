@@ -14,7 +14,8 @@ from convbench.algorithms.windows import tap_index
 from convbench.algorithms.conv import im2col as conv_im2col
 from convbench.algorithms.conv.im2col import is_pointwise, unfold
 from convbench.backends.xp import Array, contiguous, namespace
-from convbench.problems import ConvProblem
+from convbench.algorithms.conv import channels_last
+from convbench.problems import LAYOUTS, ConvProblem
 
 
 def _col2im(p: ConvProblem, grad_out: Array, w: Array) -> Array:
@@ -31,7 +32,15 @@ def _col2im(p: ConvProblem, grad_out: Array, w: Array) -> Array:
     return cropped(p, grad_pad)
 
 
+def _planar(p: ConvProblem) -> bool:
+    """A 2-D channels-first problem: the NCHW passes here; every other one runs channels last
+    (convbench.algorithms.conv.channels_last)."""
+    return p.rank == 2 and not p.channels_last
+
+
 def backward_data(p: ConvProblem, grad_out: Array, w: Array) -> Array:
+    if not _planar(p):
+        return channels_last.backward_data(p, grad_out, w, unfolded=True)
     if not is_pointwise(p):
         return _col2im(p, grad_out, w)
     xp = namespace(grad_out, w)
@@ -42,6 +51,8 @@ def backward_data(p: ConvProblem, grad_out: Array, w: Array) -> Array:
 
 
 def backward_weight(p: ConvProblem, grad_out: Array, x: Array) -> Array:
+    if not _planar(p):
+        return channels_last.backward_weight(p, grad_out, x, unfolded=True)
     xp = namespace(grad_out, x)
     g, kg = p.groups, p.k // p.groups
     if is_pointwise(p):
@@ -57,7 +68,10 @@ def backward_weight(p: ConvProblem, grad_out: Array, x: Array) -> Array:
 def workspace_bytes(p: ConvProblem) -> int:
     """bwd_data: the tap-major copy of the weights, the columns and the padded gradient;
     bwd_weight: the reordered gradient, the padded input (if padded) and the columns. 1x1
-    stride 1: the GEMMs' results only."""
+    stride 1: the GEMMs' results only. Outside 2-D channels first, the channels-last passes'
+    copies."""
+    if not _planar(p):
+        return channels_last.backward_workspace_elements(p, unfolded=True) * p.itemsize
     padded = p.n * p.c * (p.h + 2 * p.padding[0]) * (p.w + 2 * p.padding[1])
     columns = p.c * p.r * p.s * p.n * p.out_h * p.out_w
     if is_pointwise(p):
@@ -73,5 +87,5 @@ register_pair(
     "im2col", backward_data, backward_weight, workspace_bytes,
     ("bwd_data: GEMM then col2im scatter-add; bwd_weight: unfold then one GEMM",
      "GEMM then col2im scatter-add (the adjoint conv's bwd_data)"),
-    cost_s=forward_cost(conv_im2col.cost_s),
+    cost_s=forward_cost(conv_im2col.cost_s), ranks=(2, 3), layouts=LAYOUTS,
 )

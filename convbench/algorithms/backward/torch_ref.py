@@ -30,7 +30,8 @@ def _converters(a: Any) -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
 
 @register(
     "conv2d_backward", "torch", backends=TORCH_BACKENDS, requires=("torch",), role="reference",
-    ranks=RANKS, layouts=LAYOUTS, summary="aten convolution_backward: oneDNN on the CPU, cuDNN on torch-cuda (the reference)",
+    ranks=RANKS, layouts=LAYOUTS,
+    summary="aten convolution_backward: oneDNN on the CPU, cuDNN on torch-cuda (the reference)",
 )
 def conv2d_backward_torch(p: ConvProblem, grad_out: Any, operand: Any) -> Any:
     """numpy in, numpy out; tensors in, tensors out. bwd_weight with a bias: (grad_w, grad_b)."""
@@ -53,8 +54,9 @@ def conv2d_backward_torch(p: ConvProblem, grad_out: Any, operand: Any) -> Any:
 
 @register(
     "conv_transpose2d", "torch", backends=TORCH_BACKENDS, requires=("torch",), role="reference",
-    ranks=RANKS, layouts=LAYOUTS, summary="torch.nn.functional.conv_transpose2d: oneDNN on the CPU, cuDNN on torch-cuda "
-    "(the reference)",
+    ranks=RANKS, layouts=LAYOUTS,
+    summary="torch.nn.functional.conv_transpose{1,2,3}d: oneDNN on the CPU, cuDNN on "
+    "torch-cuda (the reference)",
 )
 def conv_transpose2d_torch(p: ConvTransposeProblem, x: Any, w: Any, bias: Any | None) -> Any:
     """numpy in, numpy out; tensors in, tensors out."""

@@ -126,3 +126,86 @@ def cost_s(p: ConvProblem, unfolded: bool) -> float:
                                                                         batch=g)
                        + cost.copy_s(3 * rows * p.k, item) + cost.calls_s(3))
     return layout + cost.padding_s(p) + work + cost.calls_s(8)
+
+
+# --- the backward passes ------------------------------------------------------------------------
+def _gradient_rows(p: ConvProblem, grad_out: Array) -> Array:
+    """grad_out (N, K, *out) as (G, N*prod(out), K/g): one row per output position."""
+    xp, g = namespace(grad_out), p.groups
+    moved = xp.permute_dims(grad_out, (0, *range(2, 2 + p.rank), 1))  # (N, *out, K)
+    rows = xp.reshape(moved, (p.n * p.pixels, g, p.k // g))  # a copy unless channels last
+    return contiguous(xp.permute_dims(rows, (1, 0, 2)))
+
+
+def _weights_from_taps(p: ConvProblem, per_tap: Array) -> Array:
+    """(*kernel, G, C/g, K/g) -> w's shape (K, C/g, *kernel)."""
+    xp = namespace(per_tap)
+    order = (p.rank, p.rank + 2, p.rank + 1, *range(p.rank))  # (G, K/g, C/g, *kernel)
+    return xp.reshape(contiguous(xp.permute_dims(per_tap, order)), p.weight_shape)
+
+
+def _taps(p: ConvProblem) -> list[tuple[int, ...]]:
+    return list(itertools.product(*(range(k) for k in p.kernel)))
+
+
+def backward_weight(p: ConvProblem, grad_out: Array, x: Array, unfolded: bool) -> Array:
+    """grad_w = the input correlated with the gradient over N*prod(out): one GEMM per tap
+    (direct) or one GEMM with the unfolded windows (im2col)."""
+    xp = namespace(grad_out, x)
+    g, cg, kg, rows = p.groups, p.c // p.groups, p.k // p.groups, p.n * p.pixels
+    grad_t = xp.permute_dims(_gradient_rows(p, grad_out), (0, 2, 1))  # (G, K/g, rows)
+    if unfolded:
+        grad_w = xp.matmul(grad_t, columns(p, x))  # (G, K/g, taps*C/g)
+        per_tap = xp.reshape(grad_w, (g, kg, *p.kernel, cg))
+        order = (*range(2, 2 + p.rank), 0, 2 + p.rank, 1)
+        return _weights_from_taps(p, xp.permute_dims(per_tap, order))
+    x_pad = padded(p, spatial_last(p, x))
+    per_tap = xp.empty((*p.kernel, g, cg, kg), dtype=x.dtype, device=device(x))
+    for tap in _taps(p):
+        pixels = xp.permute_dims(xp.reshape(_tap(p, x_pad, tap), (rows, g, cg)), (1, 0, 2))
+        per_tap[tap] = xp.permute_dims(xp.matmul(grad_t, pixels), (0, 2, 1))  # (G, C/g, K/g)
+    return _weights_from_taps(p, per_tap)
+
+
+def backward_data(p: ConvProblem, grad_out: Array, w: Array, unfolded: bool) -> Array:
+    """grad_x: each tap's share of the gradient (grad . w_tap^T) scatter-added into the padded
+    input's gradient at the pixels the tap read (col2im); by one GEMM for every tap (im2col)
+    or one per tap (direct). Channels last throughout; cropped, then channels first."""
+    xp = namespace(grad_out, w)
+    g, cg, kg, rows = p.groups, p.c // p.groups, p.k // p.groups, p.n * p.pixels
+    grad = _gradient_rows(p, grad_out)  # (G, rows, K/g)
+    taps = _tap_weights(p, w)  # (*kernel, G, C/g, K/g)
+    sizes = tuple(s + b + e for s, b, e in zip(p.size, p.padding, p.padding_after, strict=True))
+    grad_pad = xp.zeros((p.n, *sizes, p.c), dtype=grad_out.dtype, device=device(grad_out))
+    if unfolded:
+        every = xp.reshape(xp.permute_dims(taps, (p.rank, p.rank + 2, *range(p.rank),
+                                                  p.rank + 1)), (g, kg, -1))
+        shares = xp.reshape(xp.matmul(grad, every), (g, rows, len(_taps(p)), cg))
+    for i, tap in enumerate(_taps(p)):
+        share = shares[:, :, i, :] if unfolded else xp.matmul(
+            grad, xp.permute_dims(taps[tap], (0, 2, 1)))  # (G, rows, C/g)
+        share = xp.reshape(xp.permute_dims(share, (1, 0, 2)), (p.n, *p.out_size, p.c))
+        index = (slice(None), *(slice(t * d, t * d + (o - 1) * s + 1, s) for t, d, o, s in zip(
+            tap, p.dilation, p.out_size, p.stride, strict=True)), slice(None))
+        grad_pad[index] += share
+    inside = (slice(None), *(slice(b, b + s) for b, s in zip(p.padding, p.size, strict=True)),
+              slice(None))
+    grad_x = grad_pad[inside]  # (N, *size, C)
+    moved = xp.permute_dims(grad_x, (0, 1 + p.rank, *range(1, 1 + p.rank)))
+    return moved if p.channels_last else contiguous(moved)
+
+
+def backward_workspace_elements(p: ConvProblem, unfolded: bool) -> int:
+    """The backward paths' copies: the gradient's rows; bwd_data the padded input gradient
+    (channels last), the shares (every tap's with im2col, one tap's with direct) and the result
+    in channels first; bwd_weight the padded input (permuted in channels first) and the columns
+    (im2col) or one tap's pixels (direct), and the weights' taps."""
+    rows = p.n * p.pixels
+    padded_input = p.n * p.c * math.prod(s + b + e for s, b, e in zip(
+        p.size, p.padding, p.padding_after, strict=True))
+    taps = math.prod(p.kernel)
+    pixels = rows * p.c * (taps if unfolded else 1)
+    first = 0 if p.channels_last else math.prod(p.input_shape)
+    if p.direction == "bwd_data":
+        return rows * p.k + padded_input + pixels + first
+    return rows * p.k + padded_input + first + pixels + 2 * p.k * p.reduction_length

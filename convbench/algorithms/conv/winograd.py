@@ -17,14 +17,14 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable
-from fractions import Fraction
 from typing import Any
 
 import numpy as np
 
 from convbench.algorithms import cost
 from convbench.algorithms.windows import add_bias
-from convbench.algorithms.conv.winograd_matrices import MATRICES
+from convbench.algorithms.conv import winograd_nd
+from convbench.algorithms.conv.winograd_nd import matrices
 from convbench.backends import ARRAY_API_BACKENDS
 from convbench.problems import ConvProblem
 from convbench.algorithms.registry import register
@@ -50,15 +50,6 @@ FAMILY: dict[str, tuple[int, int]] = {
     "winograd_f3x2": (3, 2), "winograd_f3x4": (3, 4), "winograd_f2x5": (2, 5),
     "winograd_f4x5": (4, 5), "winograd_f3x6": (3, 6), "winograd_f2x7": (2, 7),
 }
-
-
-@functools.cache
-def matrices(m: int, r: int, dtype: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(AT, G, BT) of F(m, r) as arrays of `dtype`."""
-    entry = MATRICES[(m, r)]
-    as_array = lambda rows: np.array([[float(Fraction(v)) for v in row] for row in rows],  # noqa: E731
-                                     dtype=dtype)
-    return as_array(entry["AT"]), as_array(entry["G"]), as_array(entry["BT"])
 
 
 @functools.cache
@@ -187,6 +178,8 @@ def filter_transform(p: ConvProblem, w: Array, alpha: int) -> Array:
 
 def winograd(p: ConvProblem, x: Array, w: Array, bias: Array | None,
              alpha: int, prepared: Array | None = None) -> Array:
+    if p.rank != 2:
+        return add_bias(winograd_nd.winograd_nd(p, x, w, alpha, prepared), bias)
     xp = namespace(x, w)
     mh, mw, th, tw = _tiles(p, alpha)
     at, _, _ = transforms_like(alpha, p.r, p.s, x)
@@ -210,7 +203,9 @@ def workspace_bytes(p: ConvProblem, alpha: int) -> int:
     (all of them, or a chunk's) and the transformed input (with chunks: and the chunk's half-
     transformed copy); the transformed input and the products; the products and the output
     tiles; or the output tiles and the output. The chunks are those of a CPU (numpy's and
-    torch's CPU tensors, what this model is checked against)."""
+    torch's CPU tensors, what this model is checked against). Rank 3: winograd_nd's."""
+    if p.rank != 2:
+        return winograd_nd.workspace_elements(p, alpha) * p.itemsize
     mh, mw, th, tw = _tiles(p, alpha)
     tiles, a2 = p.n * th * tw, alpha * alpha
     padded = p.n * p.c * (th * mh + p.r - 1) * (tw * mw + p.s - 1)
@@ -249,7 +244,10 @@ def input_cost_s(p: ConvProblem, alpha: int) -> float:
 def cost_s(p: ConvProblem, alpha: int) -> float:
     """Filter transform (one GEMM), input transform (input_cost_s), alpha^2 channel GEMMs per
     group (K/g x C/g) @ (C/g x tiles), the output transform (one GEMM) and the copy into NCHW
-    (runs of a tile's row), cropped where the tiles reach past the output."""
+    (runs of a tile's row), cropped where the tiles reach past the output. Rank 3:
+    winograd_nd's."""
+    if p.rank != 2:
+        return winograd_nd.cost_s(p, alpha)
     mh, mw, th, tw = _tiles(p, alpha)
     tiles, a2, kg, cg = p.n * th * tw, alpha * alpha, p.k // p.groups, p.c // p.groups
     filters = cost.gemm_s(a2, p.k * cg, p.r * p.s, p.itemsize)
@@ -261,17 +259,25 @@ def cost_s(p: ConvProblem, alpha: int) -> float:
     return filters + input_cost_s(p, alpha) + channels + outputs + cost.calls_s(8)
 
 
+def _filters(p: ConvProblem, w: Array, alpha: int) -> Array:
+    """The filter transform of either rank (what `prepare` does once for inference)."""
+    if p.rank != 2:
+        return winograd_nd.filter_transform(p, w, alpha)
+    return filter_transform(p, w, alpha)
+
+
 def _checks(name: str, m: int, r: int) -> tuple:
     def stride_and_dilation(p: ConvProblem) -> str | None:
-        if p.stride != (1, 1):
+        if any(s != 1 for s in p.stride):
             return f"stride 1 only, got stride {p.stride}"
-        if p.dilation != (1, 1):
+        if any(d != 1 for d in p.dilation):
             return f"dilation 1 only, got dilation {p.dilation}"
         return None
 
     def kernel(p: ConvProblem) -> str | None:
-        if max(p.r, p.s) != r:
-            return f"{name} is F({m},{r}): the kernel's longer side must be {r}, got {p.r}x{p.s}"
+        if max(p.kernel) != r:
+            shown = "x".join(map(str, p.kernel))
+            return f"{name} is F({m},{r}): the kernel's longer side must be {r}, got {shown}"
         return None
 
     return (stride_and_dilation, kernel)
@@ -280,10 +286,10 @@ def _checks(name: str, m: int, r: int) -> tuple:
 def _register(name: str, m: int, r: int) -> None:
     alpha = m + r - 1
     register(
-        "conv2d", name, backends=ARRAY_API_BACKENDS, checks=_checks(name, m, r),
+        "conv2d", name, backends=ARRAY_API_BACKENDS, checks=_checks(name, m, r), ranks=(2, 3),
         workspace_bytes=functools.partial(workspace_bytes, alpha=alpha),
         cost_s=functools.partial(cost_s, alpha=alpha),
-        prepare=lambda p, x, w, bias: filter_transform(p, w, alpha),
+        prepare=lambda p, x, w, bias: _filters(p, w, alpha),
         tolerance_floor_eps=TOLERANCE_FLOOR_EPS[alpha], error_spreads=True,
         summary=f"Winograd F({m}x{m},{r}x{r}): {alpha}x{alpha} input tiles, "
         f"{(m * r) ** 2 / alpha**2:.2f}x fewer multiplies",

@@ -25,9 +25,9 @@ def grid_axes(rows: pd.DataFrame) -> pd.DataFrame | None:
     convs = [p for p in problems if isinstance(p, ConvProblem)]
     if len(convs) != len(problems):
         return None
-    kernels = [(p.r, p.s) for p in convs]
-    sizes = [(p.h, p.w) for p in convs]
-    rest = {(p.n, p.c, p.k, p.stride, p.dilation, p.groups, p.dtype) for p in convs}
+    kernels = [p.kernel for p in convs]
+    sizes = [p.size for p in convs]
+    rest = {(p.n, p.c, p.k, p.stride, p.dilation, p.groups, p.dtype, p.layout) for p in convs}
     count_k, count_s = len(set(kernels)), len(set(sizes))
     full = len(set(zip(kernels, sizes, strict=True))) == len(convs) == count_k * count_s
     if len(rest) != 1 or not full or count_k < 2 or count_s < 2:
@@ -76,10 +76,10 @@ def _draw_panel(ax: Axes, cells: pd.DataFrame, algos: list[str], cmap: ListedCol
                     else cell.winner, ha="center", va="center", fontsize=7)
     ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, vmin=-0.5, vmax=len(algos) - 0.5,
               origin="lower", aspect="auto", interpolation="nearest")
-    ax.set_xticks(range(len(kernels)), [f"{r}×{s}" for r, s in kernels])
-    ax.set_yticks(range(len(sizes)), [f"{h}×{w}" for h, w in sizes])
-    ax.set_xlabel("kernel size R×S")
-    ax.set_ylabel("input size H×W")
+    ax.set_xticks(range(len(kernels)), ["×".join(map(str, k)) for k in kernels])
+    ax.set_yticks(range(len(sizes)), ["×".join(map(str, s)) for s in sizes])
+    ax.set_xlabel("kernel size")
+    ax.set_ylabel("input size")
     ax.grid(False)
 
 
