@@ -96,8 +96,7 @@ def test_every_algorithm_that_takes_a_bridged_problem_matches_the_oracle(descrip
         if algorithm.why_not(p, "numpy"):
             continue
         result = algorithm.run(p, *inputs.arrays)
-        check = oracle.check(p, result, ref, algorithm.tolerance_factor, False,
-                             algorithm.tolerance_floor_eps, algorithm.error_spreads)
+        check = oracle.check_algorithm(p, result, ref, algorithm)
         assert check.ok, (algorithm.name, check)
         ran.append(algorithm.name)
     assert len(ran) >= 2, ran

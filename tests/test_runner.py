@@ -275,3 +275,24 @@ def test_the_harness_defaults() -> None:
 
     options = RunOptions()
     assert options.interleave and options.processes == 1 and run_threads(options) == 1
+
+
+def test_a_selector_is_held_to_the_tolerance_of_what_it_ran(
+    tmp_path: Path, temporary_algorithm: AddAlgorithm
+) -> None:
+    """A selector's row is checked with the tolerance its choice declares (Winograd's floor for
+    Winograd), not with the selector's own: F(6,3)'s rounding on a 3-D depthwise layer passes
+    sqrt(L) eps by far (measured 254 eps against sqrt(L) = 5.2) and is within its floor."""
+    from convbench.algorithms import registry
+
+    f6 = registry.get("conv3d", "winograd_f6x3")
+    temporary_algorithm("t_picks_f6", f6.fn, resolve=lambda p, backend: f6, role="selector",
+                        ranks=(2, 3))
+    path = tmp_path / "s.toml"
+    path.write_text('[suite]\nalgorithms = ["t_picks_f6", "winograd_f6x3"]\nbudget_s = 0.01\n'
+                    'min_repeats = 3\n\n[[case]]\nname = "dw3d"\n'
+                    'descriptor = "n1c16id8h14k16r3p1g16"\n')
+    frame = read_results(run(load_suite(str(path)), tmp_path / "out")).set_index("algo")
+    assert list(frame["status"]) == ["ok", "ok"]
+    assert frame.loc["t_picks_f6", "tolerance"] == frame.loc["winograd_f6x3", "tolerance"]
+    assert frame.loc["t_picks_f6", "norm_err"] > 5.2 * np.finfo(np.float32).eps

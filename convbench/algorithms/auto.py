@@ -61,7 +61,7 @@ def never_tuned() -> set[str]:
     return {a.name for a in all_algorithms() if a.role != "candidate"}
 
 
-def _rank(algorithm: Algorithm, cost: float | None, cheapest: float) -> Rank:
+def _rank(algorithm: Algorithm, cost: float | None, cheapest: float, p: Problem) -> Rank:
     """The sort key of an algorithm that covers the problem: its role; then, if it is a
     candidate level with the cheapest, the rounding it declares; then its cost. Without a cost it
     comes after those with one, in registration order (the sort is stable)."""
@@ -69,7 +69,7 @@ def _rank(algorithm: Algorithm, cost: float | None, cheapest: float) -> Rank:
     if cost is None:
         return (role, 2, 0.0, 0.0)
     if algorithm.role == "candidate" and cost <= cheapest * (1 + LEVEL):
-        return (role, 0, algorithm.tolerance_floor_eps, cost)
+        return (role, 0, algorithm.floor_eps(p), cost)
     return (role, 1, 0.0, cost)
 
 
@@ -82,7 +82,7 @@ def candidates(p: Problem, backend: str = "numpy") -> list[Algorithm]:
     costs = {a.name: a.modelled_s(p) if a.cost_s else None for a in covering}
     cheapest = min((costs[a.name] for a in covering
                     if a.role == "candidate" and a.cost_s), default=0.0)
-    ranked = sorted(covering, key=lambda a: _rank(a, costs[a.name], cheapest))  # stable
+    ranked = sorted(covering, key=lambda a: _rank(a, costs[a.name], cheapest, p))  # stable
     tuned = set(_tuned(p)) if backend == "numpy" else set()
     return [a for a in ranked if a.name in tuned] + [a for a in ranked if a.name not in tuned]
 

@@ -66,6 +66,8 @@ class Algorithm:
     tolerance_factor: float = 1.0
     tolerance_floor_eps: float = 0.0
     error_spreads: bool = False  # rounding spread over the output (transforms): see oracle
+    # A floor by rank where rounding grows with it (Winograd's 3-D tiles); else the one above.
+    rank_floor_eps: dict[int, float] = field(default_factory=dict)
     # What the function takes natively; convbench.algorithms.lowering bridges the rest (rank 1
     # on a 2-D algorithm, padding that differs before and after) or says why it cannot.
     ranks: tuple[int, ...] = (2,)
@@ -83,6 +85,12 @@ class Algorithm:
         """The problem this algorithm's function receives for `problem`, and the bridge to it;
         or why there is none (convbench.algorithms.lowering)."""
         return _lowered(problem, self.ranks, self.per_side, self.layouts)
+
+    def floor_eps(self, problem: Problem) -> float:
+        """The tolerance floor (units of eps) for `problem`, at the rank the function runs it."""
+        lowered = self.lowered(problem)
+        rank = getattr(lowered if isinstance(lowered, str) else lowered.problem, "rank", None)
+        return self.rank_floor_eps.get(rank, self.tolerance_floor_eps)  # type: ignore[arg-type]
 
     def why_not(self, problem: Problem, backend: str = "numpy") -> str | None:
         """Why this algorithm cannot run `problem` on `backend`, as one sentence; None if it can."""
@@ -164,7 +172,8 @@ class Algorithm:
         for check in self.checks:
             reason = check(lowered.problem)
             if reason:
-                return reason
+                lifted = getattr(lowered.problem, "rank", None) != getattr(problem, "rank", None)
+                return f"{reason} (as a 2-D image of height 1)" if lifted else reason
         return None
 
     def missing_requirement(self) -> str | None:

@@ -165,7 +165,7 @@ def check_algorithm(p: Problem, y: np.ndarray | tuple[np.ndarray, ...], ref: Ref
                     algorithm: Any, exact: bool = False) -> Check:
     """`check` with the tolerance model the algorithm declares (its factor, its floor, and
     whether its rounding is spread over the whole output, as an FFT's is)."""
-    return check(p, y, ref, algorithm.tolerance_factor, exact, algorithm.tolerance_floor_eps,
+    return check(p, y, ref, algorithm.tolerance_factor, exact, algorithm.floor_eps(p),
                  algorithm.error_spreads)
 
 
