@@ -10,9 +10,9 @@ rules: padding at most half the window, the window no larger than the padded inp
 pooling without dilation.
 
 Defined answers at the edges (torch's where torch defines one):
-- a window holding a NaN gives NaN, and its index (and the backward by indices) goes to the
-  window's last NaN in scan order (torch's CPU rule); otherwise ties go to the first maximum.
-  The naive and windowed backward passes route a NaN window's gradient to its first NaN;
+- a window holding a NaN gives NaN, and its gradient (every algorithm's backward pass, and the
+  backward by indices) and its index go to the window's last NaN in scan order (torch's CPU
+  rule); otherwise ties go to the first maximum;
 - a max-pool window lying wholly in the padding (possible with dilation) gives -inf, its
   gradient goes nowhere, and its index is -1 (torch reports a position outside the input);
 - `return_indices=True` returns (values, indices) with torch's flat index into each (N, C)
