@@ -1,7 +1,8 @@
-"""FFT convolution at every rank: the forward pass of rank 2 and 3 natively (rank 1 and per-side
-padding through lowering), in channels-first and channels-last memory, checked against the
-float64 oracle with the tolerance fft declares; its filter transform, and its workspace model
-against what numpy allocates."""
+"""FFT convolution at every rank: the forward pass and both backward passes (bwd_data as the
+forward on the flipped kernel, bwd_weight as a correlation by FFT) of rank 2 and 3 natively,
+rank 1 and per-side padding through lowering, in channels-first and channels-last memory,
+checked against the float64 oracle with the tolerance fft declares; its filter transform, and
+its workspace models against what numpy allocates."""
 
 from __future__ import annotations
 
@@ -64,8 +65,44 @@ def test_fft_prepared_filter_transform_at_ranks_1_and_3(descriptor: str) -> None
                                   algorithm.run(p, *arrays))
 
 
+@pytest.mark.parametrize("direction", ["bwd_data", "bwd_weight"])
+@pytest.mark.parametrize("descriptor", FORWARD)
+def test_fft_backward_matches_the_oracle_at_every_rank(descriptor: str, direction: str) -> None:
+    """Both directions of every forward case; bwd_weight returns (grad_w, grad_bias) with a
+    bias (the oracle checks both), grad_w alone without."""
+    p = parse(f"{direction}_{descriptor}")
+    inputs = oracle.make_inputs(p, seed=43)
+    result = _fft(p).run(p, *inputs.arrays)
+    if direction == "bwd_data":
+        assert result.shape == p.input_shape
+    elif p.bias:
+        grad_w, grad_bias = result
+        assert (grad_w.shape, grad_bias.shape) == (p.weight_shape, (p.k,))
+    else:
+        assert result.shape == p.weight_shape
+    _checked(p, result, inputs)
+
+
+def test_fft_weight_gradient_reads_every_tap_of_a_large_dilated_kernel() -> None:
+    """A 7x5 kernel at dilation (2, 3) with stride (3, 2) over a padded input: the lags read
+    are multiples of the dilation, the spread gradient is every stride-th pixel."""
+    p = parse("bwd_weight_n3c4h23w19k6r7s5sh3sw2ph5pw4dh2dw3b1")
+    inputs = oracle.make_inputs(p, seed=44)
+    _checked(p, _fft(p).run(p, *inputs.arrays), inputs)
+
+
+def test_winograd_still_refuses_the_weight_gradient() -> None:
+    p = parse("bwd_weight_n2c4h9k6r3p1")
+    assert registry.get(p.op, "winograd_f2x3").why_not(p) == (
+        "bwd_data only (bwd_weight is no convolution)")
+
+
 @pytest.mark.parametrize("descriptor", [
     "n2c16id10h12k16r3p1", "nhwc_n2c16id10h12k16r3p1", "n2c16id9h10k8r3st2p1g2",
+    "bwd_data_n2c16id10h12k16r3p1", "bwd_data_nhwc_n2c16id9h10k8r3st2p1g2",
+    "bwd_weight_n2c16h20k16r3p1", "bwd_weight_n2c16id10h12k16r3p1",
+    "bwd_weight_nhwc_n2c16id10h12k16r3p1b1", "bwd_weight_n2c16id9h10k8r3st2p1g2",
+    "bwd_weight_n8c4h20k32r3p1",
 ])
 def test_fft_workspace_model_matches_numpy_measurement(descriptor: str) -> None:
     p = parse(descriptor)

@@ -3,8 +3,9 @@ transposed convolution as the bwd_data pass of its adjoint.
 
 A backward problem carries its direction. Its inputs are (grad_out, w) in bwd_data and
 (grad_out, x) in bwd_weight, as benchdnn's BWD_D and BWD_W take them; bwd_weight also returns
-the bias gradient (the sum of grad_out over N, OH, OW) when the problem has a bias. Arrays are
-any array-API library's (numpy, cupy, torch), through the shim convbench.backends.xp.
+the bias gradient (the sum of grad_out over N and the spatial axes) when the problem has a
+bias. Arrays are any array-API library's (numpy, cupy, torch), through the shim
+convbench.backends.xp.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ Pass = Callable[[ConvProblem, Array, Array], Array]
 
 
 def bias_gradient(grad_out: Array) -> Array:
-    """(K,): the sum of grad_out (N, K, OH, OW) over everything but K."""
-    return namespace(grad_out).sum(grad_out, axis=(0, 2, 3))
+    """(K,): the sum of grad_out (N, K, *out) over everything but K."""
+    return namespace(grad_out).sum(grad_out, axis=(0, *range(2, grad_out.ndim)))
 
 
 def by_direction(p: ConvProblem, grad_out: Array, operand: Array, data: Pass,
