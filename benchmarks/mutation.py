@@ -44,7 +44,8 @@ SCOPE: dict[str, tuple[str, ...]] = {
         "matrices", "axis_transforms", "kron_transforms", "_tiles", "_on_device",
         "transforms_like", "axis_transforms_like", "_chunk_channels", "_padded", "_tile_view",
         "input_transform", "filter_transform", "winograd", "_checks"),
-    "convbench.algorithms.conv.fft": ("fft_shape", "_zero_extended", "filter_transform", "fft"),
+    "convbench.algorithms.conv.fft": ("fft_shape", "zero_extended", "filter_transform",
+                                      "strided_crop", "fft"),
     "convbench.run.rundir": (
         "_repair", "_check_header", "_append_synced", "ResultsFile*", "_write_row",
         "_samples_record", "write_meta", "read_results", "_check_rows", "_completed",

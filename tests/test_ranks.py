@@ -83,7 +83,8 @@ BRIDGED = ["n2c6w17k4s3st2p1", "n2c4h9w10k6r3st2pe1", "n2c6w13k4s3p2pe0d2",
            "bwd_weight_nhwc_n2c4h9k6r3st2p1g2b1",
            "bwd_data_nhwc_n2c4w11k6s3st2p1", "nhwc_deconv_n2c4h5k6r4st2p1",
            # 3-D Winograd (winograd_nd: per-axis transforms), square and mixed kernels
-           "n2c4id6h7w8k5r3p1b1", "n1c3id5h6k4kd1r3p1", "n1c4id9h9k4r5p2g2", "n2c4id5h5k4r2"]
+           "n2c4id6h7w8k5r3p1b1", "n1c3id5h6k4kd1r3p1", "n1c4id9h9k4r5p2g2", "n2c4id5h5k4r2",
+           "bwd_data_n2c4id6h7k5r3p1"]
 
 
 @pytest.mark.parametrize("descriptor", BRIDGED)

@@ -87,22 +87,36 @@ def matmul_into(a: Array, b: Array, out: Array) -> Array:
     return a @ b
 
 
-def rfft2(x: Array, shape: tuple[int, int]) -> Array:
-    """Real 2-D FFT over the last two axes at `shape`; numpy's through scipy.fft (workers, in
-    place), which the harness gives the run's thread count."""
+def rfftn(x: Array, shape: tuple[int, ...]) -> Array:
+    """Real FFT over the last len(shape) axes at `shape` (zero-extended or cut to it); numpy's
+    through scipy.fft (workers, in place), which the harness gives the run's thread count."""
+    axes = tuple(range(-len(shape), 0))
     if is_numpy_array(x):
         import scipy.fft
 
-        return scipy.fft.rfft2(x, s=shape, overwrite_x=True, workers=scipy.fft.get_workers())
-    return namespace(x).fft.rfftn(x, s=shape, axes=(-2, -1))
+        return scipy.fft.rfftn(x, s=shape, axes=axes, overwrite_x=True,
+                               workers=scipy.fft.get_workers())
+    return namespace(x).fft.rfftn(x, s=shape, axes=axes)
+
+
+def irfftn(x: Array, shape: tuple[int, ...]) -> Array:
+    """The inverse of rfftn: real output of `shape` over the last len(shape) axes."""
+    axes = tuple(range(-len(shape), 0))
+    if is_numpy_array(x):
+        import scipy.fft
+
+        return scipy.fft.irfftn(x, s=shape, axes=axes, overwrite_x=True,
+                                workers=scipy.fft.get_workers())
+    return namespace(x).fft.irfftn(x, s=shape, axes=axes)
+
+
+def rfft2(x: Array, shape: tuple[int, int]) -> Array:
+    """Real 2-D FFT over the last two axes at `shape` (rfftn of two axes)."""
+    return rfftn(x, shape)
 
 
 def irfft2(x: Array, shape: tuple[int, int]) -> Array:
-    if is_numpy_array(x):
-        import scipy.fft
-
-        return scipy.fft.irfft2(x, s=shape, overwrite_x=True, workers=scipy.fft.get_workers())
-    return namespace(x).fft.irfftn(x, s=shape, axes=(-2, -1))
+    return irfftn(x, shape)
 
 
 def device_key(x: Array) -> Any:

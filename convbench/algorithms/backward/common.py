@@ -3,8 +3,9 @@ transposed convolution as the bwd_data pass of its adjoint.
 
 A backward problem carries its direction. Its inputs are (grad_out, w) in bwd_data and
 (grad_out, x) in bwd_weight, as benchdnn's BWD_D and BWD_W take them; bwd_weight also returns
-the bias gradient (the sum of grad_out over N, OH, OW) when the problem has a bias. Arrays are
-any array-API library's (numpy, cupy, torch), through the shim convbench.backends.xp.
+the bias gradient (the sum of grad_out over N and the spatial axes) when the problem has a
+bias. Arrays are any array-API library's (numpy, cupy, torch), through the shim
+convbench.backends.xp.
 """
 
 from __future__ import annotations

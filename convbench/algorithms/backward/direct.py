@@ -10,6 +10,8 @@ grad_w[:, :, r, s] = grad_out . tap(r, s) over N*OH*OW.
 
 from __future__ import annotations
 
+import math
+
 from convbench.algorithms.conv import direct
 from convbench.algorithms.backward.common import forward_cost, gradient_rows, register_pair
 from convbench.algorithms.windows import pad, tap
@@ -19,20 +21,22 @@ from convbench.problems import LAYOUTS, ConvProblem
 
 
 def flipped_problem(p: ConvProblem) -> ConvProblem:
-    """The stride-1 forward conv from the dilated, padded gradient (N, K, H+eh-1, W+ew-1) to
-    grad_x (N, C, H, W): kernel R x S, dilation d, the groups of p."""
-    eh, ew = p.kernel_extent
-    return ConvProblem(p.n, p.k, p.h + eh - 1, p.w + ew - 1, p.c, p.r, p.s,
-                       dilation=p.dilation, groups=p.groups, dtype=p.dtype)
+    """The stride-1 forward conv from the dilated, padded gradient (N, K, *(size + extent - 1))
+    to grad_x (N, C, *size): p's kernel, dilation, groups and layout, at any rank."""
+    size = tuple(i + e - 1 for i, e in zip(p.size, p.kernel_extent, strict=True))
+    return ConvProblem(p.n, p.k, k=p.c, size=size, kernel=p.kernel, dilation=p.dilation,
+                       groups=p.groups, dtype=p.dtype, layout=p.layout)
 
 
 def flipped_weights(p: ConvProblem, w: Array) -> Array:
-    """(K, C/g, R, S) -> (C, K/g, R, S): each group's channel axes swapped, taps reversed."""
+    """(K, C/g, *kernel) -> (C, K/g, *kernel): each group's channel axes swapped, taps reversed
+    along every spatial axis."""
     xp = namespace(w)
-    g, cg, kg = p.groups, p.c // p.groups, p.k // p.groups
-    swapped = xp.permute_dims(xp.reshape(w, (g, kg, cg, p.r, p.s)), (0, 2, 1, 3, 4))
-    flipped = xp.flip(swapped, axis=(3, 4))  # (G, C/g, K/g, R, S); a view in numpy
-    return xp.reshape(contiguous(flipped), (p.c, kg, p.r, p.s))
+    g, cg, kg, rank = p.groups, p.c // p.groups, p.k // p.groups, p.rank
+    grouped = xp.reshape(w, (g, kg, cg, *p.kernel))
+    swapped = xp.permute_dims(grouped, (0, 2, 1, *range(3, 3 + rank)))
+    flipped = xp.flip(swapped, axis=tuple(range(3, 3 + rank)))  # a view in numpy
+    return xp.reshape(contiguous(flipped), (p.c, kg, *p.kernel))
 
 
 def _inside(offset: int, stride: int, count: int, size: int) -> tuple[int, int]:
@@ -42,19 +46,21 @@ def _inside(offset: int, stride: int, count: int, size: int) -> tuple[int, int]:
 
 
 def dilated_gradient(p: ConvProblem, grad_out: Array) -> Array:
-    """grad_out spread to every S-th pixel of (N, K, H+eh-1, W+ew-1), shifted by d(K-1) - P;
-    pixels whose windows lie wholly in the padding fall outside and are dropped."""
-    (eh, ew), (ph, pw), (sh, sw) = p.kernel_extent, p.padding, p.stride
-    shape = (p.n, p.k, p.h + eh - 1, p.w + ew - 1)
+    """grad_out spread to every S-th pixel of (N, K, *(size + extent - 1)), shifted by
+    d(K-1) - P on each axis; pixels whose windows lie wholly in the padding fall outside and
+    are dropped."""
+    shape = (p.n, p.k, *(i + e - 1 for i, e in zip(p.size, p.kernel_extent, strict=True)))
     out = namespace(grad_out).zeros(shape, dtype=grad_out.dtype, device=device(grad_out))
-    at_h, at_w = eh - 1 - ph, ew - 1 - pw  # where output pixel (0, 0) lands
-    i0, i1 = _inside(at_h, sh, p.out_h, out.shape[2])
-    j0, j1 = _inside(at_w, sw, p.out_w, out.shape[3])
-    if i1 == i0 or j1 == j0:
-        return out
-    rows = slice(at_h + i0 * sh, at_h + (i1 - 1) * sh + 1, sh)
-    cols = slice(at_w + j0 * sw, at_w + (j1 - 1) * sw + 1, sw)
-    out[:, :, rows, cols] = grad_out[:, :, i0:i1, j0:j1]
+    targets, sources = [], []
+    for extent, padding, stride, count, size in zip(p.kernel_extent, p.padding, p.stride,
+                                                    p.out_size, shape[2:], strict=True):
+        at = extent - 1 - padding  # where output pixel 0 lands
+        first, stop = _inside(at, stride, count, size)
+        if stop == first:
+            return out
+        targets.append(slice(at + first * stride, at + (stop - 1) * stride + 1, stride))
+        sources.append(slice(first, stop))
+    out[(slice(None), slice(None), *targets)] = grad_out[(slice(None), slice(None), *sources)]
     return out
 
 
@@ -96,7 +102,7 @@ def workspace_bytes(p: ConvProblem) -> int:
         return channels_last.backward_workspace_elements(p, unfolded=False) * p.itemsize
     if p.direction == "bwd_data":
         q = flipped_problem(p)
-        elements = p.n * q.c * q.h * q.w + p.k * p.reduction_length
+        elements = p.n * q.c * math.prod(q.size) + p.k * p.reduction_length
         return elements * p.itemsize + direct.workspace_bytes(q)
     padded = p.n * p.c * (p.h + 2 * p.padding[0]) * (p.w + 2 * p.padding[1])
     pixels = p.n * p.out_h * p.out_w
