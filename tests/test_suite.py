@@ -475,3 +475,20 @@ def test_resolve_existing_path(tmp_path: Path) -> None:
     path = write(tmp_path, OK_CASE, name="mine.toml")
     assert resolve(str(path)) == path
     assert load_suite(str(path)).name == "mine"
+
+
+def test_a_case_counts_how_often_its_layer_occurs(tmp_path: Path) -> None:
+    """`count` (default 1) says how often a layer occurs in its network; it survives directions
+    and layouts, and a bad one names the line."""
+    path = tmp_path / "net.toml"
+    path.write_text('[suite]\ndirections = ["fwd", "bwd_data"]\nlayouts = ["nchw", "nhwc"]\n\n'
+                    '[[case]]\nname = "a"\ndescriptor = "c4h8k4r3p1"\ncount = 3\n\n'
+                    '[[case]]\nname = "b"\ndescriptor = "c4h8k4r1"\n')
+    counts = {c.name: c.count for c in load_suite(str(path)).cases}
+    assert counts == {"a_fwd_nchw": 3, "a_fwd_nhwc": 3, "a_bwd_data_nchw": 3,
+                      "a_bwd_data_nhwc": 3, "b_fwd_nchw": 1, "b_fwd_nhwc": 1, "b_bwd_data_nchw": 1,
+                      "b_bwd_data_nhwc": 1}
+    assert sum(c.count for c in load_suite("resnet50").cases) == 53  # ResNet-50's conv layers
+    path.write_text('[[case]]\nname = "a"\ndescriptor = "c4h8k4r3p1"\ncount = 0\n')
+    with pytest.raises(SuiteError, match=r"net\.toml:4: field 'count': count must be a positive"):
+        load_suite(str(path))

@@ -20,6 +20,7 @@
     name = "rn50_conv1"
     descriptor = "c3h224k64r7st2p3"             # or fields: n c h w k r s stride padding ...
     direction = "bwd_data"                      # optional: a direction or a list of them
+    count = 1                                   # optional: how often the layer occurs
 
 Descriptors name pooling (`maxpool_`, `avgpool_`), transposed convolutions (`deconv_`) and the
 direction (`bwd_data_`, `bwd_weight_`) by prefix, so one suite may mix ops; a suite-wide
@@ -59,7 +60,7 @@ _PROBLEM_FIELDS = {"n", "c", "h", "w", "k", "r", "s", "stride", "padding", "dila
 _SUITE_KEYS = {"description", "batch", "algorithms", "backends", "reference", "budget_s",
                "min_repeats", "limit_s", "exact", "prepare_weights", "seed", "dtype",
                "directions", "network", "layouts"}
-_CASE_KEYS = {"name", "descriptor", "direction"}
+_CASE_KEYS = {"name", "descriptor", "direction", "count"}
 
 
 class SuiteError(ValueError):
@@ -70,6 +71,7 @@ class SuiteError(ValueError):
 class Case:
     name: str
     problem: Problem
+    count: int = 1  # how often the layer occurs in its network (a plan's time is time x count)
 
 
 @dataclass(frozen=True)
@@ -93,7 +95,7 @@ class Suite:
         """The same suite with every case's N set to `batch`."""
         if not isinstance(batch, int) or batch < 1:
             raise ValueError(f"batch must be a positive int, got {batch!r}")
-        cases = tuple(Case(c.name, replace(c.problem, n=batch)) for c in self.cases)
+        cases = tuple(replace(c, problem=replace(c.problem, n=batch)) for c in self.cases)
         return replace(self, cases=cases)
 
 
@@ -181,8 +183,12 @@ def _case(raw: dict[str, Any], index: int, loc: _Locator, defaults: dict[str, An
     if "descriptor" in raw and set(raw) & _PROBLEM_FIELDS:
         key = sorted(set(raw) & _PROBLEM_FIELDS)[0]
         raise loc.error("[[case]]", index, key, "give either a descriptor or fields, not both")
+    count = raw.get("count", 1)
+    if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+        raise loc.error("[[case]]", index, "count", f"count must be a positive int (how often "
+                        f"the layer occurs), got {count!r}")
     try:
-        return Case(raw["name"], _problem(raw, defaults))
+        return Case(raw["name"], _problem(raw, defaults), count)
     except KeyError as missing:
         raise loc.error("[[case]]", index, None, f"case {raw['name']!r} is missing {missing}")
     except (ValueError, TypeError) as error:
@@ -224,8 +230,8 @@ def _directed(case: Case, raw: dict[str, Any], index: int, loc: _Locator,
     except ValueError as error:
         raise loc.error("[[case]]", index, key, f"case {case.name!r}: {error}") from None
     if len(problems) == 1:
-        return [Case(case.name, problems[0])]
-    return [Case(f"{case.name}_{p.direction}", p) for p in problems]
+        return [replace(case, problem=problems[0])]
+    return [Case(f"{case.name}_{p.direction}", p, case.count) for p in problems]
 
 
 def _laid_out(case: Case, settings: dict[str, Any]) -> list[Case]:
@@ -236,8 +242,8 @@ def _laid_out(case: Case, settings: dict[str, Any]) -> list[Case]:
             ("nhwc_", "bwd_data_nhwc_", "bwd_weight_nhwc_")):
         return [case]
     if len(layouts) == 1:
-        return [Case(case.name, replace(case.problem, layout=layouts[0]))]
-    return [Case(f"{case.name}_{layout}", replace(case.problem, layout=layout))
+        return [replace(case, problem=replace(case.problem, layout=layouts[0]))]
+    return [Case(f"{case.name}_{layout}", replace(case.problem, layout=layout), case.count)
             for layout in layouts]
 
 
