@@ -22,3 +22,22 @@ def format_bytes(count: float, digits: int = 3) -> str:
         if abs(number) >= scale:
             return f"{number / scale:.{digits}g} {unit}"
     return f"{number:.0f} B"
+
+
+BYTE_UNITS = {"": 1, "B": 1, "K": 2**10, "KB": 10**3, "KIB": 2**10, "M": 2**20, "MB": 10**6,
+              "MIB": 2**20, "G": 2**30, "GB": 10**9, "GIB": 2**30}
+
+
+def parse_bytes(text: str) -> int:
+    """'64MiB', '1.5 GiB', '512k', '1000000' -> bytes (KiB = 1024 B, KB = 1000 B); a ValueError
+    names the text otherwise."""
+    number = text.strip().upper().replace(" ", "")
+    split = len(number) - len(number.lstrip("0123456789.eE+"))
+    value, unit = number[:split], number[split:]
+    try:
+        amount = float(value) * BYTE_UNITS[unit]
+    except (ValueError, KeyError):
+        raise ValueError(f"expected a size such as 64MiB, 1.5GiB or 512KiB, got {text!r}") from None
+    if not math.isfinite(amount) or amount < 0:
+        raise ValueError(f"expected a finite, non-negative size, got {text!r}")
+    return int(amount)

@@ -34,6 +34,8 @@ class SuiteView:
     reference: str
     description: str
     peaks: dict[str, Peaks | None]  # by run label
+    counts: dict[str, int] = field(default_factory=dict)  # how often each layer occurs
+    network: bool = False  # the cases are one network's layers: the report adds its plan
 
     @property
     def runs(self) -> list[str]:
@@ -125,5 +127,6 @@ def suite_views(runs: Sequence[Run], frame: pd.DataFrame) -> list[SuiteView]:
             suite=suite, frame=frame[frame["suite"] == suite],
             reference=ran[0].reference if ran else DEFAULT_REFERENCE,
             description=str(first.get("description", "")),
-            peaks={r.label: peaks_of(r) for r in ran}))
+            peaks={r.label: peaks_of(r) for r in ran},
+            counts=ran[0].counts if ran else {}, network=bool(ran and ran[0].network)))
     return views

@@ -49,6 +49,7 @@ def section(view: SuiteView, index: int, figures: Sequence[RenderedFigure]) -> d
         "geomeans": summary.geomean_rows(view), "rows": summary.full_rows(view),
         "figures": [_figure(f) for f in figures],
         "has_peaks": any(p and p.usable_sgemm_gflops for p in view.peaks.values()),
+        "plan": summary.plan_rows(view),
         "peak_doubts": summary.peak_doubts(view),
     }
 

@@ -203,3 +203,25 @@ def metadata_rows(runs: Sequence[Run]) -> list[tuple[str, list[str]]]:
         ("platform", lambda r: str(r.meta.get("platform", ""))),
     ]
     return [(name, [get(r) for r in runs]) for name, get in fields]
+
+
+def plan_rows(view: SuiteView) -> dict[str, Any] | None:
+    """A network suite's plan (no workspace budget; `convbench plan` takes one): every
+    strategy's end-to-end time, and per layer the fastest algorithm, its time x count and
+    workspace. None outside networks."""
+    from convbench.analysis.plan import make_plan
+
+    if not view.network or view.ok.empty:
+        return None
+    rows = view.frame[view.frame["run"] == view.runs[0]] if view.runs else view.frame
+    backend = "numpy" if "numpy" in set(rows["backend"]) else str(rows["backend"].iloc[0])
+    plan = make_plan(rows, view.counts, view.reference, None, backend)
+    strategies = [{"strategy": r.strategy, "total": format_seconds(r.total_s),
+                   "covered": f"{r.covered}/{r.layers}", "vs": format_speedup(r.vs_reference)}
+                  for r in plan.strategies.itertuples()]
+    layers = [{"layer": r.layer, "count": str(r.count), "algo": r.algo or "none",
+               "time": format_seconds(r.time_s), "total": format_seconds(r.total_s),
+               "workspace": format_bytes(r.workspace_bytes) if r.workspace_known else "unknown"}
+              for r in plan.layers.itertuples()]
+    return {"backend": backend, "run": view.runs[0] if view.runs else "",
+            "strategies": strategies, "layers": layers}

@@ -386,6 +386,18 @@ class Run:
         return str((self.meta.get("suite") or {}).get("reference") or DEFAULT_REFERENCE)
 
     @property
+    def counts(self) -> dict[str, int]:
+        """How often each case's layer occurs in its network (1 unless the suite said)."""
+        counts = (self.meta.get("suite") or {}).get("counts") or {}
+        return {str(k): int(v) for k, v in counts.items()}
+
+    @property
+    def network(self) -> bool:
+        """Whether the cases are one network's layers (a plan applies)."""
+        suite = self.meta.get("suite") or {}
+        return bool(suite.get("network") or suite.get("counts"))
+
+    @property
     def noise_warning(self) -> str | None:
         """Why the machine was noisy during the run, as the runner recorded it; None if quiet."""
         return _noise_warning(self.meta)

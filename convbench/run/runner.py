@@ -399,4 +399,5 @@ def _suite_meta(suite: Suite) -> dict[str, Any]:
         "min_repeats": suite.min_repeats, "exact": suite.exact, "seed": suite.seed,
         "cases": len(suite.cases),
         "counts": {c.name: c.count for c in suite.cases if c.count != 1},
+        "network": suite.network,
     }

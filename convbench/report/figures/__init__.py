@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 
 from convbench.report.figures.algorithm_map import algorithm_map
 from convbench.report.figures.cases import time_per_case, workspace_per_algorithm
+from convbench.report.figures.plan import time_by_layer
 from convbench.report.figures.roofline import accuracy_vs_time, roofline
 from convbench.report.figures.speedup import speedup_heatmap
 from convbench.report.figures.style import RC, Style
@@ -62,6 +63,11 @@ FIGURES: tuple[FigureKind, ...] = (
                "The fastest algorithm in each cell of a kernel size x input size grid, with its "
                "lead over the runner-up. Drawn for suites whose cases form such a grid "
                "(suites/sweep.toml)."),
+    FigureKind("plan", "Time by layer per strategy", time_by_layer,
+               "A network's layers in order across; each layer's time per call times how often "
+               "it occurs up (log scale), for the reference alone, auto as it ran, and the "
+               "per-layer best. The gap between the lines is what choosing per layer buys on "
+               "each layer. Drawn for network suites."),
     FigureKind("workspace", "Workspace memory", workspace_per_algorithm,
                "Memory each call needs beyond its inputs and output. Filled: measured with "
                "tracemalloc; hollow: the algorithm's analytic model. The axis is linear below "
