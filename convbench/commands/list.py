@@ -26,13 +26,20 @@ def _availability(algorithm: registry.Algorithm, backend: str) -> str:
     return f"[red]no: {escape(reason)}[/]" if reason else "[green]yes[/]"
 
 
+def ranks_text(algorithm: registry.Algorithm) -> str:
+    """The ranks an algorithm takes: '1-3', '1-2'; rank 1 through a 2-D algorithm counts."""
+    ranks = sorted(r for r in (1, 2, 3) if registry.takes_rank(algorithm, r))
+    return f"{ranks[0]}-{ranks[-1]}" if len(ranks) > 1 else str(ranks[0]) if ranks else "-"
+
+
 def _algorithms_table() -> Table:
     table = Table(title="algorithms")
-    for column in ("op", "algo", *BACKENDS, "exact", "what"):
+    for column in ("op", "algo", *BACKENDS, "exact", "ranks", "layouts", "what"):
         table.add_column(column)
     for a in registry.all_algorithms():
         cells = [_availability(a, backend) for backend in BACKENDS]
-        table.add_row(a.op, a.name, *cells, "yes" if a.exact else "", escape(a.summary))
+        table.add_row(a.op, a.name, *cells, "yes" if a.exact else "", ranks_text(a),
+                      ", ".join(a.layouts), escape(a.summary))
     return table
 
 
