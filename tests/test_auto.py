@@ -139,7 +139,8 @@ def test_an_unknown_role_is_refused_at_registration(role: str) -> None:
 
 
 def test_every_forward_conv_algorithm_declares_its_cost_and_role() -> None:
-    roles = {"torch": "reference", "direct_naive": "teaching", "auto": "selector"}
+    roles = {"torch": "reference", "torch_im2col": "reference", "direct_naive": "teaching",
+             "auto": "selector"}
     for algorithm in registry.all_algorithms("conv2d"):
         assert algorithm.role == roles.get(algorithm.name, "candidate"), algorithm.name
         assert (algorithm.cost_s is None) == (algorithm.role == "selector"), algorithm.name

@@ -150,3 +150,17 @@ def test_the_direct_methods_are_exact_at_every_rank_and_layout(descriptor: str) 
     for algorithm in exact:
         check = oracle.check(p, algorithm.run(p, *inputs.arrays), ref, exact=True)
         assert check.ok, (algorithm.name, check)
+
+
+def test_torch_im2col_runs_torchs_own_im2col_not_onednn() -> None:
+    """The production counterpart of im2col: aten's unfold + GEMM kernels, oneDNN off for the
+    call and back on after it."""
+    torch = pytest.importorskip("torch")
+    p = parse("n2c16h20k16r3p1")
+    x, w, _ = oracle.make_inputs(p).arrays
+    algorithm = registry.get("conv2d", "torch_im2col")
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profile:
+        algorithm.run(p, x, w, None)
+    names = {event.name for event in profile.events()}
+    assert "aten::_slow_conv2d_forward" in names and not any("mkldnn" in n for n in names)
+    assert torch._C._get_mkldnn_enabled()

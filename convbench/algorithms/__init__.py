@@ -10,6 +10,7 @@ problem, and returns the output array in the input's dtype.
 # Registration order is the order of tables and reports: slowest, most literal first.
 from convbench.algorithms.conv import direct_naive  # noqa: F401  isort: skip
 from convbench.algorithms.conv import direct, im2col, torch_ref  # noqa: F401  isort: skip
+from convbench.algorithms.conv import torch_im2col  # noqa: F401  isort: skip
 from convbench.algorithms.conv import winograd  # noqa: F401  isort: skip  (the F(m, r) family)
 from convbench.algorithms.conv import fft  # noqa: F401  isort: skip
 from convbench.algorithms.conv import direct_cuda, im2col_cuda, winograd_cuda  # noqa: F401  isort: skip
