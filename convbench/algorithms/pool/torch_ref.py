@@ -43,8 +43,18 @@ def max_pool2d_torch(p: PoolProblem, x: Any) -> Any:
         x, p.kernel, p.stride, p.padding, p.dilation, ceil_mode=p.ceil_mode)
 
 
+def input_covers_window(p: PoolProblem) -> str | None:
+    """torch's avg_pool3d (forward and backward) refuses an input smaller than the window along
+    any axis, padding or not ("input image ... smaller than kernel size"); its 2-D one does not.
+    Found by `convbench fuzz`."""
+    if p.rank == 3 and any(i < k for i, k in zip(p.size, p.kernel, strict=True)):
+        return (f"torch's avg_pool3d needs each input axis at least the window before padding, "
+                f"got input {p.size} and window {p.kernel}")
+    return None
+
+
 @register("avg_pool2d", "torch", backends=BACKENDS, requires=("torch",), role="reference",
-          ranks=(2, 3), layouts=LAYOUTS,
+          ranks=(2, 3), layouts=LAYOUTS, checks=(input_covers_window,),
           summary="torch.nn.functional.avg_pool2d (the reference)")
 @on_tensors
 def avg_pool2d_torch(p: PoolProblem, x: Any) -> Any:
@@ -66,7 +76,7 @@ def max_pool2d_backward_torch(p: PoolProblem, grad_out: Any, x: Any) -> Any:
 
 
 @register("avg_pool2d_backward", "torch", backends=BACKENDS, requires=("torch",), role="reference",
-          ranks=(2, 3), layouts=LAYOUTS,
+          ranks=(2, 3), layouts=LAYOUTS, checks=(input_covers_window,),
           summary="aten avg_pool2d_backward (the reference)")
 @on_tensors
 def avg_pool2d_backward_torch(p: PoolProblem, grad_out: Any, x: Any) -> Any:
