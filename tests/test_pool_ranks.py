@@ -275,3 +275,16 @@ def test_torch_avg_pool3d_declares_its_input_at_least_the_window(direction: str)
     inputs = oracle.make_inputs(covered, 0)
     y = registry.get(op, "torch").run(covered, *inputs.arrays)
     assert oracle.check(covered, y, oracle.reference(covered, inputs)).ok
+
+
+@pytest.mark.parametrize("rank", [1, 2, 3])
+def test_torch_max_pool_backward_declares_windows_in_the_padding(rank: int) -> None:
+    """torch's max pooling backward sends a window's gradient outside the input when the window
+    lies wholly in the padding (found by `convbench fuzz`): its declaration refuses those."""
+    torch_backward = registry.get("max_pool2d_backward", "torch")
+    bwd = PoolProblem("max", 1, 1, direction="bwd_data", **ALL_PADDING[rank])
+    reason = torch_backward.why_not(bwd)
+    assert reason is not None and "wholly in the padding" in reason
+    inside = PoolProblem("max", 1, 1, size=(5,) * rank, kernel=(2,) * rank, stride=1, padding=1,
+                         dilation=2, direction="bwd_data")
+    assert torch_backward.why_not(inside) is None

@@ -63,8 +63,20 @@ def avg_pool2d_torch(p: PoolProblem, x: Any) -> Any:
         count_include_pad=p.count_include_pad, divisor_override=p.divisor_override)
 
 
+def no_window_in_the_padding(p: PoolProblem) -> str | None:
+    """torch's max pooling backward sends the gradient of a window lying wholly in the padding
+    to an index past the input (its forward's index of a -inf): a wrong gradient, or a write out
+    of bounds. Found by `convbench fuzz`."""
+    for axis, size, k, stride, before, _, d, out in p.axes():
+        if any(all(not 0 <= o * stride - before + j * d < size for j in range(k))
+               for o in range(out)):
+            return (f"a window lies wholly in the padding along the {axis}: torch's max pooling "
+                    "backward sends its gradient outside the input")
+    return None
+
+
 @register("max_pool2d_backward", "torch", backends=BACKENDS, requires=("torch",), role="reference",
-          ranks=(2, 3), layouts=LAYOUTS,
+          ranks=(2, 3), layouts=LAYOUTS, checks=(no_window_in_the_padding,),
           summary="aten max_pool2d_with_indices, then its backward (the reference)")
 @on_tensors
 def max_pool2d_backward_torch(p: PoolProblem, grad_out: Any, x: Any) -> Any:
