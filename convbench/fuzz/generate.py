@@ -25,13 +25,13 @@ from convbench.problems import (
 from convbench.problems.ops import family_op
 
 # Sizes: small, odd and prime ones weighted up; the largest side per rank keeps cases quick.
-SIZES = (1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 13, 16, 17, 23)
-MAX_SIDE = {1: 23, 2: 13, 3: 7}
-KERNELS = (1, 2, 3, 4, 5, 7)
+SIZES = (1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 13, 16, 17, 23, 29, 31)
+MAX_SIDE = {1: 31, 2: 17, 3: 8}
+KERNELS = (1, 2, 3, 4, 5, 6, 7)
 CHANNELS = (1, 2, 3, 4, 5, 6, 8)
 # Bounds on one problem, so that a campaign of thousands of cases takes minutes.
-MAX_ELEMENTS = 6000  # input + output + weights
-MAX_MACS = 150_000  # multiply-adds (pooling: window elements visited)
+MAX_ELEMENTS = 10_000  # input + output + weights
+MAX_MACS = 250_000  # multiply-adds (pooling: window elements visited)
 MAX_ATTEMPTS = 1000
 
 
@@ -100,7 +100,7 @@ def _build(rng: np.random.Generator, cls: type, rank: int, op: str,
                            **_pool_options(rng, op), c=_pick(rng, CHANNELS), **common)
     channels = _channels(rng)
     if cls is ConvTransposeProblem:
-        output_padding = tuple(int(rng.integers(max(s, d))) if _chance(rng, 0.3) else 0
+        output_padding = tuple(int(rng.integers(max(s, d))) if _chance(rng, 0.6) else 0
                                for s, d in zip(geometry["stride"], geometry["dilation"]))
         return ConvTransposeProblem(output_padding=output_padding, bias=_chance(rng, 0.5),
                                     **channels, **common)
@@ -115,7 +115,8 @@ def _geometry(rng: np.random.Generator, rank: int, pool: bool, dilate: bool
     sizes = [s for s in SIZES if s <= MAX_SIDE[rank]]
     size = (1,) * rank if _chance(rng, 0.08) else tuple(_pick(rng, sizes) for _ in range(rank))
     whole = _chance(rng, 0.12)  # the kernel as large as the input
-    kernel = tuple(i if whole else _pick(rng, KERNELS) for i in size)
+    square = _pick(rng, KERNELS) if _chance(rng, 0.5) else None  # as Winograd's tiles need
+    kernel = tuple(i if whole else square or _pick(rng, KERNELS) for i in size)
     dilated = dilate and _chance(rng, 0.2)
     dilation = tuple(_pick(rng, (1, 2, 3)) if dilated else 1 for _ in range(rank))
     stride = _strides(rng, size, kernel)
