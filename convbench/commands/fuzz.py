@@ -77,6 +77,8 @@ def _repro(args: argparse.Namespace, config: Any, console: Console) -> int:
                 raise ValueError(f"--algo {algorithm.name} does not run {p}: {reason}")
     else:
         algorithms = runners(p, config)
+    if not algorithms:
+        console.print(f"{escape(str(p))}: no chosen algorithm runs it on numpy")
     failed = 0
     for algorithm in algorithms:
         check = check_one(p, algorithm, args.seed, args.exact)
@@ -117,7 +119,8 @@ def _campaign(args: argparse.Namespace, config: Any, console: Console) -> int:
 def _summary(console: Console, tally: Any) -> None:
     """Checks per op family and algorithm: ok, wrong, error, and cases passed over as slow."""
     console.print("checks per op and algorithm (ok / wrong / error; slow: passed over):")
-    for (family, algo), counts in sorted(tally.checks.items()):
+    for family, algo in sorted(set(tally.checks) | set(tally.slow)):
+        counts = tally.checks.get((family, algo), dict.fromkeys(("ok", "wrong", "error"), 0))
         slow = tally.slow.get((family, algo), 0)
         console.print(f"  {family} {escape(algo)}: {counts['ok']} / {counts['wrong']} / "
                       f"{counts['error']}" + (f"; slow {slow}" if slow else ""))
