@@ -19,7 +19,7 @@ from convbench.commands.output import error_console, one_line, print_error, stdo
 
 EXIT_OK, EXIT_WRONG, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 COMMANDS: tuple[str, ...] = ("list", "describe", "run", "machine", "tune", "compare", "history",
-                              "report", "plan")
+                              "report", "plan", "fuzz")
 
 
 class Parser(argparse.ArgumentParser):

@@ -16,7 +16,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("backends",),
     ("algorithms",),
     ("oracle",),
-    ("run", "suites"),
+    ("run", "suites", "fuzz"),
     ("analysis",),
     ("report",),
     ("api",),

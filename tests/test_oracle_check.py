@@ -244,6 +244,22 @@ def test_infinite_outputs_fail_even_where_the_error_looks_small() -> None:
     assert not oracle.check(p, y, reference, exact=True).ok
 
 
+def test_an_infinity_the_oracle_has_too_is_no_error() -> None:
+    """A max-pooling window wholly in the padding is -inf, in torch as in every algorithm (found
+    by `convbench fuzz`); an infinity of the other sign, or where the oracle is finite, fails."""
+    p = PoolProblem("max", 1, 1, size=(1,), kernel=(2,), stride=1, padding=1, dilation=2)
+    inputs = oracle.make_inputs(p, seed=3)
+    reference = oracle.reference(p, inputs)
+    assert np.isneginf(reference.y).all()
+    for name in ("naive", "windowed", "torch"):
+        y = registry.get(p.op, name).run(p, *inputs.arrays)
+        assert oracle.check(p, y, reference).ok and oracle.check(p, y, reference, exact=True).ok
+    flipped = np.where(np.isinf(reference.y), np.inf, reference.y).astype(np.float32)
+    assert not oracle.check(p, flipped, reference).ok
+    finite = np.where(np.isinf(reference.y), 0.0, reference.y).astype(np.float32)
+    assert not oracle.check(p, finite, reference).ok
+
+
 # --- inputs, lengths and the registry of oracles -----------------------------------------------
 
 def test_exact_inputs_are_small_integers_scaled_per_input() -> None:

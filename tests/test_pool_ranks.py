@@ -258,3 +258,33 @@ def test_windowed_workspace_matches_its_model_at_rank_3_and_channels_last(
     assert reading.peak_extra_bytes is not None, reading.note
     measured = reading.peak_extra_bytes
     assert 0.75 * model <= measured <= 1.25 * model + SLACK_BYTES, (measured, model)
+
+
+@pytest.mark.parametrize("direction", ["fwd", "bwd_data"])
+def test_torch_avg_pool3d_declares_its_input_at_least_the_window(direction: str) -> None:
+    """torch's avg_pool3d raises on an axis shorter than the window even where the padding
+    covers it (found by `convbench fuzz`): its declaration says so, and naive still runs it."""
+    op = "avg_pool2d" if direction == "fwd" else "avg_pool2d_backward"
+    short = PoolProblem("avg", 1, 1, size=(1, 2, 2), kernel=(2, 1, 1), stride=1, padding=(1, 0, 0),
+                        direction=direction)
+    reason = registry.get(op, "torch").why_not(short)
+    assert reason is not None and "at least the window" in reason
+    assert registry.get(op, "naive").why_not(short) is None
+    covered = PoolProblem("avg", 1, 1, size=(2, 3, 3), kernel=(2, 3, 1), direction=direction)
+    assert registry.get(op, "torch").why_not(covered) is None
+    inputs = oracle.make_inputs(covered, 0)
+    y = registry.get(op, "torch").run(covered, *inputs.arrays)
+    assert oracle.check(covered, y, oracle.reference(covered, inputs)).ok
+
+
+@pytest.mark.parametrize("rank", [1, 2, 3])
+def test_torch_max_pool_backward_declares_windows_in_the_padding(rank: int) -> None:
+    """torch's max pooling backward sends a window's gradient outside the input when the window
+    lies wholly in the padding (found by `convbench fuzz`): its declaration refuses those."""
+    torch_backward = registry.get("max_pool2d_backward", "torch")
+    bwd = PoolProblem("max", 1, 1, direction="bwd_data", **ALL_PADDING[rank])
+    reason = torch_backward.why_not(bwd)
+    assert reason is not None and "wholly in the padding" in reason
+    inside = PoolProblem("max", 1, 1, size=(5,) * rank, kernel=(2,) * rank, stride=1, padding=1,
+                         dilation=2, direction="bwd_data")
+    assert torch_backward.why_not(inside) is None

@@ -43,8 +43,18 @@ def max_pool2d_torch(p: PoolProblem, x: Any) -> Any:
         x, p.kernel, p.stride, p.padding, p.dilation, ceil_mode=p.ceil_mode)
 
 
+def input_covers_window(p: PoolProblem) -> str | None:
+    """torch's avg_pool3d (forward and backward) refuses an input smaller than the window along
+    any axis, padding or not ("input image ... smaller than kernel size"); its 2-D one does not.
+    Found by `convbench fuzz`."""
+    if p.rank == 3 and any(i < k for i, k in zip(p.size, p.kernel, strict=True)):
+        return (f"torch's avg_pool3d needs each input axis at least the window before padding, "
+                f"got input {p.size} and window {p.kernel}")
+    return None
+
+
 @register("avg_pool2d", "torch", backends=BACKENDS, requires=("torch",), role="reference",
-          ranks=(2, 3), layouts=LAYOUTS,
+          ranks=(2, 3), layouts=LAYOUTS, checks=(input_covers_window,),
           summary="torch.nn.functional.avg_pool2d (the reference)")
 @on_tensors
 def avg_pool2d_torch(p: PoolProblem, x: Any) -> Any:
@@ -53,8 +63,20 @@ def avg_pool2d_torch(p: PoolProblem, x: Any) -> Any:
         count_include_pad=p.count_include_pad, divisor_override=p.divisor_override)
 
 
+def no_window_in_the_padding(p: PoolProblem) -> str | None:
+    """torch's max pooling backward sends the gradient of a window lying wholly in the padding
+    to an index past the input (its forward's index of a -inf): a wrong gradient, or a write out
+    of bounds. Found by `convbench fuzz`."""
+    for axis, size, k, stride, before, _, d, out in p.axes():
+        if any(all(not 0 <= o * stride - before + j * d < size for j in range(k))
+               for o in range(out)):
+            return (f"a window lies wholly in the padding along the {axis}: torch's max pooling "
+                    "backward sends its gradient outside the input")
+    return None
+
+
 @register("max_pool2d_backward", "torch", backends=BACKENDS, requires=("torch",), role="reference",
-          ranks=(2, 3), layouts=LAYOUTS,
+          ranks=(2, 3), layouts=LAYOUTS, checks=(no_window_in_the_padding,),
           summary="aten max_pool2d_with_indices, then its backward (the reference)")
 @on_tensors
 def max_pool2d_backward_torch(p: PoolProblem, grad_out: Any, x: Any) -> Any:
@@ -66,7 +88,7 @@ def max_pool2d_backward_torch(p: PoolProblem, grad_out: Any, x: Any) -> Any:
 
 
 @register("avg_pool2d_backward", "torch", backends=BACKENDS, requires=("torch",), role="reference",
-          ranks=(2, 3), layouts=LAYOUTS,
+          ranks=(2, 3), layouts=LAYOUTS, checks=(input_covers_window,),
           summary="aten avg_pool2d_backward (the reference)")
 @on_tensors
 def avg_pool2d_backward_torch(p: PoolProblem, grad_out: Any, x: Any) -> Any:
