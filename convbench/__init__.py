@@ -13,6 +13,10 @@ conv backward, max_pool (return_indices too), avg_pool (divisor_override too, an
 global_avg_pool), max_pool_backward (from indices too), avg_pool_backward. tf_padding and
 onnx_padding turn TensorFlow's SAME/VALID and ONNX's pads/auto_pad into per-side padding.
 
+Models (convbench.models, imported on first use): suite_from_module(module, (1, 3, 224, 224))
+and suite_from_onnx("model.onnx") turn a network's conv and pooling layers into a suite;
+trace_module and read_onnx give the layers themselves, with what was left out and why.
+
 Importing convbench never imports torch or cupy.
 """
 
@@ -73,6 +77,19 @@ from convbench.algorithms.registry import Unsupported, algorithms, register
 
 __version__ = _metadata.version("convbench")
 
+# Imported on first use (module __getattr__): reading a model brings torch or onnx with it.
+_MODELS = ("read_onnx", "suite_from_module", "suite_from_onnx", "trace_module")
+
+
+def __getattr__(name: str) -> object:
+    """convbench.suite_from_module and the other model readers, from convbench.models."""
+    if name in _MODELS:
+        import convbench.models
+
+        return getattr(convbench.models, name)
+    raise AttributeError(f"module 'convbench' has no attribute {name!r}")
+
+
 __all__ = [
     "ConvProblem",
     "ConvTransposeProblem",
@@ -106,6 +123,10 @@ __all__ = [
     "max_pool3d_backward",
     "onnx_padding",
     "parse",
+    "read_onnx",
     "register",
+    "suite_from_module",
+    "suite_from_onnx",
     "tf_padding",
+    "trace_module",
 ]

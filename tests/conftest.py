@@ -31,3 +31,25 @@ def temporary_algorithm() -> Iterator[AddAlgorithm]:
     yield add
     for name in added:
         registry.remove("conv2d", name)
+
+
+# The optional extras (convbench[models], convbench[onnx]): a test that needs one is skipped, with
+# the install line, where it is missing.
+@pytest.fixture(scope="module")
+def torchvision() -> Any:
+    from convbench.models.optional import MissingExtra, import_torchvision
+
+    try:
+        return import_torchvision()
+    except MissingExtra as missing:
+        pytest.skip(str(missing))
+
+
+@pytest.fixture(scope="module")
+def onnx() -> Any:
+    from convbench.models.optional import MissingExtra, import_onnx
+
+    try:
+        return import_onnx()
+    except MissingExtra as missing:
+        pytest.skip(str(missing))

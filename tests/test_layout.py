@@ -20,6 +20,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("analysis",),
     ("report",),
     ("api",),
+    ("models",),
     ("commands", "cli", "__main__", "__init__"),
 )
 

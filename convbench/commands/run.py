@@ -9,8 +9,10 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.markup import escape
 
-from convbench.commands.args import (check_database_url, check_suite_directories, csv_list,
-                                     positive_float, positive_int)
+from convbench.commands.args import (add_model_options, check_database_url,
+                                     check_suite_directories, csv_list, is_model_file,
+                                     model_networks, network_lines, positive_float,
+                                     positive_int)
 from convbench.commands.output import (Output, add_output_options, append_step_summary,
                                        error_console, records)
 
@@ -30,9 +32,11 @@ FAILING = ("wrong", "error")  # statuses that make the run exit 1
 def add_parser(commands: Any) -> None:
     run = commands.add_parser(
         "run", help="run suites and print the comparison table",
-        description="Run suites (shipped names or .toml paths); results go to OUT/SUITE/"
-        "results.csv as each case finishes, with meta.json beside them.")
-    run.add_argument("suites", nargs="+", metavar="SUITE")
+        description="Run suites (shipped names or .toml paths), ONNX files (.onnx) and torch "
+        "models (--model); results go to OUT/SUITE/results.csv as each case finishes, with "
+        "meta.json beside them. A model's suite is its conv and pooling layers in order, "
+        "identical ones merged with their count.")
+    run.add_argument("suites", nargs="*", metavar="SUITE|MODEL.onnx")
     run.add_argument("--algo", type=csv_list, help="comma-separated algorithms (default: the "
                      "suite's, else all registered)")
     run.add_argument("--backend", type=csv_list, help="comma-separated backends")
@@ -60,16 +64,16 @@ def add_parser(commands: Any) -> None:
                      "CONVBENCH_COMMIT, GITHUB_SHA or CI_COMMIT_SHA when set, else none")
     run.add_argument("--store", metavar="DB", help="also store the run in a results database "
                      "(SQLAlchemy URL or SQLite path; see `convbench history`)")
+    add_model_options(run)
     add_output_options(run)
 
 
 def main(args: argparse.Namespace, console: Console) -> int:
     # Imported here: building the command line (`convbench list`) stays free of pandas.
     from convbench.run.runner import RunOptions
-    from convbench.run.suite import load_suite
 
     output = Output.of(args, console)
-    suites = [load_suite(name, batch=args.batch) for name in args.suites]  # all checked first
+    suites = _suites(args, output)  # all read and checked first
     options = RunOptions(algorithms=args.algo, backends=args.backend, threads=args.threads,
                          budget_s=args.budget, exact=args.exact, resume=args.resume,
                          interleave=args.interleave, processes=args.processes,
@@ -83,6 +87,24 @@ def main(args: argparse.Namespace, console: Console) -> int:
             return _interrupted(args.out / suite.name)
         done.append(_finish(suite, path, output, args.store))
     return _verdict(done, output)
+
+
+def _suites(args: argparse.Namespace, output: Output) -> list[Suite]:
+    """The suites, ONNX files and --model models named, in that order, as suites; a model's
+    layers and what was left out of them are said first."""
+    from convbench.run.suite import load_suite
+
+    files = [target for target in args.suites if is_model_file(target)]
+    if not args.suites and not args.model and not args.input:
+        raise ValueError("give a SUITE, an ONNX file or --model SPEC to run")
+    suites = [load_suite(name, batch=args.batch) for name in args.suites
+              if not is_model_file(name)]
+    for network in model_networks(args, files):
+        for line in network_lines(network):
+            output.console.print(escape(line))
+        suite = network.suite()
+        suites.append(suite if args.batch is None else suite.with_batch(args.batch))
+    return suites
 
 
 def _check_before_running(args: argparse.Namespace, suites: list[Suite],
