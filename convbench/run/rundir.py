@@ -43,13 +43,14 @@ COLUMNS: tuple[str, ...] = (
     "flops", "gflops", "max_abs_err", "rel_l2_err", "norm_err", "tolerance", "exact",
     "weights_prepared", "ran_algo", "kernels",
     "peak_mem_bytes", "workspace_model_bytes", "mem_note", "threads", "seed", "timestamp",
-    "processes",
+    "processes", "host", "fingerprint", "shared_machine",
 )
 KEY: tuple[str, ...] = ("case", "algo", "backend")
 STATUSES: tuple[str, ...] = ("ok", "wrong", "unsupported", "error", "oom", "skipped")
 TEXT_COLUMNS = ("suite", "case", "descriptor", "op", "direction", "algo", "backend", "dtype",
-                "status", "reason", "mem_note", "timestamp", "ran_algo", "kernels")
-BOOL_COLUMNS = ("noisy", "exact", "weights_prepared")
+                "status", "reason", "mem_note", "timestamp", "ran_algo", "kernels", "host",
+                "fingerprint")
+BOOL_COLUMNS = ("noisy", "exact", "weights_prepared", "shared_machine")
 NUMBER_COLUMNS = tuple(c for c in COLUMNS if c not in TEXT_COLUMNS + BOOL_COLUMNS)
 REQUIRED_COLUMNS = ("suite", "case", "algo", "backend", "status")  # in every convbench's CSV
 

@@ -55,6 +55,7 @@ class RunOptions:
     interleave: bool = True  # time a case's algorithms in alternation
     processes: int = 1  # processes the samples come from (the command's default: PROCESSES)
     commit: str | None = None  # the user's project commit to record (meta.json `git`)
+    shared_machine: bool = False  # rows timed beside another timing worker (--cluster)
 
 
 @dataclass(frozen=True)
@@ -240,6 +241,18 @@ def _configure_gpus(backends: set[str]) -> dict[str, Any]:
             if b in GPU_BACKENDS and not backend_why_not(b, probe=True)}
 
 
+def _with_driver(gpus: dict[str, Any]) -> dict[str, Any]:
+    """The GPU settings, with the driver version when a GPU backend runs (the fingerprint's)."""
+    return gpus | {"gpu_driver": environment.gpu_driver()} if gpus else gpus
+
+
+def machine_stamp(meta: dict[str, Any], shared: bool) -> dict[str, Any]:
+    """What every row says of where it ran: the host, the machine's fingerprint, and whether
+    another timing process shared the machine (--cluster --shared-machine)."""
+    return {"host": meta.get("host") or "",
+            "fingerprint": environment.machine_fingerprint(meta), "shared_machine": shared}
+
+
 def _host(y: Any) -> Any:
     """An algorithm's output(s) as numpy arrays, for the oracle."""
     return tuple(to_numpy(a) for a in y) if isinstance(y, tuple) else to_numpy(y)
@@ -300,13 +313,15 @@ def run(
             "suite": _suite_meta(suite), "tasks": len(tasks), "interleave": options.interleave,
             "processes": options.processes, "machine": machine.peaks(threads),
             "allocator": environment.keep_freed_memory()}
-        meta |= _configure_gpus({t.backend for t in tasks})
+        meta |= _with_driver(_configure_gpus({t.backend for t in tasks}))
         write_meta(out_dir, meta, options.resume)
+        stamp = machine_stamp(meta, options.shared_machine)
         monitor = noise.LoadMonitor()
         pending = [(index, task) for index, task in enumerate(tasks, start=1)
                    if (task.case.name, task.algorithm.name, task.backend) not in done]
         with WorkerPool(options.processes - 1, threads) as pool:
             for index, row in _rows(suite, pending, cache, threads, options.interleave, pool):
+                row |= stamp
                 results.append(row)
                 if on_row:
                     on_row(row, index, len(tasks))
