@@ -55,7 +55,6 @@ class RunOptions:
     interleave: bool = True  # time a case's algorithms in alternation
     processes: int = 1  # processes the samples come from (the command's default: PROCESSES)
     commit: str | None = None  # the user's project commit to record (meta.json `git`)
-    shared_machine: bool = False  # rows timed beside another timing worker (--cluster)
 
 
 @dataclass(frozen=True)
@@ -246,11 +245,11 @@ def _with_driver(gpus: dict[str, Any]) -> dict[str, Any]:
     return gpus | {"gpu_driver": environment.gpu_driver()} if gpus else gpus
 
 
-def machine_stamp(meta: dict[str, Any], shared: bool) -> dict[str, Any]:
-    """What every row says of where it ran: the host, the machine's fingerprint, and whether
-    another timing process shared the machine (--cluster --shared-machine)."""
+def machine_stamp(meta: dict[str, Any]) -> dict[str, Any]:
+    """What every row says of where it ran: the host and the machine's fingerprint. Not shared
+    with another timing process: convbench.run.cluster marks the rows of a shared machine."""
     return {"host": meta.get("host") or "",
-            "fingerprint": environment.machine_fingerprint(meta), "shared_machine": shared}
+            "fingerprint": environment.machine_fingerprint(meta), "shared_machine": False}
 
 
 def _host(y: Any) -> Any:
@@ -310,12 +309,12 @@ def run(
     cache = _CaseCache(suite)
     with pinned_threads(threads):
         meta = environment.collect(threads, options.commit) | {
-            "suite": _suite_meta(suite), "tasks": len(tasks), "interleave": options.interleave,
+            "suite": suite_meta(suite), "tasks": len(tasks), "interleave": options.interleave,
             "processes": options.processes, "machine": machine.peaks(threads),
             "allocator": environment.keep_freed_memory()}
         meta |= _with_driver(_configure_gpus({t.backend for t in tasks}))
         write_meta(out_dir, meta, options.resume)
-        stamp = machine_stamp(meta, options.shared_machine)
+        stamp = machine_stamp(meta)
         monitor = noise.LoadMonitor()
         pending = [(index, task) for index, task in enumerate(tasks, start=1)
                    if (task.case.name, task.algorithm.name, task.backend) not in done]
@@ -402,11 +401,11 @@ def _planned_meta(suite: Suite, options: RunOptions) -> dict[str, Any]:
     """The entries of meta.json that this run would write and a resume must match."""
     return {"threads": run_threads(options), "interleave": options.interleave,
             "processes": options.processes,
-            "suite": _suite_meta(suite), "cpu": environment.cpu_info(),
+            "suite": suite_meta(suite), "cpu": environment.cpu_info(),
             "versions": environment.versions()}
 
 
-def _suite_meta(suite: Suite) -> dict[str, Any]:
+def suite_meta(suite: Suite) -> dict[str, Any]:
     return {
         "name": suite.name, "path": suite.path, "description": suite.description,
         "reference": suite.reference, "budget_s": suite.budget_s, "limit_s": suite.limit_s,
