@@ -20,10 +20,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from convbench.measure import machine
 from convbench.run.rundir import read_meta
 from convbench.run.runner import RunOptions, run
 from convbench.run.suite import Case, Suite
 
+# The machine's peaks as this worker's last case measured them (convbench.measure.machine), handed
+# to the next case's process: measured under load they are not cached on disk.
+_PEAKS: dict[str, dict[str, Any]] = {}
 _PR_SET_PDEATHSIG = 1  # prctl option: the signal a process gets when its parent thread exits
 
 
@@ -46,14 +50,17 @@ def run_case(payload: bytes) -> dict[str, Any]:
     reports, and retries elsewhere) with the child's last words when it fails."""
     with tempfile.TemporaryDirectory(prefix="convbench-task-") as scratch:
         given, result = Path(scratch) / "request.pickle", Path(scratch) / "result.pickle"
-        given.write_bytes(payload)
+        given.write_bytes(pickle.dumps((payload, _PEAKS.get("record"))))
         done = subprocess.run([sys.executable, "-m", "convbench.run.case_task", str(given),
                                str(result)], capture_output=True, text=True, check=False,
                               preexec_fn=_die_with_parent)
         if done.returncode != 0 or not result.exists():
             raise RuntimeError(f"the case's process exited with {done.returncode}: "
                                f"{done.stderr.strip()[-2000:]}")
-        return pickle.loads(result.read_bytes())  # noqa: S301 - written by our own child
+        found = pickle.loads(result.read_bytes())  # noqa: S301 - written by our own child
+    if found["meta"].get("machine"):
+        _PEAKS["record"] = found["meta"]["machine"]
+    return found
 
 
 def _die_with_parent() -> None:
@@ -68,7 +75,10 @@ def _die_with_parent() -> None:
 def main(argv: list[str]) -> int:
     """`python -m convbench.run.case_task REQUEST RESULT`: the child's side of run_case."""
     given, result = Path(argv[0]), Path(argv[1])
-    found = run_here(given.read_bytes())
+    payload, peaks = pickle.loads(given.read_bytes())  # noqa: S301 - from our own worker
+    if peaks:
+        machine.keep(peaks)
+    found = run_here(payload)
     partial = result.with_suffix(".partial")
     partial.write_bytes(pickle.dumps(found))
     partial.rename(result)  # whole or absent: a killed child leaves no half result
