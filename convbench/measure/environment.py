@@ -50,8 +50,9 @@ def usable_cpus() -> int:
 def gpu_driver() -> str | None:
     """The NVIDIA driver version (nvidia-smi), for the fingerprint of a run on a CUDA backend."""
     try:
-        found = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
-                               capture_output=True, text=True, timeout=10, check=True).stdout
+        query = ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"]
+        found = subprocess.run(query, capture_output=True, text=True, timeout=10,
+                               check=True).stdout
     except (OSError, subprocess.SubprocessError):
         return None
     return found.strip().splitlines()[0] if found.strip() else None
