@@ -185,3 +185,13 @@ def test_a_directory_two_machines_filled_reads_as_two_runs(tmp_path: Path) -> No
         ("h1", ["a", "c"], "h1"), ("h2", ["b"], "h2")]
     assert [sorted(k[0] for k in r.samples) for r in runs] == [["a", "c"], ["b"]]
     assert all(r.reference == "torch" for r in runs)
+
+
+def test_a_case_that_fails_on_every_try_is_recorded_as_errors(tmp_path: Path) -> None:
+    """Its rows say why (status error), and the other cases' rows are kept."""
+    suite = load_suite("smoke")
+    tasks = plan(suite, RunOptions(algorithms=("torch", "im2col")))
+    rows = cluster.failed_rows("smoke", tasks, "tiny_1x1", RuntimeError("exited with -9"))
+    assert sorted((r["case"], r["algo"], r["status"]) for r in rows) == [
+        ("tiny_1x1", "im2col", "error"), ("tiny_1x1", "torch", "error")]
+    assert all("exited with -9" in r["reason"] for r in rows)

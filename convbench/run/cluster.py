@@ -205,6 +205,16 @@ def _keep_machine(out_dir: Path, meta: dict[str, Any]) -> None:
         update_meta(out_dir, {"machines": machines | {name: meta}})
 
 
+def failed_rows(suite: str, tasks: list[runner.Task], case: str, error: Exception
+            ) -> list[dict[str, Any]]:
+    """The rows of a case whose task failed on every try: status error, with the reason."""
+    reason = f"--cluster: the case's task failed: {type(error).__name__}: {error}"
+    return [{"suite": suite, "case": case, "descriptor": str(t.case.problem),
+             "op": t.case.problem.op, "direction": t.case.problem.direction, "algo": t.algorithm.name,
+             "backend": t.backend, "dtype": t.case.problem.dtype, "status": "error",
+             "reason": reason} for t in tasks if t.case.name == case]
+
+
 def run(suite: Suite, out_dir: Path, options: RunOptions, cluster: Cluster,
         on_row: Callable[[dict[str, Any], int, int], None] | None = None) -> Path:
     """runner.run's contract, on the cluster: every case not yet done runs on one worker, and
@@ -222,9 +232,14 @@ def run(suite: Suite, out_dir: Path, options: RunOptions, cluster: Cluster,
         case_task.run_case, case_task.request(suite, case, options), pure=False,
         key=f"convbench-{suite.name}-{case.name}-{run_id}", resources={TIMING: 1},
         retries=RETRIES) for case in todo]
+    cases = dict(zip(futures, todo, strict=True))
     for future in distributed().as_completed(futures):
-        found = future.result()
-        _keep_machine(out_dir, found["meta"])
+        try:
+            found = future.result()
+        except Exception as error:  # noqa: BLE001 - recorded, and the run goes on
+            found = {"rows": failed_rows(suite.name, tasks, cases[future].name, error), "meta": {}}
+        if found["meta"]:
+            _keep_machine(out_dir, found["meta"])
         for row in found["rows"]:
             if _key(row) in done:  # a case run again after a partial append: once only
                 continue
