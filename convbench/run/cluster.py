@@ -210,8 +210,8 @@ def failed_rows(suite: str, tasks: list[runner.Task], case: str, error: Exceptio
     """The rows of a case whose task failed on every try: status error, with the reason."""
     reason = f"--cluster: the case's task failed: {type(error).__name__}: {error}"
     return [{"suite": suite, "case": case, "descriptor": str(t.case.problem),
-             "op": t.case.problem.op, "direction": t.case.problem.direction, "algo": t.algorithm.name,
-             "backend": t.backend, "dtype": t.case.problem.dtype, "status": "error",
+             "op": t.case.problem.op, "direction": t.case.problem.direction,
+             "algo": t.algorithm.name, "backend": t.backend, "dtype": t.case.problem.dtype, "status": "error",
              "reason": reason} for t in tasks if t.case.name == case]
 
 
