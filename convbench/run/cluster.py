@@ -211,8 +211,8 @@ def failed_rows(suite: str, tasks: list[runner.Task], case: str, error: Exceptio
     reason = f"--cluster: the case's task failed: {type(error).__name__}: {error}"
     return [{"suite": suite, "case": case, "descriptor": str(t.case.problem),
              "op": t.case.problem.op, "direction": t.case.problem.direction,
-             "algo": t.algorithm.name, "backend": t.backend, "dtype": t.case.problem.dtype, "status": "error",
-             "reason": reason} for t in tasks if t.case.name == case]
+             "algo": t.algorithm.name, "backend": t.backend, "dtype": t.case.problem.dtype,
+             "status": "error", "reason": reason} for t in tasks if t.case.name == case]
 
 
 def run(suite: Suite, out_dir: Path, options: RunOptions, cluster: Cluster,
