@@ -42,7 +42,7 @@ def variant(source: Path, target: Path, commit: str, date: str, scale: float = 1
     meta = json.loads((target / "meta.json").read_text())
     meta["git"], meta["date"] = {"commit": commit, "dirty": False}, date
     if cores:
-        meta["cpu"]["logical_cores"] = cores
+        meta["cpu"]["logical_cores"] = meta["cpu"]["usable_cores"] = cores
     (target / "meta.json").write_text(json.dumps(meta))
     frame = pd.read_csv(target / "results.csv")
     for column in ("time_median_s", "time_iqr_s", "time_min_s"):

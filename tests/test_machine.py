@@ -127,7 +127,7 @@ def test_a_real_busy_machine_makes_the_measurement_loaded(
 def test_a_fake_busy_load_is_seen_by_the_round(monkeypatch: pytest.MonkeyPatch) -> None:
     """The load monitor's counters as a machine whose other processes take 80% of every core
     would show them: 10 s pass between start and stop, others spend 8 CPU-s per core."""
-    cores = noise.os.cpu_count() or 1
+    cores = noise.usable_cpus()
     monkeypatch.setattr(noise.time, "monotonic", itertools.count(0.0, 10.0).__next__)
     monkeypatch.setattr(noise, "_busy_s", itertools.count(0.0, 8.0 * cores).__next__)
     monkeypatch.setattr(noise, "_own_s", lambda: 0.0)

@@ -65,6 +65,12 @@ def add_parser(commands: Any) -> None:
     run.add_argument("--store", metavar="DB", help="also store the run in a results database "
                      "(SQLAlchemy URL or SQLite path; see `convbench history`)")
     add_model_options(run)
+    run.add_argument("--cluster", metavar="ADDRESS", help="run each case on a Dask worker: a "
+                     "scheduler's address (tcp://HOST:8786) or local:N for N worker processes "
+                     "here; needs pip install convbench[cluster] (README, Scaling out)")
+    run.add_argument("--shared-machine", action="store_true", help="with --cluster: time on "
+                     "two or more timing workers of one machine anyway, every row marked "
+                     "shared_machine (refused without it)")
     add_output_options(run)
 
 
@@ -79,13 +85,19 @@ def main(args: argparse.Namespace, console: Console) -> int:
                          interleave=args.interleave, processes=args.processes,
                          commit=args.commit)
     _check_before_running(args, suites, options)
+    cluster = _connect(args, options, output)
     done = []
-    for suite in suites:
-        try:
-            path = _run_suite(suite, args.out / suite.name, options, output, args.no_progress)
-        except KeyboardInterrupt:
-            return _interrupted(args.out / suite.name)
-        done.append(_finish(suite, path, output, args.store))
+    try:
+        for suite in suites:
+            try:
+                path = _run_suite(suite, args.out / suite.name, options, output,
+                                  args.no_progress, cluster)
+            except KeyboardInterrupt:
+                return _interrupted(args.out / suite.name)
+            done.append(_finish(suite, path, output, args.store))
+    finally:
+        if cluster is not None:
+            cluster.close()
     return _verdict(done, output)
 
 
@@ -107,6 +119,21 @@ def _suites(args: argparse.Namespace, output: Output) -> list[Suite]:
     return suites
 
 
+def _connect(args: argparse.Namespace, options: RunOptions, output: Output) -> Any:
+    """With --cluster: the checked cluster (ValueError, before any case runs, when its workers
+    cannot time as asked), after one line saying how it will time; else None."""
+    if not args.cluster:
+        if args.shared_machine:
+            raise ValueError("--shared-machine applies to --cluster only")
+        return None
+    from convbench.run.cluster import connect
+    from convbench.run.runner import run_threads
+
+    cluster = connect(args.cluster, args.shared_machine, run_threads(options))
+    output.console.print(escape(cluster.how))
+    return cluster
+
+
 def _check_before_running(args: argparse.Namespace, suites: list[Suite],
                           options: RunOptions) -> None:
     """Everything that can be found wrong before anything runs, for every suite: algorithm and
@@ -122,11 +149,14 @@ def _check_before_running(args: argparse.Namespace, suites: list[Suite],
 
 
 def _run_suite(suite: Suite, out: Path, options: RunOptions, output: Output,
-               no_progress: bool) -> Path:
+               no_progress: bool, cluster: Any = None) -> Path:
+    from convbench.run import cluster as on_cluster
     from convbench.run.progress import RowReporter
     from convbench.run.runner import run
 
     with RowReporter(output.console, suite.name, output.progress_mode(no_progress)) as reporter:
+        if cluster is not None:
+            return on_cluster.run(suite, out, options, cluster, on_row=reporter.on_row)
         return run(suite, out, options, on_row=reporter.on_row)
 
 

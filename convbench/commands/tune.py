@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +13,7 @@ from rich.table import Table
 
 from convbench.algorithms.auto import forget, never_tuned, tuning_path
 from convbench.commands.args import check_suite_directories, csv_list, positive_int
+from convbench.measure.environment import usable_cpus
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -47,7 +47,7 @@ def main(args: argparse.Namespace, console: Console) -> int:
     from convbench.run.runner import plan, run
     from convbench.run.suite import load_suite
 
-    threads = args.threads or os.cpu_count() or 1
+    threads = args.threads or usable_cpus()
     suites = [load_suite(name, batch=args.batch) for name in args.suites]
     check_suite_directories(args.out, [suite.name for suite in suites])
     searches = [(suite, _options(suite, args.algo, threads)) for suite in suites]

@@ -32,9 +32,30 @@ def cpu_info() -> dict[str, Any]:
                 info["flags"] = [f for f in value.split() if f.startswith(("avx", "fma", "sse4"))]
                 break
     info["logical_cores"] = os.cpu_count()
+    info["usable_cores"] = usable_cpus()  # the affinity mask: what this process may run on
     info["physical_cores"] = psutil.cpu_count(logical=False)
     info["memory_bytes"] = psutil.virtual_memory().total
     return info
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask), else the machine's count: under a
+    batch scheduler or a container a process may use fewer cores than the machine has."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        return os.cpu_count() or 1
+
+
+def gpu_driver() -> str | None:
+    """The NVIDIA driver version (nvidia-smi), for the fingerprint of a run on a CUDA backend."""
+    try:
+        query = ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"]
+        found = subprocess.run(query, capture_output=True, text=True, timeout=10,
+                               check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return found.strip().splitlines()[0] if found.strip() else None
 
 
 def versions() -> dict[str, str | None]:
@@ -133,16 +154,22 @@ def collect(threads: int, commit: str | None = None) -> dict[str, Any]:
 
 def machine_fingerprint(meta: dict[str, Any]) -> str:
     """A short hash of what makes times comparable between runs (from a run's meta.json): CPU
-    model, cores, memory, threads and the BLAS kernels. Not the host name:
+    model, the cores this process may use (its affinity, not the machine's count), memory, threads,
+    the BLAS kernels, and the GPU model and driver when a CUDA backend ran. Not the host name:
     two identical CI runners share a fingerprint."""
     cpu = meta.get("cpu") or {}
-    identity = {
-        "cpu": [cpu.get(k) for k in ("machine", "model", "logical_cores", "physical_cores")],
+    cores = cpu.get("usable_cores", cpu.get("logical_cores"))  # older meta.json: the count
+    identity: dict[str, Any] = {
+        "cpu": [cpu.get("machine"), cpu.get("model"), cores, cpu.get("physical_cores")],
         "memory_gib": round((cpu.get("memory_bytes") or 0) / 2**30),
         "threads": meta.get("threads"),
         # the BLAS kernels in use, as a set: which copies a process happens to load varies
         "blas": sorted({f"{lib.get('internal_api')}:{lib.get('architecture')}"
                         for lib in meta.get("blas") or [] if lib.get("user_api") == "blas"}),
     }
+    gpus = sorted(str(meta[k].get("device")) for k in ("torch_cuda", "cupy")
+                  if isinstance(meta.get(k), dict))
+    if gpus:  # only then: a CPU run's fingerprint does not depend on the GPU beside it
+        identity["gpu"] = [gpus, meta.get("gpu_driver")]
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
     return digest[:12]

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from convbench.measure.environment import blas, cpu_info, machine_fingerprint
+from convbench.measure.environment import blas, cpu_info, machine_fingerprint, usable_cpus
 from convbench.measure.noise import OTHER_LOAD_BOUND, LoadMonitor
 from convbench.measure.timing import TimingPolicy, measure
 
@@ -43,14 +43,6 @@ _UNCACHED: dict[str, dict[str, Any]] = {}
 
 def cache_dir() -> Path:
     return Path(os.environ.get("CONVBENCH_CACHE") or Path.home() / ".cache" / "convbench")
-
-
-def usable_cpus() -> int:
-    """The CPUs this process may run on (its affinity mask), else the machine's count."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # not on Linux
-        return os.cpu_count() or 1
 
 
 def fingerprint(threads: int) -> str:
@@ -207,6 +199,14 @@ def peaks(threads: int, remeasure: bool = False) -> dict[str, Any]:
     else:
         save(record)
     return record
+
+
+def keep(record: dict[str, Any]) -> None:
+    """Use `record` in this process as if measured here: the peaks another process of the same
+    run measured under load on this machine (a cluster worker's earlier case), so that every
+    case's fresh process does not spend seconds measuring them again."""
+    if not is_expired(record):
+        _UNCACHED[record["fingerprint"]] = record
 
 
 def _parse_time(text: Any) -> datetime.datetime | None:

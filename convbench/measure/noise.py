@@ -10,12 +10,13 @@ Either one over its bound makes the run "noisy", and `convbench run` prints the 
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import psutil
+
+from convbench.measure.environment import usable_cpus
 
 OTHER_LOAD_BOUND = 0.10  # other processes' share of the machine's CPU capacity
 NOISY_ROWS_BOUND = 0.25  # share of timed rows flagged noisy (IQR/median > 10%)
@@ -52,7 +53,7 @@ class LoadMonitor:
 
     def stop(self) -> LoadReading:
         busy, own = _busy_s() - self.start_busy, _own_s() - self.start_own
-        return LoadReading(time.monotonic() - self.start_wall, os.cpu_count() or 1, busy - own)
+        return LoadReading(time.monotonic() - self.start_wall, usable_cpus(), busy - own)
 
 
 def summarize(reading: LoadReading, noisy_rows: int, timed_rows: int) -> dict[str, Any]:

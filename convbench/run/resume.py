@@ -28,6 +28,7 @@ SETTINGS: dict[str, str] = {
     "suite.prepare_weights": "the suite's prepare_weights",
     "cpu.model": "the machine",
     "cpu.logical_cores": "the machine",
+    "cpu.usable_cores": "the CPUs this process may use (its affinity)",
     "versions.convbench": "the installed convbench",
     "versions.numpy": "the installed numpy",
     "versions.scipy": "the installed scipy",

@@ -43,13 +43,14 @@ COLUMNS: tuple[str, ...] = (
     "flops", "gflops", "max_abs_err", "rel_l2_err", "norm_err", "tolerance", "exact",
     "weights_prepared", "ran_algo", "kernels",
     "peak_mem_bytes", "workspace_model_bytes", "mem_note", "threads", "seed", "timestamp",
-    "processes",
+    "processes", "host", "fingerprint", "shared_machine",
 )
 KEY: tuple[str, ...] = ("case", "algo", "backend")
 STATUSES: tuple[str, ...] = ("ok", "wrong", "unsupported", "error", "oom", "skipped")
 TEXT_COLUMNS = ("suite", "case", "descriptor", "op", "direction", "algo", "backend", "dtype",
-                "status", "reason", "mem_note", "timestamp", "ran_algo", "kernels")
-BOOL_COLUMNS = ("noisy", "exact", "weights_prepared")
+                "status", "reason", "mem_note", "timestamp", "ran_algo", "kernels", "host",
+                "fingerprint")
+BOOL_COLUMNS = ("noisy", "exact", "weights_prepared", "shared_machine")
 NUMBER_COLUMNS = tuple(c for c in COLUMNS if c not in TEXT_COLUMNS + BOOL_COLUMNS)
 REQUIRED_COLUMNS = ("suite", "case", "algo", "backend", "status")  # in every convbench's CSV
 
@@ -435,8 +436,40 @@ def read_run(directory: Path, label: str | None = None) -> Run:
 
 def read_runs(path: Path | str) -> list[Run]:
     """Every run under `path`: itself, or its subdirectories that hold results.csv (the OUT of
-    `convbench run`)."""
-    return [read_run(directory) for directory in run_directories(Path(path))]
+    `convbench run`); a directory that several machines filled (--cluster), one run each."""
+    return [r for directory in run_directories(Path(path)) for r in by_machine(read_run(directory))]
+
+
+def by_machine(run: Run) -> list[Run]:
+    """A run of `convbench run --cluster` as one run per machine (host and fingerprint), each
+    with its rows, samples and the machine's own meta.json (meta["machines"]), labelled
+    `label@host`: times from two machines are never one run's. Any other run as it is."""
+    machines = run.meta.get("machines") or {}
+    if not machines:
+        return [run]
+    groups = run.frame.groupby([run.frame["host"], run.frame["fingerprint"]], sort=True)
+    if groups.ngroups == 1 and len(machines) == 1:
+        return [_machine_run(run, run.label, next(iter(machines.values())), run.frame)]
+    return [_machine_run(run, f"{run.label}@{host}" + (f"/{fp}" if _hosts_twice(run) else ""),
+                         machines.get(f"{host}/{fp}") or {}, frame)
+            for (host, fp), frame in groups]
+
+
+def _hosts_twice(run: Run) -> bool:
+    """Whether some host ran with two fingerprints (then labels need the fingerprint too)."""
+    pairs = run.frame[["host", "fingerprint"]].drop_duplicates()
+    return bool(pairs["host"].duplicated().any())
+
+
+def _machine_run(run: Run, label: str, machine: dict[str, Any], frame: pd.DataFrame) -> Run:
+    """The part of `run` that one machine measured, under that machine's meta.json (the suite,
+    settings and cluster as the client recorded them)."""
+    meta = {k: v for k, v in run.meta.items() if k != "machines"} | machine | {
+        "suite": run.meta.get("suite") or machine.get("suite"), "cluster": run.meta.get("cluster")}
+    keys = {sample_key(row) for row in frame.to_dict("records")}
+    return Run(run.directory, label, meta, frame.reset_index(drop=True),
+               {k: v for k, v in run.samples.items() if k in keys},
+               {k: v for k, v in run.processes.items() if k in keys})
 
 
 def _labels(directories: Sequence[Path]) -> list[str]:
@@ -453,4 +486,5 @@ def load_runs(paths: Sequence[Path]) -> list[Run]:
     """Every run under `paths`, each directory once, labelled apart from the others;
     ValueError naming the first that cannot be read."""
     directories = list(dict.fromkeys(d.resolve() for p in paths for d in run_directories(p)))
-    return [read_run(d, label) for label, d in zip(_labels(directories), directories, strict=True)]
+    return [r for label, d in zip(_labels(directories), directories, strict=True)
+            for r in by_machine(read_run(d, label))]

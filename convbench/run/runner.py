@@ -240,6 +240,18 @@ def _configure_gpus(backends: set[str]) -> dict[str, Any]:
             if b in GPU_BACKENDS and not backend_why_not(b, probe=True)}
 
 
+def _with_driver(gpus: dict[str, Any]) -> dict[str, Any]:
+    """The GPU settings, with the driver version when a GPU backend runs (the fingerprint's)."""
+    return gpus | {"gpu_driver": environment.gpu_driver()} if gpus else gpus
+
+
+def machine_stamp(meta: dict[str, Any]) -> dict[str, Any]:
+    """What every row says of where it ran: the host and the machine's fingerprint. Not shared
+    with another timing process: convbench.run.cluster marks the rows of a shared machine."""
+    return {"host": meta.get("host") or "",
+            "fingerprint": environment.machine_fingerprint(meta), "shared_machine": False}
+
+
 def _host(y: Any) -> Any:
     """An algorithm's output(s) as numpy arrays, for the oracle."""
     return tuple(to_numpy(a) for a in y) if isinstance(y, tuple) else to_numpy(y)
@@ -297,16 +309,18 @@ def run(
     cache = _CaseCache(suite)
     with pinned_threads(threads):
         meta = environment.collect(threads, options.commit) | {
-            "suite": _suite_meta(suite), "tasks": len(tasks), "interleave": options.interleave,
+            "suite": suite_meta(suite), "tasks": len(tasks), "interleave": options.interleave,
             "processes": options.processes, "machine": machine.peaks(threads),
             "allocator": environment.keep_freed_memory()}
-        meta |= _configure_gpus({t.backend for t in tasks})
+        meta |= _with_driver(_configure_gpus({t.backend for t in tasks}))
         write_meta(out_dir, meta, options.resume)
+        stamp = machine_stamp(meta)
         monitor = noise.LoadMonitor()
         pending = [(index, task) for index, task in enumerate(tasks, start=1)
                    if (task.case.name, task.algorithm.name, task.backend) not in done]
         with WorkerPool(options.processes - 1, threads) as pool:
             for index, row in _rows(suite, pending, cache, threads, options.interleave, pool):
+                row |= stamp
                 results.append(row)
                 if on_row:
                     on_row(row, index, len(tasks))
@@ -387,11 +401,11 @@ def _planned_meta(suite: Suite, options: RunOptions) -> dict[str, Any]:
     """The entries of meta.json that this run would write and a resume must match."""
     return {"threads": run_threads(options), "interleave": options.interleave,
             "processes": options.processes,
-            "suite": _suite_meta(suite), "cpu": environment.cpu_info(),
+            "suite": suite_meta(suite), "cpu": environment.cpu_info(),
             "versions": environment.versions()}
 
 
-def _suite_meta(suite: Suite) -> dict[str, Any]:
+def suite_meta(suite: Suite) -> dict[str, Any]:
     return {
         "name": suite.name, "path": suite.path, "description": suite.description,
         "reference": suite.reference, "budget_s": suite.budget_s, "limit_s": suite.limit_s,

@@ -1,0 +1,251 @@
+"""Scale-out: `convbench run --cluster ADDRESS` runs a suite's cases on Dask workers.
+
+The unit of work is a whole case: all its algorithms, backends and directions, the reference
+included, on one worker (convbench.run.case_task, in a clean child process there), so that its
+speedups, its interleaving and `compare --normalize case` stay same-machine. A timed case needs
+the worker resource `timing`, which each machine advertises once:
+
+    dask scheduler                                      # tcp://HOST:8786
+    dask worker tcp://HOST:8786 --nworkers 1 --nthreads 1 --resources timing=1
+
+Before any case runs, the client asks every worker for its host and machine fingerprint, and
+refuses two timing workers on one host (they would disturb each other's timings) unless told
+`--shared-machine`, which marks their rows. A case's rows come back together when its task
+ends, and are appended to results.csv then, each once (by KEY): a worker killed mid-case loses
+nothing that was written, and Dask runs the case again elsewhere. Each machine's meta.json is
+kept in the run's meta.json under "machines"; convbench.run.rundir reads one run per machine.
+
+`local:N` starts a cluster of N worker processes on this machine: one timing worker and N - 1
+that take no timed case, or, with --shared-machine, N timing workers whose rows are marked.
+
+Dask is imported only here, and only when --cluster is used (`pip install convbench[cluster]`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from convbench.measure import environment, machine
+from convbench.run import case_task, runner
+from convbench.run.rundir import KEY, ResultsFile, read_meta, update_meta, write_meta
+from convbench.run.runner import RunOptions
+from convbench.run.suite import Suite
+
+INSTALL_HINT = "--cluster needs Dask's distributed scheduler: pip install convbench[cluster]"
+TIMING = "timing"  # the worker resource a timed case needs; a machine advertises it once
+RETRIES = 2  # a case whose task raised runs again (a lost worker's case is rescheduled anyway)
+LOCAL = "local:"
+WORKER_COMMAND = "dask worker ADDRESS --nworkers 1 --nthreads 1 --resources timing=1"
+
+
+def distributed() -> Any:
+    """dask.distributed, or ValueError (bad usage: exit 2) saying how to install it."""
+    try:
+        import distributed as found  # noqa: PLC0415 - only for --cluster
+    except ImportError:
+        raise ValueError(INSTALL_HINT) from None
+    return found
+
+
+@dataclass(frozen=True)
+class Worker:
+    """One Dask worker as the client sees it: where it runs, and whether it times cases."""
+
+    address: str
+    host: str
+    fingerprint: str
+    pid: int
+    timing: bool
+
+
+@dataclass
+class Cluster:
+    """A connected client, the workers it checked, and how it will time."""
+
+    address: str
+    client: Any
+    workers: list[Worker]
+    shared_hosts: set[str]  # hosts with more than one timing worker (--shared-machine)
+    how: str  # one line for the user: how the cases will be timed
+    local: Any = field(default=None, repr=False)  # the LocalCluster started for local:N
+
+    def close(self) -> None:
+        self.client.close()
+        if self.local is not None:
+            self.local.close()
+
+
+def local_workers(address: str) -> int | None:
+    """N for `local:N` (ValueError unless N >= 1); None for a scheduler's address."""
+    if not address.startswith(LOCAL):
+        return None
+    count = address.removeprefix(LOCAL)
+    if not count.isdigit() or int(count) < 1:
+        raise ValueError(f"--cluster {address}: local:N needs a number of workers N >= 1")
+    return int(count)
+
+
+def start_local(count: int, shared: bool) -> Any:
+    """A cluster of `count` worker processes here: the first advertises `timing`, the others
+    only with `shared` (then their timings disturb each other, and their rows say so)."""
+    d = distributed()
+    specs = {f"convbench-{i}": {"cls": d.Nanny, "options": {
+        "nthreads": 1, "silence_logs": logging.ERROR,
+        "resources": {TIMING: 1} if i == 0 or shared else {}}}
+        for i in range(count)}
+    scheduler = {"cls": d.Scheduler, "options": {"dashboard": False}}
+    return d.SpecCluster(workers=specs, scheduler=scheduler, silence_logs=logging.ERROR)
+
+
+def identity(threads: int) -> dict[str, Any]:
+    """Run on each worker: its host, its machine's fingerprint at `threads`, its process id."""
+    return {"host": platform.node(), "fingerprint": machine.fingerprint(threads),
+            "pid": os.getpid()}
+
+
+def workers(client: Any, threads: int) -> list[Worker]:
+    """Every worker the scheduler knows, with its identity and resources."""
+    found = client.run(identity, threads)
+    resources = {a: w.get("resources") or {}
+                 for a, w in client.scheduler_info(n_workers=-1)["workers"].items()}
+    return [Worker(a, i["host"], i["fingerprint"], i["pid"], resources.get(a, {}).get(TIMING, 0)
+                   >= 1) for a, i in sorted(found.items())]
+
+
+def crowded_hosts(found: list[Worker]) -> dict[str, list[Worker]]:
+    """Hosts with more than one timing worker: one machine timing two cases at once."""
+    by_host: dict[str, list[Worker]] = {}
+    for worker in found:
+        if worker.timing:
+            by_host.setdefault(worker.host, []).append(worker)
+    return {h: ws for h, ws in by_host.items() if len(ws) > 1}
+
+
+def check_workers(address: str, found: list[Worker], shared: bool) -> str:
+    """How the cases will be timed (one line); ValueError when no worker may time a case, or
+    when two timing workers share a machine and `shared` was not given."""
+    timing = [w for w in found if w.timing]
+    if not timing:
+        raise ValueError(f"--cluster {address}: none of the {len(found)} workers advertises "
+                         f"the '{TIMING}' resource; start one per machine: {WORKER_COMMAND}")
+    crowded = crowded_hosts(found)
+    if crowded and not shared:
+        host, ws = next(iter(crowded.items()))
+        raise ValueError(
+            f"--cluster {address}: {len(ws)} timing workers share the machine {host} "
+            f"(fingerprint {ws[0].fingerprint}: {', '.join(w.address for w in ws)}), and would "
+            f"disturb each other's timings; give each machine one ({WORKER_COMMAND}), or pass "
+            "--shared-machine to time on them anyway with every row marked shared_machine")
+    return describe(address, found, set(crowded))
+
+
+def describe(address: str, found: list[Worker], crowded: set[str]) -> str:
+    """One line: how many timing workers on how many machines, and what the others do."""
+    timing = [w for w in found if w.timing]
+    idle = len(found) - len(timing)
+    hosts = len({w.host for w in timing})
+    line = f"--cluster {address}: {len(timing)} timing worker{'s' * (len(timing) != 1)} on " \
+        f"{hosts} machine{'s' * (hosts != 1)}, one whole case at a time each"
+    if crowded:
+        line += f"; shared machine ({', '.join(sorted(crowded))}): their timings disturb each " \
+            "other, and every row they time is marked shared_machine"
+    if idle:
+        line += f"; {idle} worker{'s' * (idle != 1)} without the '{TIMING}' resource take no " \
+            "case (every case is timed: correctness work alone would need one too)"
+    return line
+
+
+def connect(address: str, shared: bool, threads: int) -> Cluster:
+    """Connect to the scheduler at `address` (or start local:N), check its workers."""
+    d = distributed()
+    count = local_workers(address)
+    local = start_local(count, shared) if count else None
+    client = d.Client(local if local is not None else address, timeout="30s")
+    try:
+        if count:
+            client.wait_for_workers(count, timeout=120)
+        found = workers(client, threads)
+        how = check_workers(address, found, shared)
+    except BaseException:
+        client.close()
+        if local is not None:
+            local.close()
+        raise
+    return Cluster(address, client, found, set(crowded_hosts(found)) if shared else set(), how,
+                   local)
+
+
+def _key(row: dict[str, Any]) -> tuple[str, ...]:
+    return tuple(str(row[k]) for k in KEY)
+
+
+def _client_meta(suite: Suite, tasks: int, options: RunOptions, cluster: Cluster
+                 ) -> dict[str, Any]:
+    """The run's meta.json as the client writes it: what a resume checks, and the cluster."""
+    threads = runner.run_threads(options)
+    return environment.collect(threads, options.commit) | {
+        "threads": threads, "suite": runner.suite_meta(suite), "tasks": tasks,
+        "interleave": options.interleave, "processes": options.processes,
+        "cluster": {"address": cluster.address, "how": cluster.how,
+                    "workers": [asdict(w) for w in cluster.workers]}}
+
+
+def _keep_machine(out_dir: Path, meta: dict[str, Any]) -> None:
+    """Keep a worker's meta.json under "machines", by host and fingerprint."""
+    name = f"{meta.get('host') or ''}/{environment.machine_fingerprint(meta)}"
+    machines = read_meta(out_dir).get("machines") or {}
+    if name not in machines:
+        update_meta(out_dir, {"machines": machines | {name: meta}})
+
+
+def failed_rows(suite: str, tasks: list[runner.Task], case: str, error: Exception
+            ) -> list[dict[str, Any]]:
+    """The rows of a case whose task failed on every try: status error, with the reason."""
+    reason = f"--cluster: the case's task failed: {type(error).__name__}: {error}"
+    return [{"suite": suite, "case": case, "descriptor": str(t.case.problem),
+             "op": t.case.problem.op, "direction": t.case.problem.direction,
+             "algo": t.algorithm.name, "backend": t.backend, "dtype": t.case.problem.dtype,
+             "status": "error", "reason": reason} for t in tasks if t.case.name == case]
+
+
+def run(suite: Suite, out_dir: Path, options: RunOptions, cluster: Cluster,
+        on_row: Callable[[dict[str, Any], int, int], None] | None = None) -> Path:
+    """runner.run's contract, on the cluster: every case not yet done runs on one worker, and
+    its rows are appended to out_dir/results.csv the moment its task's result arrives."""
+    runner.check_resume(suite, out_dir, options)
+    suite = runner.apply_options(suite, options)
+    tasks = runner.plan(suite, options)
+    results = ResultsFile(out_dir, options.resume)
+    done = results.done() if options.resume else set()
+    index = {(t.case.name, t.algorithm.name, t.backend): i for i, t in enumerate(tasks, 1)}
+    todo = [c for c in suite.cases if any(k not in done for k in index if k[0] == c.name)]
+    write_meta(out_dir, _client_meta(suite, len(tasks), options, cluster), options.resume)
+    run_id = uuid.uuid4().hex[:8]
+    futures = [cluster.client.submit(
+        case_task.run_case, case_task.request(suite, case, options), pure=False,
+        key=f"convbench-{suite.name}-{case.name}-{run_id}", resources={TIMING: 1},
+        retries=RETRIES) for case in todo]
+    cases = dict(zip(futures, todo, strict=True))
+    for future in distributed().as_completed(futures):
+        try:
+            found = future.result()
+        except Exception as error:  # noqa: BLE001 - recorded, and the run goes on
+            found = {"rows": failed_rows(suite.name, tasks, cases[future].name, error), "meta": {}}
+        if found["meta"]:
+            _keep_machine(out_dir, found["meta"])
+        for row in found["rows"]:
+            if _key(row) in done:  # a case run again after a partial append: once only
+                continue
+            row["shared_machine"] = row.get("host") in cluster.shared_hosts
+            results.append(row)
+            done.add(_key(row))
+            if on_row:
+                on_row(row, index.get(_key(row), 0), len(tasks))
+    return results.path
