@@ -96,6 +96,9 @@ def test_convbench_plan_prints_and_writes_the_plan(tmp_path: Path, capsys) -> No
     assert exit_code.value.code == EXIT_USAGE
     assert "expected a size such as 64MiB" in capsys.readouterr().err
     assert main(["plan", str(out), "--backend", "cupy"]) == EXIT_USAGE
+    assert main(["plan", str(out), "--workspace-budget", "0"]) == EXIT_OK  # nothing fits
+    assert "none" in capsys.readouterr().out
+    assert json.loads((out / "plan.json").read_text())["layers"][0]["algo"] is None
 
 
 def test_the_report_of_a_network_run_has_its_plan(tmp_path: Path) -> None:

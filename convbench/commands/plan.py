@@ -87,8 +87,9 @@ def _print(console: Console, plan: Any, network: bool) -> None:
     console.print(strategies)
     layers = Table("layer", "count", "algorithm", "time", "time x count", "workspace", "note")
     for row in plan.layers.itertuples():
+        chosen = row.algo if isinstance(row.algo, str) else None  # None: nothing fits
         space = format_bytes(row.workspace_bytes) if row.workspace_known else "unknown"
-        layers.add_row(escape(row.layer), str(row.count), escape(row.algo or "none"),
-                       _time(row.time_s), _time(row.total_s), space if row.algo else "-",
+        layers.add_row(escape(row.layer), str(row.count), escape(chosen or "none"),
+                       _time(row.time_s), _time(row.total_s), space if chosen else "-",
                        escape(row.note))
     console.print(layers)

@@ -219,7 +219,8 @@ def plan_rows(view: SuiteView) -> dict[str, Any] | None:
     strategies = [{"strategy": r.strategy, "total": format_seconds(r.total_s),
                    "covered": f"{r.covered}/{r.layers}", "vs": format_speedup(r.vs_reference)}
                   for r in plan.strategies.itertuples()]
-    layers = [{"layer": r.layer, "count": str(r.count), "algo": r.algo or "none",
+    layers = [{"layer": r.layer, "count": str(r.count),
+               "algo": r.algo if isinstance(r.algo, str) else "none",
                "time": format_seconds(r.time_s), "total": format_seconds(r.total_s),
                "workspace": format_bytes(r.workspace_bytes) if r.workspace_known else "unknown"}
               for r in plan.layers.itertuples()]
