@@ -1,11 +1,13 @@
 """benchdnn's batch and shape files as suites (convbench.run.benchdnn_files): comments, nested
 --batch, drivers, options, --reset, names and counts, what is not modelled said once; and
 oneDNN's own files (tests/fixtures/benchdnn/): every descriptor read, its stated output sizes
-met and its repro line read back, a sample run in the harness."""
+met and its repro line read back, a sample run in the harness and from the command line."""
 
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,8 @@ from convbench.run.benchdnn_files import (BenchdnnFileError, default_driver, rea
 from convbench.run.rundir import read_results
 from convbench.run.runner import RunOptions, run
 from convbench.run.suite import Case, Suite, load_suite
+
+from test_cli import ENV
 
 FIXTURES = Path(__file__).parent / "fixtures" / "benchdnn"
 FILES = sorted(p for p in FIXTURES.glob("*/*") if p.name.startswith("shapes_"))
@@ -152,3 +156,34 @@ def test_a_sample_of_onednns_lines_runs_in_the_harness(tmp_path: Path) -> None:
     bad = frame[~frame["status"].isin(["ok", "unsupported", "skipped"])]
     assert bad.empty, bad[["case", "algo", "status", "reason"]]
     assert (frame["status"] == "ok").sum() >= len(suite.cases)  # torch at least, everywhere
+
+
+def convbench(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "convbench.cli", *args], capture_output=True,
+                          text=True, timeout=300, env=ENV)
+
+
+def test_cli_runs_benchdnn_files_and_says_what_it_does_not_model_once(tmp_path: Path) -> None:
+    mine = write(tmp_path / "mine", "--pool --attr-post-ops=relu\nmb1ic4ih8oh4kh2sh2n\"a\"\n"
+                 "mb1ic4ih6oh4kh3n\"b\"\n")
+    result = convbench("run", str(FIXTURES / "pool" / "shapes_alexnet"), str(mine), "--batch",
+                       "1", "--algo", "windowed,torch", "--out", str(tmp_path / "out"),
+                       "--no-progress", "--budget", "0.01", "--processes", "1")
+    assert result.returncode == 0, result.stdout + result.stderr
+    frame = read_results(tmp_path / "out" / "shapes_alexnet")
+    assert set(frame["case"]) == {"alexnet:max_pool1", "alexnet:max_pool2", "alexnet:max_pool5"}
+    assert set(read_results(tmp_path / "out" / "mine")["case"]) == {"a", "b"}
+    assert result.stdout.count("--attr-post-ops=relu: not modelled") == 1
+
+
+def test_cli_describes_benchdnn_descriptors_and_files() -> None:
+    result = convbench("describe", 'mb96ic3ih227oc96oh55kh11sh4ph0n"alexnet:conv1"')
+    assert result.returncode == 0, result.stderr
+    assert "(96, 96, 55, 55)" in result.stdout and "alexnet:conv1" in result.stdout
+    pool = convbench("describe", "--pool --alg=avg_np mb1ic8ih8oh4kh2sh2")
+    assert pool.returncode == 0 and "avg_pool2d" in pool.stdout, pool.stderr
+    suite = convbench("describe", str(FIXTURES / "pool" / "shapes_googlenet_v1"))
+    assert suite.returncode == 0, suite.stderr
+    assert '--pool mb96ic192ih57oh28kh3sh2ph0n"googlenet_v1:max_pool2/3x3_s2"' in suite.stdout
+    bad = convbench("describe", "mb2ic4ih8kh3")
+    assert bad.returncode == 2 and "--pool" in bad.stderr

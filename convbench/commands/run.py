@@ -12,7 +12,7 @@ from rich.markup import escape
 from convbench.commands.args import (check_database_url, check_suite_directories, csv_list,
                                      positive_float, positive_int)
 from convbench.commands.output import (Output, add_output_options, append_step_summary,
-                                       error_console, records)
+                                       error_console, print_notes, records)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -75,6 +75,8 @@ def main(args: argparse.Namespace, console: Console) -> int:
                          interleave=args.interleave, processes=args.processes,
                          commit=args.commit)
     _check_before_running(args, suites, options)
+    for suite in suites:
+        print_notes(output.console, suite)
     done = []
     for suite in suites:
         try:
@@ -137,7 +139,8 @@ def _finish(suite: Suite, path: Path, output: Output, db: str | None) -> dict[st
         output.console.print(f"[yellow]warning:[/] {escape(warning)}")
     if db:
         store(db, out, output.console)
-    return {"suite": suite.name, "reference": suite.reference, "directory": str(out),
+    return {"suite": suite.name, "reference": suite.reference, "notes": list(suite.notes),
+            "directory": str(out),
             "results": str(path), "report": str(report), "warnings": [warning] if warning else [],
             "counts": _counts(frame), "geomean_speedups": geomean_speedups(frame, suite.reference),
             "frame": frame}
