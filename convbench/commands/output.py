@@ -112,6 +112,17 @@ def records(frame: Any) -> list[dict[str, Any]]:
     return json.loads(frame.to_json(orient="records", double_precision=15))
 
 
+def print_notes(console: Console, suite: Any) -> None:
+    """What convbench did not model of a suite read from a benchdnn file: said once, before it
+    runs or is described."""
+    if not suite.notes:
+        return
+    console.print(f"[yellow]note:[/] {escape(suite.name)}: what convbench does not model of "
+                  f"{escape(suite.path)}:")
+    for note in suite.notes:
+        console.print(f"  {escape(note)}")
+
+
 def append_step_summary(markdown: str) -> None:
     """Append `markdown` to $GITHUB_STEP_SUMMARY when it is set (a GitHub Actions job's page);
     a file that cannot be written is a warning, not a failure of the run."""

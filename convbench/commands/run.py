@@ -14,7 +14,7 @@ from convbench.commands.args import (add_model_options, check_database_url,
                                      model_networks, network_lines, positive_float,
                                      positive_int)
 from convbench.commands.output import (Output, add_output_options, append_step_summary,
-                                       error_console, records)
+                                       error_console, print_notes, records)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -85,6 +85,8 @@ def main(args: argparse.Namespace, console: Console) -> int:
                          interleave=args.interleave, processes=args.processes,
                          commit=args.commit)
     _check_before_running(args, suites, options)
+    for suite in suites:
+        print_notes(output.console, suite)
     cluster = _connect(args, options, output)
     done = []
     try:
@@ -189,7 +191,8 @@ def _finish(suite: Suite, path: Path, output: Output, db: str | None) -> dict[st
         output.console.print(f"[yellow]warning:[/] {escape(warning)}")
     if db:
         store(db, out, output.console)
-    return {"suite": suite.name, "reference": suite.reference, "directory": str(out),
+    return {"suite": suite.name, "reference": suite.reference, "notes": list(suite.notes),
+            "directory": str(out),
             "results": str(path), "report": str(report), "warnings": [warning] if warning else [],
             "counts": _counts(frame), "geomean_speedups": geomean_speedups(frame, suite.reference),
             "frame": frame}

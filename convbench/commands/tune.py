@@ -13,6 +13,7 @@ from rich.table import Table
 
 from convbench.algorithms.auto import forget, never_tuned, tuning_path
 from convbench.commands.args import check_suite_directories, csv_list, positive_int
+from convbench.commands.output import print_notes
 from convbench.measure.environment import usable_cpus
 
 if TYPE_CHECKING:
@@ -53,6 +54,7 @@ def main(args: argparse.Namespace, console: Console) -> int:
     searches = [(suite, _options(suite, args.algo, threads)) for suite in suites]
     for suite, options in searches:
         plan(suite, options)  # unknown algorithm names fail here, before anything runs
+        print_notes(console, suite)
     table_path = tuning_path(threads)
     _stored(table_path)  # a table that cannot be read fails now, not after the search
     found: dict[str, str] = {}

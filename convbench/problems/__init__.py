@@ -1,8 +1,9 @@
 """The problem model: one frozen dataclass per op family, descriptors, and the facts of a layer.
 
 conv.py, pool.py and transpose.py each hold one family; base.py what they share; grammar.py
-formats a problem as its descriptor and descriptor.py parses one; describe.py and
-receptive_field.py derive the facts `convbench describe` prints.
+formats a problem as its descriptor and descriptor.py parses one; benchdnn.py reads oneDNN
+benchdnn's descriptors and writes its repro lines; describe.py and receptive_field.py derive the
+facts `convbench describe` prints.
 """
 
 from convbench.problems.base import (

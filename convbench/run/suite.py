@@ -37,6 +37,10 @@ included) in order, so that `convbench describe SUITE` can compute the receptive
 layer.
 
 A malformed suite raises SuiteError naming the file, the line and the field.
+
+A path that is not TOML (no .toml suffix, no [suite] or [[case]] table) is a benchdnn batch or
+shape file (convbench.run.benchdnn_files): its cases come from benchdnn's descriptors, and what
+convbench does not model of it is in the suite's `notes`, for the commands to print once.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ from typing import Any
 
 from convbench.algorithms import registry
 from convbench.backends import BACKENDS
+from convbench.run.benchdnn_files import read_batch_file
 from convbench.problems.descriptor import parse
 from convbench.problems import DIRECTIONS, DTYPES, LAYOUTS, ConvProblem, Problem
 from convbench.algorithms.registry import DEFAULT_REFERENCE
@@ -90,6 +95,8 @@ class Suite:
     prepare_weights: bool = False
     seed: int = 0
     network: bool = False  # the cases are one network's layers in order
+    syntax: str = "toml"  # or "benchdnn": read from a benchdnn batch file
+    notes: tuple[str, ...] = ()  # what convbench did not model of the file, said once
 
     def with_batch(self, batch: int) -> Suite:
         """The same suite with every case's N set to `batch`."""
@@ -120,7 +127,7 @@ def resolve(name_or_path: str) -> Path:
     if name_or_path not in shipped:
         raise SuiteError(
             f"no suite named {name_or_path!r} (shipped: {', '.join(sorted(shipped))}; "
-            "or give a path to a .toml file)"
+            "or give a path to a .toml file or to a benchdnn batch file)"
         )
     return shipped[name_or_path]
 
@@ -305,6 +312,8 @@ def load_suite(name_or_path: str, batch: int | None = None) -> Suite:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as error:
         raise SuiteError(f"{path}: not text: byte {error.start} is not UTF-8") from None
+    if path.suffix != ".toml" and not _is_toml(text):
+        return _benchdnn_suite(path, batch)
     loc = _Locator(path, text)
     try:
         data = tomllib.loads(text)
@@ -329,6 +338,29 @@ def load_suite(name_or_path: str, batch: int | None = None) -> Suite:
         seen.add(case.name)
     suite = _build(path, [case for _, case in indexed], settings)
     batch = settings.get("batch") if batch is None else batch
+    return suite if batch is None else suite.with_batch(batch)
+
+
+def _is_toml(text: str) -> bool:
+    """Whether a file without the .toml suffix is a TOML suite (it has its tables) rather than
+    a benchdnn batch file."""
+    if re.search(r"^\s*\[(suite|\[case\])\]", text, re.MULTILINE):
+        return True
+    try:
+        return bool({"suite", "case"} & set(tomllib.loads(text)))
+    except tomllib.TOMLDecodeError:
+        return False
+
+
+def _benchdnn_suite(path: Path, batch: int | None) -> Suite:
+    """A benchdnn batch or shape file as a suite: one case per descriptor and setting."""
+    try:
+        read = read_batch_file(path)
+    except ValueError as error:
+        raise SuiteError(str(error)) from None
+    cases = tuple(Case(c.name, c.problem, c.count) for c in read.cases)
+    suite = Suite(name=path.stem, path=str(path), cases=cases, description=read.title,
+                  syntax="benchdnn", notes=read.notes)
     return suite if batch is None else suite.with_batch(batch)
 
 
