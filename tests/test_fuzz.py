@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import subprocess
+import sys
 from collections import Counter
 from typing import Any
 
@@ -155,3 +157,19 @@ def test_repro_and_minutes_exit_0(capsys: pytest.CaptureFixture) -> None:
     assert main(["fuzz", "--repro", "n1c2w5k3s3p1pe2", "--exact"]) == EXIT_OK
     assert "n1c2w5k3s3p1pe2 im2col: ok" in capsys.readouterr().out
     assert main(["fuzz", "--minutes", "0.01", "--op", "max_pool1d"]) == EXIT_OK
+
+
+def test_a_campaign_on_a_dask_cluster_checks_the_same_cases() -> None:
+    """Each case is a pure function of the seed and its index: on local:2 the campaign draws and
+    checks exactly what it does here (correctness needs no exclusive machine). In a process of
+    its own, as a user runs it (Dask's sockets outlive a test's warnings filter)."""
+    pytest.importorskip("distributed")
+
+    def last_line(*extra: str) -> str:
+        done = subprocess.run([sys.executable, "-m", "convbench", "fuzz", "--cases", "40",
+                               "--seed", "7", *extra], capture_output=True, text=True,
+                              timeout=300, check=True)
+        return done.stdout.strip().splitlines()[-1].rsplit(",", 1)[0]  # less the time
+
+    here, there = last_line(), last_line("--cluster", "local:2")
+    assert here == there and "40 cases" in here

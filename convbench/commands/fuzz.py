@@ -9,7 +9,9 @@ Exit codes: 0 every check ok, 1 a wrong result or an algorithm that raised, 2 ba
 from __future__ import annotations
 
 import argparse
+import contextlib
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from rich.console import Console
@@ -46,6 +48,10 @@ def add_parser(commands: Any) -> None:
                       help="check this one problem (with --algo: those algorithms) and exit")
     fuzz.add_argument("--exact", action="store_true",
                       help="with --repro: exactness-mode inputs, exact algorithms bit for bit")
+    fuzz.add_argument("--cluster", metavar="ADDRESS",
+                      help="draw and check the cases on Dask workers: a scheduler's address "
+                      "(tcp://HOST:8786) or local:N; correctness needs no exclusive machine, so "
+                      "every worker takes cases (needs pip install convbench[cluster])")
 
 
 def main(args: argparse.Namespace, console: Console) -> int:
@@ -58,6 +64,10 @@ def main(args: argparse.Namespace, console: Console) -> int:
         return _repro(args, config, console)
     if args.exact:
         raise ValueError("--exact goes with --repro (a campaign draws exactness mode itself)")
+    if args.cluster:
+        from convbench.run.cluster import local_workers
+
+        local_workers(args.cluster)  # a bad local:N is bad usage before anything starts
     validate(config)
     return _campaign(args, config, console)
 
@@ -93,27 +103,53 @@ def _label(check: Any) -> str:
 
 
 def _campaign(args: argparse.Namespace, config: Any, console: Console) -> int:
-    from convbench.fuzz.campaign import Tally, cases
+    from convbench.fuzz.campaign import Tally
 
     count = None if args.minutes else (args.cases or DEFAULT_CASES)
     seconds = args.minutes * 60 if args.minutes else None
     what = f"{count} cases" if count else f"{args.minutes:g} minutes"
-    console.print(f"fuzz: seed {config.seed}, {what}, ops {', '.join(config.chosen_ops())}")
+    where = f", on --cluster {args.cluster}" if args.cluster else ""
+    console.print(f"fuzz: seed {config.seed}, {what}, ops {', '.join(config.chosen_ops())}"
+                  f"{where}")
     tally, start, shown = Tally(), time.perf_counter(), time.perf_counter()
-    for case in cases(config, count, seconds):
-        tally.add(case)
-        now = time.perf_counter()
-        if now - shown >= 10 or tally.cases == count:
-            shown = now
-            console.print(f"  [{tally.cases}{'/' + str(count) if count else ''}] "
-                          f"{now - start:.0f} s, {tally.total_checks} checks, "
-                          f"{len(tally.failures)} failed")
+    with contextlib.ExitStack() as stack:
+        drawn = _drawn(args, config, count, seconds, stack)
+        for case in drawn:
+            shown = _count(console, tally, case, count, start, shown)
+    tally.failures.sort(key=lambda failure: failure[0].index)  # the order of a local run
     _summary(console, tally)
     failed = _failures(console, tally)
     verdict = "failed" if failed else "ok"
     console.print(f"convbench fuzz: {verdict} ({tally.cases} cases, {tally.total_checks} checks, "
                   f"{len(tally.failures)} failed, {time.perf_counter() - start:.0f} s)")
     return 1 if failed else 0
+
+
+def _drawn(args: argparse.Namespace, config: Any, count: int | None, seconds: float | None,
+           stack: contextlib.ExitStack) -> Iterator[Any]:
+    """The campaign's cases: here, in order, or on the cluster's workers as they finish (the
+    same cases: each is a pure function of the seed and its index)."""
+    from convbench.fuzz.campaign import cases, run_case
+
+    if not args.cluster:
+        return cases(config, count, seconds)
+    from convbench.run.cluster import correctness_client, mapped
+
+    client = stack.enter_context(correctness_client(args.cluster))
+    return mapped(client, run_case, config, count, seconds)
+
+
+def _count(console: Console, tally: Any, case: Any, count: int | None, start: float,
+           shown: float) -> float:
+    """Add the case; a progress line every 10 s and at the end; when the last line was."""
+    tally.add(case)
+    now = time.perf_counter()
+    if now - shown >= 10 or tally.cases == count:
+        console.print(f"  [{tally.cases}{'/' + str(count) if count else ''}] "
+                      f"{now - start:.0f} s, {tally.total_checks} checks, "
+                      f"{len(tally.failures)} failed")
+        return now
+    return shown
 
 
 def _summary(console: Console, tally: Any) -> None:

@@ -23,11 +23,13 @@ Dask is imported only here, and only when --cluster is used (`pip install convbe
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import platform
+import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -160,6 +162,41 @@ def describe(address: str, found: list[Worker], crowded: set[str]) -> str:
         line += f"; {idle} worker{'s' * (idle != 1)} without the '{TIMING}' resource take no " \
             "case (every case is timed: correctness work alone would need one too)"
     return line
+
+
+@contextlib.contextmanager
+def correctness_client(address: str) -> Iterator[Any]:
+    """A client for correctness work (`convbench fuzz --cluster`), which needs no exclusive
+    machine: every worker of the scheduler at `address`, or of local:N, takes tasks."""
+    d = distributed()
+    count = local_workers(address)
+    local = start_local(count, shared=False) if count else None
+    client = d.Client(local if local is not None else address, timeout="30s")
+    try:
+        if count:
+            client.wait_for_workers(count, timeout=120)
+        yield client
+    finally:
+        client.close()
+        if local is not None:
+            local.close()
+
+
+def mapped(client: Any, task: Callable[..., Any], first: Any, count: int | None,
+           seconds: float | None) -> Iterator[Any]:
+    """task(first, i) for i = 0, 1, ... on the cluster's workers, as each result arrives: `count`
+    of them, or batches of four per worker for as long as `seconds` lasts."""
+    d = distributed()
+    deadline = None if seconds is None else time.monotonic() + seconds
+    batch = 4 * max(1, len(client.scheduler_info(n_workers=-1)["workers"]))
+    index = 0
+    while (count is None or index < count) and (deadline is None
+                                                or time.monotonic() < deadline):
+        size = batch if count is None else min(batch, count - index)
+        futures = client.map(task, [first] * size, range(index, index + size), pure=False)
+        for future in d.as_completed(futures):
+            yield future.result()
+        index += size
 
 
 def connect(address: str, shared: bool, threads: int) -> Cluster:
