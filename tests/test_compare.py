@@ -517,3 +517,32 @@ def test_the_defaults_are_the_gates_settings() -> None:
     assert (options.normalize, options.statistic, options.threshold) == ("case", "min", 0.07)
     args = build_parser().parse_args(["compare", "a", "b"])
     assert (args.normalize, args.statistic, args.threshold) == ("case", "min", 0.07)
+
+
+def test_each_machine_of_a_cluster_run_is_compared_with_the_same_machine(tmp_path: Path) -> None:
+    """A --cluster directory holds one suite from several machines (each case timed on one of
+    them): compare matches each machine's rows with that machine's on the other side, and a case
+    that another machine timed this time is new and missing, never compared across machines."""
+    from convbench.analysis.compare import CompareOptions, compare
+    from convbench.run.rundir import ResultsFile, read_runs, write_meta
+
+    def side(name: str, where: dict[str, tuple[str, str, float]]) -> Path:
+        out = tmp_path / name
+        results = ResultsFile(out, resume=False)
+        for case, (host, fp, scale) in where.items():
+            samples = [scale * (1.0 + 0.001 * i) for i in range(40)]
+            results.append({"suite": "s", "case": case, "algo": "im2col", "backend": "numpy",
+                            "direction": "fwd", "status": "ok", "host": host,
+                            "fingerprint": fp, "time_median_s": float(np.median(samples)),
+                            "time_min_s": min(samples), "repeats": 40, "samples_s": samples})
+        write_meta(out, {"suite": {"name": "s", "reference": "torch"},
+                         "machines": {"h1/f1": {"host": "h1"}, "h2/f2": {"host": "h2"}}},
+                   resume=False)
+        return out
+
+    base = side("base", {"a": ("h1", "f1", 1.0), "b": ("h2", "f2", 1.0), "c": ("h1", "f1", 1.0)})
+    new = side("new", {"a": ("h1", "f1", 1.5), "b": ("h2", "f2", 1.0), "c": ("h2", "f2", 1.0)})
+    table = compare(read_runs(base), read_runs(new), CompareOptions(normalize=None))
+    changes = {(r.suite, r.case): r.change for r in table.itertuples()}
+    assert changes == {("s@h1", "a"): "regressed", ("s@h2", "b"): "unchanged",
+                       ("s@h1", "c"): "missing", ("s@h2", "c"): "new"}, changes

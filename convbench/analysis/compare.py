@@ -39,8 +39,9 @@ from __future__ import annotations
 
 import math
 import os
+from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -80,6 +81,19 @@ class CompareOptions:
 
 # Each side of a comparison is the runs under one directory (one run per suite), as
 # convbench.run.rundir.read_runs gives them.
+
+
+def per_machine(runs: Sequence[Run]) -> list[Run]:
+    """Where one side holds a suite from several machines (a --cluster run, read as one run per
+    machine, labelled LABEL@HOST), each machine's rows go by SUITE@HOST, so that they are
+    compared with the same machine's on the other side and never with another machine's."""
+    shared = Counter(run.suite for run in runs)
+
+    def machine(run: Run) -> str:
+        return run.label.split("@", 1)[1] if "@" in run.label else str(run.meta.get("host"))
+
+    return [replace(run, frame=run.frame.assign(suite=f"{run.suite}@{machine(run)}"))
+            if shared[run.suite] > 1 else run for run in runs]
 
 
 def _rows(runs: Sequence[Run]) -> pd.DataFrame:
@@ -305,6 +319,7 @@ def compare(base: Sequence[Run], new: Sequence[Run], options: CompareOptions = C
     ``.attrs["machine_factors"]`` holds the factor of each (suite, backend, direction), or with
     normalize="case" of each (suite, case, backend, direction); then the reference's factors,
     which cases with too few algorithms fall back to, are in ``.attrs["reference_factors"]``."""
+    base, new = per_machine(base), per_machine(new)
     b_rows, n_rows = _rows(base).set_index(list(KEY)), _rows(new).set_index(list(KEY))
     common = b_rows.index.intersection(n_rows.index)
     if len(common) == 0:
