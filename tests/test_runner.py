@@ -52,7 +52,8 @@ def test_smoke_run_is_all_ok_with_every_column(tmp_path: Path) -> None:
     assert (frame["max_abs_err"] <= frame["norm_err"].clip(lower=1)).all()
     assert (frame["norm_err"] <= frame["tolerance"]).all()
     assert np.allclose(frame["gflops"], frame["flops"] / frame["time_median_s"] / 1e9)
-    numpy_rows = frame[frame["algo"] != "torch"]
+    # torch's allocator is invisible to tracemalloc (torch, torch_im2col): no measured peak
+    numpy_rows = frame[~frame["algo"].isin(["torch", "torch_im2col"])]
     assert numpy_rows["peak_mem_bytes"].notna().all()
     assert {"direct_naive", "direct", "im2col", "fft", "auto", "winograd_f4x3"} <= set(
         frame["algo"])
