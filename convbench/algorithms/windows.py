@@ -14,6 +14,12 @@ def pad(x: Array, padding: tuple[int, ...], value: float = 0.0) -> Array:
     if not any(padding):
         return x
     xp = namespace(x)
+    if len(padding) == 2:  # 2-D, the common case, spelled out: tiny problems feel every step
+        n, c, h, w = x.shape
+        ph, pw = padding
+        out = xp.full((n, c, h + 2 * ph, w + 2 * pw), value, dtype=x.dtype, device=device(x))
+        out[:, :, ph : ph + h, pw : pw + w] = x
+        return out
     n, c, *size = x.shape
     padded = tuple(s + 2 * q for s, q in zip(size, padding, strict=True))
     out = xp.full((n, c, *padded), value, dtype=x.dtype, device=device(x))
@@ -26,6 +32,12 @@ def windows(x_padded: Array, p: ConvProblem | PoolProblem) -> Array:
     is the input pixel that kernel tap (r, s) of output (i, j) reads. No copy where the library
     has strides (numpy, cupy, torch), whatever x_padded's memory layout; dilation and stride
     are strides."""
+    if len(p.kernel) == 2:  # 2-D, spelled out (see pad)
+        n, c, _, _ = x_padded.shape
+        sn, sc, sh, sw = array_strides(x_padded)
+        (dh, dw), (th, tw) = p.dilation, p.stride
+        return strided(x_padded, (n, c, *p.kernel, *p.out_size),
+                       (sn, sc, dh * sh, dw * sw, th * sh, tw * sw))
     n, c, *_ = x_padded.shape
     sn, sc, *spatial = array_strides(x_padded)
     taps = (d * t for d, t in zip(p.dilation, spatial, strict=True))

@@ -26,6 +26,7 @@ _backward.
 
 from __future__ import annotations
 
+import functools
 import math
 import operator
 from collections.abc import Sequence
@@ -199,37 +200,47 @@ class Spatial:
     def out_size(self) -> Sizes:
         raise NotImplementedError
 
-    def _two_d(self, values: Sizes, name: str) -> int:
-        if len(values) != 2:
-            raise TypeError(f"{name} is a 2-D field; this problem has rank {self.rank} "
-                            "(use size, kernel and out_size)")
-        return 0
+    def _not_2d(self, name: str) -> TypeError:
+        return TypeError(f"{name} is a 2-D field; this problem has rank {self.rank} "
+                         "(use size, kernel and out_size)")
 
+    # The 2-D names are read on every call of the 2-D algorithms (tiny problems take tens of
+    # microseconds): plain indexing, and out_size computed once per problem.
     @property
     def h(self) -> int:
-        return self.size[self._two_d(self.size, "h")]
+        if len(self.size) != 2:
+            raise self._not_2d("h")
+        return self.size[0]
 
     @property
     def w(self) -> int:
-        return self.size[self._two_d(self.size, "w") + 1]
+        if len(self.size) != 2:
+            raise self._not_2d("w")
+        return self.size[1]
 
     @property
     def r(self) -> int:
-        return self.kernel[self._two_d(self.kernel, "r")]
+        if len(self.kernel) != 2:
+            raise self._not_2d("r")
+        return self.kernel[0]
 
     @property
     def s(self) -> int:
-        return self.kernel[self._two_d(self.kernel, "s") + 1]
+        if len(self.kernel) != 2:
+            raise self._not_2d("s")
+        return self.kernel[1]
 
     @property
     def out_h(self) -> int:
-        out = self.out_size
-        return out[self._two_d(out, "out_h")]
+        if len(self.size) != 2:
+            raise self._not_2d("out_h")
+        return self.out_size[0]
 
     @property
     def out_w(self) -> int:
-        out = self.out_size
-        return out[self._two_d(out, "out_w") + 1]
+        if len(self.size) != 2:
+            raise self._not_2d("out_w")
+        return self.out_size[1]
 
     @property
     def padding_after(self) -> Sizes:
@@ -252,7 +263,7 @@ class Spatial:
         return tuple(dilated_extent(k, d) for k, d in zip(self.kernel, self.dilation,
                                                            strict=True))
 
-    @property
+    @functools.cached_property
     def pixels(self) -> int:
         """Output positions per image and channel: the product of the output sizes."""
         return math.prod(self.out_size)

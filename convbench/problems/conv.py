@@ -4,6 +4,7 @@ the FLOP convention are in convbench.problems.base."""
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -96,8 +97,8 @@ class ConvProblem(Spatial, WeightedCounts):
         return name if self.direction == "fwd" else f"{name}_backward"
 
     # --- shapes ---------------------------------------------------------------------------
-    @property
-    def out_size(self) -> Sizes:
+    @functools.cached_property
+    def out_size(self) -> Sizes:  # computed once: the algorithms read it on every call
         return tuple(conv_out_size(i, k, s, p, d, e) for i, k, s, p, d, e in zip(
             self.size, self.kernel, self.stride, self.padding, self.dilation, self.padding_after,
             strict=True))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
@@ -127,8 +128,8 @@ class PoolProblem(Spatial, Described):
     def window_extent(self) -> Sizes:
         return self.kernel_extent
 
-    @property
-    def out_size(self) -> Sizes:
+    @functools.cached_property
+    def out_size(self) -> Sizes:  # computed once: the algorithms read it on every call
         return tuple(pool_out_size(i, k, s, p, d, self.ceil_mode, e) for i, k, s, p, d, e in zip(
             self.size, self.kernel, self.stride, self.padding, self.dilation, self.padding_after,
             strict=True))

@@ -8,6 +8,7 @@ shape to its input shape with the same weights, so the shape math and the algori
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -115,8 +116,8 @@ class ConvTransposeProblem(Spatial, WeightedCounts):
     def weight_layout(self) -> str:
         return "(C, K/g, " + ", ".join(KERNEL_LETTERS[self.rank]) + ")"
 
-    @property
-    def out_size(self) -> Sizes:
+    @functools.cached_property
+    def out_size(self) -> Sizes:  # computed once: the algorithms read it on every call
         return tuple(transpose_out_size(i, k, s, p, d, o, e) for i, k, s, p, d, o, e in zip(
             self.size, self.kernel, self.stride, self.padding, self.dilation,
             self.output_padding, self.padding_after, strict=True))
