@@ -13,6 +13,7 @@ count).
 
 from __future__ import annotations
 
+import functools
 import math
 
 from convbench.algorithms import cost
@@ -23,8 +24,10 @@ from convbench.algorithms.registry import register
 from convbench.backends.xp import Array, contiguous, device, irfftn, namespace, rfftn
 
 
+@functools.lru_cache(maxsize=4096)
 def fft_shape(p: ConvProblem) -> tuple[int, ...]:
-    """Transform sizes: the padded input, rounded up to sizes scipy.fft handles fastest."""
+    """Transform sizes: the padded input, rounded up to sizes scipy.fft handles fastest (kept
+    per problem: every call asks, twice)."""
     from scipy.fft import next_fast_len  # imported on use: `import convbench` stays light
 
     return tuple(next_fast_len(size + before + after, real=True) for size, before, after in zip(
