@@ -46,20 +46,18 @@ def run(problem: Problem, algo: str, *arrays: Any) -> Any:
     """`algo` on `problem`'s arrays. In channels-last memory an algorithm that takes
     channels-first only runs on a channels-first copy, and its result goes back to channels
     last (the harness never converts: there a layout is a case)."""
-    if problem.layout == "nhwc" and not _takes(problem, algo):
-        first = replace(problem, layout="nchw")
-        algorithm = pick(first, algo)  # refuses with the reason that is not the layout
-        copies = tuple(None if a is None else np.ascontiguousarray(a) for a in arrays)
-        return _each(algorithm.run(first, *copies), to_channels_last)
-    return pick(problem, algo).run(problem, *arrays)
-
-
-def _takes(problem: Problem, algo: str) -> bool:
     try:
-        pick(problem, algo)
+        algorithm = pick(problem, algo)
     except Unsupported:
-        return False
-    return True
+        if problem.layout != "nhwc":
+            raise
+        algorithm = None  # converted below, outside this handler (no chained traceback)
+    if algorithm is not None:
+        return algorithm.run(problem, *arrays)
+    first = replace(problem, layout="nchw")
+    algorithm = pick(first, algo)  # refuses with the reason that is not the layout
+    copies = tuple(None if a is None else np.ascontiguousarray(a) for a in arrays)
+    return _each(algorithm.run(first, *copies), to_channels_last)
 
 
 def _each(result: Any, change: Callable[[np.ndarray], np.ndarray]) -> Any:

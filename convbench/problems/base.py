@@ -142,6 +142,29 @@ def spatial_sizes(name: str, size: object, two_d: tuple[object, object]) -> Size
     return sizes
 
 
+def geometry(size: Any, kernel: Any, two_d: tuple[Any, Any, Any, Any], stride: Any,
+             dilation: Any, padding: Any, padding_end: Any, window_stride: bool = False,
+             strings_refused: str | None = None) -> dict[str, Any]:
+    """The spatial fields every family shares, normalised and checked: size and kernel (from
+    themselves or the 2-D h, w, r, s), stride (with `window_stride`, None means the window, as in
+    pooling),
+    dilation, and padding before and after (`padding_end` None when symmetric). A family whose
+    padding takes no string says so in `strings_refused`."""
+    h, w, r, s = two_d
+    size = spatial_sizes("size", size, (h, w))
+    kernel = spatial_sizes("kernel", kernel, (r, s))
+    if len(kernel) != len(size):
+        raise ValueError(f"kernel {kernel} and size {size} must have one int per axis")
+    rank = len(size)
+    stride = kernel if stride is None and window_stride else as_tuple("stride", stride, rank, 1)
+    dilation = as_tuple("dilation", dilation, rank, 1)
+    if strings_refused and isinstance(padding, str):
+        raise ValueError(strings_refused.format(padding=padding))
+    before, after = per_side(padding, rank, kernel, stride, dilation, padding_end)
+    return dict(size=size, kernel=kernel, stride=stride, padding=before,
+                padding_end=None if after == before else after, dilation=dilation)
+
+
 def torch_same_padding(kernel: Sizes, stride: Sizes, dilation: Sizes) -> tuple[Sizes, Sizes]:
     """torch's padding='same': stride 1 only; the total d(K-1) split with the odd pixel after
     (torch pads the input explicitly then, as convbench does)."""
@@ -196,9 +219,7 @@ class Spatial:
         """How many spatial axes: 1 (W), 2 (H, W) or 3 (D, H, W)."""
         return len(self.size)
 
-    @property
-    def out_size(self) -> Sizes:
-        raise NotImplementedError
+    out_size: Sizes  # each family computes its own (convolution, pooling, transposed)
 
     def _not_2d(self, name: str) -> TypeError:
         return TypeError(f"{name} is a 2-D field; this problem has rank {self.rank} "

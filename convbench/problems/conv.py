@@ -15,16 +15,14 @@ from convbench.problems.base import (
     Sizes,
     Spatial,
     WeightedCounts,
-    as_tuple,
     check_direction,
     check_dtype,
     check_fits,
     check_layout,
+    geometry,
     conv_out_size,
     out_size_line,
-    per_side,
     positive_int,
-    spatial_sizes,
 )
 
 
@@ -64,20 +62,11 @@ class ConvProblem(Spatial, WeightedCounts):
         check_direction(direction)
         for name, value in (("n", n), ("c", c), ("k", k), ("groups", groups)):
             positive_int(name, value)
-        size = spatial_sizes("size", size, (h, w))
-        kernel = spatial_sizes("kernel", kernel, (r, s))
-        if len(kernel) != len(size):
-            raise ValueError(f"kernel {kernel} and size {size} must have one int per axis")
-        rank = len(size)
-        stride = as_tuple("stride", stride, rank, 1)
-        dilation = as_tuple("dilation", dilation, rank, 1)
-        before, after = per_side(padding, rank, kernel, stride, dilation, padding_end)
+        spatial = geometry(size, kernel, (h, w, r, s), stride, dilation, padding, padding_end)
         check_dtype(dtype)
         check_layout(layout)
-        values = dict(n=n, c=c, k=k, size=size, kernel=kernel, stride=stride, padding=before,
-                      padding_end=None if after == before else after, dilation=dilation,
-                      groups=groups, bias=bool(bias), dtype=dtype, direction=direction,
-                      layout=layout)
+        values = dict(n=n, c=c, k=k, **spatial, groups=groups, bias=bool(bias), dtype=dtype,
+                      direction=direction, layout=layout)
         for name, value in values.items():
             object.__setattr__(self, name, value)
         if c % groups:

@@ -12,17 +12,15 @@ from convbench.problems.base import (
     DTYPES,
     Sizes,
     Spatial,
-    as_tuple,
     check_direction,
     check_dtype,
     check_fits,
     check_layout,
+    geometry,
     direction_flops,
     out_size_line,
-    per_side,
     pool_out_size,
     positive_int,
-    spatial_sizes,
 )
 from convbench.units import format_bytes
 
@@ -69,33 +67,24 @@ class PoolProblem(Spatial, Described):
         check_direction(direction, ("fwd", "bwd_data"))
         positive_int("n", n)
         positive_int("c", c)
-        size = spatial_sizes("size", size, (h, w))
-        kernel = spatial_sizes("kernel", kernel, (r, s))
-        if len(kernel) != len(size):
-            raise ValueError(f"kernel {kernel} and size {size} must have one int per axis")
-        rank = len(size)
-        stride = kernel if stride is None else as_tuple("stride", stride, rank, 1)
-        dilation = as_tuple("dilation", dilation, rank, 1)
-        if isinstance(padding, str):
-            raise ValueError(f"pooling padding must be ints or per-side pairs, got {padding!r} "
-                             "(convbench.tf_padding turns SAME/VALID into pairs)")
-        before, after = per_side(padding, rank, kernel, stride, dilation, padding_end)
+        spatial = geometry(size, kernel, (h, w, r, s), stride, dilation, padding, padding_end,
+                           window_stride=True,
+                           strings_refused="pooling padding must be ints or per-side pairs, got "
+                           "{padding!r} (convbench.tf_padding turns SAME/VALID into pairs)")
         check_dtype(dtype)
         check_layout(layout)
         if divisor_override is not None:
             if kind != "avg":
                 raise ValueError(f"divisor_override is average pooling's, got it for {kind}")
             positive_int("divisor_override", divisor_override)
-        values = dict(kind=kind, n=n, c=c, size=size, kernel=kernel, stride=stride,
-                      padding=before,
-                      padding_end=None if after == before else after, dilation=dilation,
-                      ceil_mode=bool(ceil_mode), count_include_pad=bool(count_include_pad),
+        values = dict(kind=kind, n=n, c=c, **spatial, ceil_mode=bool(ceil_mode), count_include_pad=bool(count_include_pad),
                       divisor_override=divisor_override, dtype=dtype, direction=direction,
                       layout=layout)
         for name, value in values.items():
             object.__setattr__(self, name, value)
-        if kind == "avg" and any(d != 1 for d in dilation):
-            raise ValueError(f"average pooling has no dilation, got dilation={dilation}")
+        if kind == "avg" and any(d != 1 for d in self.dilation):
+            raise ValueError(f"average pooling has no dilation, got dilation={self.dilation}")
+        before, after, kernel = self.padding, self.padding_after, self.kernel
         for side in (before, after):
             if any(p > k // 2 for p, k in zip(side, kernel, strict=True)):
                 shown = before if before == after else (before, after)

@@ -22,10 +22,9 @@ from convbench.problems.base import (
     as_tuple,
     check_dtype,
     check_layout,
+    geometry,
     dilated_extent,
-    per_side,
     positive_int,
-    spatial_sizes,
     transpose_size_line,
 )
 
@@ -74,36 +73,27 @@ class ConvTransposeProblem(Spatial, WeightedCounts):
                  layout: str = "nchw") -> None:
         for name, value in (("n", n), ("c", c), ("k", k), ("groups", groups)):
             positive_int(name, value)
-        size = spatial_sizes("size", size, (h, w))
-        kernel = spatial_sizes("kernel", kernel, (r, s))
-        if len(kernel) != len(size):
-            raise ValueError(f"kernel {kernel} and size {size} must have one int per axis")
-        rank = len(size)
-        stride = as_tuple("stride", stride, rank, 1)
-        dilation = as_tuple("dilation", dilation, rank, 1)
-        output_padding = as_tuple("output_padding", output_padding, rank, 0)
-        if isinstance(padding, str):
-            raise ValueError(f"a transposed convolution's padding must be ints or per-side "
-                             f"pairs, got {padding!r} (torch refuses strings here too)")
-        before, after = per_side(padding, rank, kernel, stride, dilation, padding_end)
+        spatial = geometry(size, kernel, (h, w, r, s), stride, dilation, padding, padding_end,
+                           strings_refused="a transposed convolution's padding must be ints or "
+                           "per-side pairs, got {padding!r} (torch refuses strings here too)")
+        output_padding = as_tuple("output_padding", output_padding, len(spatial["size"]), 0)
         check_dtype(dtype)
         check_layout(layout)
-        values = dict(n=n, c=c, k=k, size=size, kernel=kernel, stride=stride, padding=before,
-                      padding_end=None if after == before else after,
-                      output_padding=output_padding, dilation=dilation,
-                      groups=groups, bias=bool(bias), dtype=dtype, layout=layout)
+        values = dict(n=n, c=c, k=k, **spatial, output_padding=output_padding, groups=groups,
+                      bias=bool(bias), dtype=dtype, layout=layout)
         for name, value in values.items():
             object.__setattr__(self, name, value)
         for name, channels in (("input", c), ("output", k)):
             if channels % groups:  # type: ignore[operator]
                 raise ValueError(f"groups={groups} must divide the {name} channels "
                                  f"{'C' if name == 'input' else 'K'}={channels}")
-        for o, s_, d in zip(output_padding, stride, dilation, strict=True):
+        for o, s_, d in zip(output_padding, self.stride, self.dilation, strict=True):
             if o >= max(s_, d):  # torch's rule: smaller than the stride or the dilation
                 raise ValueError(
                     f"output_padding={output_padding} must be smaller than either "
-                    f"stride={stride} or dilation={dilation}")
+                    f"stride={self.stride} or dilation={self.dilation}")
         if min(self.out_size) < 1:
+            before, after = self.padding, self.padding_after
             raise ValueError(f"padding={before if before == after else (before, after)} leaves "
                              f"no output: (I-1)S - 2P + d(K-1) + output_padding + 1 = "
                              f"{self.out_size}")
