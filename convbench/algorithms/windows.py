@@ -3,6 +3,8 @@ view the windows (a gather); `tap` gives one kernel tap's pixels as a writable v
 
 from __future__ import annotations
 
+from typing import Any
+
 from convbench.problems import ConvProblem, PoolProblem
 from convbench.backends.xp import Array, array_strides, device, namespace, pad_constant, strided
 
@@ -88,10 +90,10 @@ def crop(x_padded: Array, p: ConvProblem | PoolProblem) -> Array:
     return x_padded[(slice(None), slice(None), *middle)]
 
 
-def add_bias(y: Array, bias: Array | None) -> Array:
-    """y (N, K, *out) += bias (K,), in place."""
+def add_bias(y: Array, bias: Array | None, xp: Any = None) -> Array:
+    """y (N, K, *out) += bias (K,), in place (`xp`: y's namespace, where the caller has it)."""
     if bias is not None:
-        y += namespace(y).reshape(bias, (1, -1, *(1,) * (y.ndim - 2)))
+        y += (xp or namespace(y)).reshape(bias, (1, -1, *(1,) * (y.ndim - 2)))
     return y
 
 

@@ -18,9 +18,25 @@ from array_api_compat import is_torch_array
 Array = Any
 
 
+# The namespace of numpy's, CuPy's and torch's arrays depends on the array type alone; it is asked
+# on every call of every algorithm (several times on tiny problems that take tens of
+# microseconds), so it is looked up by type once array_namespace has answered for that type.
+_BY_TYPE: dict[type, Any] = {}
+
+
 def namespace(*arrays: Array) -> Any:
     """The array-API namespace of the arrays (None entries are ignored)."""
-    return array_namespace(*(a for a in arrays if a is not None))
+    kinds = {type(a) for a in arrays if a is not None}
+    if len(kinds) == 1:
+        xp = _BY_TYPE.get(next(iter(kinds)))
+        if xp is not None:
+            return xp
+    xp = array_namespace(*(a for a in arrays if a is not None))
+    if len(kinds) == 1:
+        first = next(a for a in arrays if a is not None)
+        if is_numpy_array(first) or is_cupy_array(first) or is_torch_array(first):
+            _BY_TYPE[type(first)] = xp
+    return xp
 
 
 def strided(x: Array, shape: tuple[int, ...], strides: tuple[int, ...]) -> Array:
@@ -87,26 +103,29 @@ def matmul_into(a: Array, b: Array, out: Array) -> Array:
     return a @ b
 
 
-def rfftn(x: Array, shape: tuple[int, ...]) -> Array:
-    """Real FFT over the last len(shape) axes at `shape` (zero-extended or cut to it); numpy's
-    through scipy.fft (workers, in place), which the harness gives the run's thread count."""
-    axes = tuple(range(-len(shape), 0))
-    if is_numpy_array(x):
-        import scipy.fft
+def _scipy_fft() -> Any:
+    import scipy.fft  # imported on first use: `import convbench` stays light
 
-        return scipy.fft.rfftn(x, s=shape, axes=axes, overwrite_x=True,
-                               workers=scipy.fft.get_workers())
+    return scipy.fft
+
+
+def rfftn(x: Array, shape: tuple[int, ...], axes: tuple[int, ...] | None = None) -> Array:
+    """Real FFT over the last len(shape) axes at `shape` (zero-extended or cut to it); numpy's
+    through scipy.fft (workers, in place), which the harness gives the run's thread count.
+    `axes` (the last len(shape), precomputed) spares a per-call cost on tiny problems."""
+    axes = axes or tuple(range(-len(shape), 0))
+    if is_numpy_array(x):
+        sfft = _scipy_fft()
+        return sfft.rfftn(x, s=shape, axes=axes, overwrite_x=True, workers=sfft.get_workers())
     return namespace(x).fft.rfftn(x, s=shape, axes=axes)
 
 
-def irfftn(x: Array, shape: tuple[int, ...]) -> Array:
+def irfftn(x: Array, shape: tuple[int, ...], axes: tuple[int, ...] | None = None) -> Array:
     """The inverse of rfftn: real output of `shape` over the last len(shape) axes."""
-    axes = tuple(range(-len(shape), 0))
+    axes = axes or tuple(range(-len(shape), 0))
     if is_numpy_array(x):
-        import scipy.fft
-
-        return scipy.fft.irfftn(x, s=shape, axes=axes, overwrite_x=True,
-                                workers=scipy.fft.get_workers())
+        sfft = _scipy_fft()
+        return sfft.irfftn(x, s=shape, axes=axes, overwrite_x=True, workers=sfft.get_workers())
     return namespace(x).fft.irfftn(x, s=shape, axes=axes)
 
 

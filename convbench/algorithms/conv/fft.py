@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import Any, NamedTuple
 
 from convbench.algorithms import cost
 from convbench.algorithms.windows import add_bias
@@ -43,66 +44,105 @@ def _frequencies(p: ConvProblem) -> int:
     return frequencies(fft_shape(p))
 
 
+def window(offset: tuple[int, ...], step: tuple[int, ...], sizes: tuple[int, ...]
+           ) -> tuple[object, ...]:
+    """The index of `sizes` pixels placed at `offset`, `step` apart, on the trailing axes."""
+    return (..., *(slice(o, o + s * (n - 1) + 1, s) for o, s, n in zip(
+        offset, step, sizes, strict=True)))
+
+
 def zero_extended(a: Array, shape: tuple[int, ...], offset: tuple[int, ...],
-                  step: tuple[int, ...] | None = None) -> Array:
+                  step: tuple[int, ...] | None = None, *, index: tuple[object, ...] | None = None,
+                  xp: Any = None) -> Array:
     """`a` placed at `offset` (with `step` between its pixels) on its trailing axes, in zeros of
     the transform size, so that scipy.fft transforms it in place instead of zero-padding a copy
-    of its own. Any memory layout of `a` is copied in the same one pass."""
-    xp = namespace(a)
+    of its own. Any memory layout of `a` is copied in the same one pass. `index` (the window's,
+    precomputed) and `xp` spare a per-call cost on tiny problems."""
+    xp = xp or namespace(a)
     out = xp.zeros(shape, dtype=a.dtype, device=device(a))
-    step = step or (1,) * len(offset)
-    spatial = a.shape[a.ndim - len(offset):]
-    index = tuple(slice(o, o + s * (n - 1) + 1, s) for o, s, n in zip(
-        offset, step, spatial, strict=True))
-    out[(..., *index)] = a
+    if index is None:
+        index = window(offset, step or (1,) * len(offset), a.shape[a.ndim - len(offset):])
+    out[index] = a
     return out
 
 
-def filter_transform(p: ConvProblem, w: Array) -> Array:
-    """conj(FFT(dilated kernel)) arranged for the channel GEMM: (F, G, K/g, C/g), complex."""
-    xp = namespace(w)
-    g, kg, cg = p.groups, p.k // p.groups, p.c // p.groups
+class Plan(NamedTuple):
+    """What every call of one problem computes the same way: the transform's sizes and axes, the
+    zero-extended input's and kernels' shapes and windows, and the kept outputs' index. Made
+    once per problem: tiny problems take about a hundred microseconds a call, and Python's
+    share of that is the gate's business."""
+
+    shape: tuple[int, ...]
+    half: tuple[int, ...]  # the real transform's: last axis halved
+    axes: tuple[int, ...]
+    input_shape: tuple[int, ...]
+    input_index: tuple[object, ...]
+    filter_shape: tuple[int, ...]
+    filter_index: tuple[object, ...]
+    crop_index: tuple[object, ...]
+    to_last: tuple[int, ...] | None  # (N, K, *out) -> (N, *out, K) for channels last
+    from_last: tuple[int, ...] | None
+
+
+@functools.lru_cache(maxsize=4096)
+def plan(p: ConvProblem) -> Plan:
     shape = fft_shape(p)
-    dilated = zero_extended(w, (p.k, cg, *shape), (0,) * p.rank, p.dilation)
-    spectrum = rfftn(dilated, shape)
+    cg, rank = p.c // p.groups, p.rank
+    last = p.channels_last
+    return Plan(
+        shape=shape, half=(*shape[:-1], shape[-1] // 2 + 1), axes=tuple(range(-rank, 0)),
+        input_shape=(p.n, p.c, *shape), input_index=window(p.padding, (1,) * rank, p.size),
+        filter_shape=(p.k, cg, *shape),
+        filter_index=window((0,) * rank, p.dilation, p.kernel),
+        crop_index=(slice(None), slice(None), *(slice(0, (o - 1) * s + 1, s) for o, s in zip(
+            p.out_size, p.stride, strict=True))),
+        to_last=(0, *range(2, 2 + rank), 1) if last else None,
+        from_last=(0, 1 + rank, *range(1, 1 + rank)) if last else None)
+
+
+def filter_transform(p: ConvProblem, w: Array, xp: Any = None) -> Array:
+    """conj(FFT(dilated kernel)) arranged for the channel GEMM: (F, G, K/g, C/g), complex."""
+    xp = xp or namespace(w)
+    g, kg, cg = p.groups, p.k // p.groups, p.c // p.groups
+    q = plan(p)
+    dilated = zero_extended(w, q.filter_shape, (), index=q.filter_index, xp=xp)
+    spectrum = rfftn(dilated, q.shape, q.axes)
     del dilated
     spectrum = xp.reshape(xp.conj(spectrum), (g, kg, cg, -1))  # (G, K/g, C/g, F)
     return contiguous(xp.permute_dims(spectrum, (3, 0, 1, 2)))
 
 
-def strided_crop(p: ConvProblem, full: Array) -> Array:
+def strided_crop(p: ConvProblem, full: Array, xp: Any = None) -> Array:
     """The outputs kept from the stride-1 result (N, K, *shape): every stride-th of the first,
     copied into the problem's memory layout (channels last for nhwc)."""
-    xp = namespace(full)
-    index = tuple(slice(0, (o - 1) * s + 1, s) for o, s in zip(p.out_size, p.stride,
-                                                                strict=True))
-    y = full[(slice(None), slice(None), *index)]
-    if not p.channels_last:
+    q = plan(p)
+    y = full[q.crop_index]
+    if q.to_last is None:
         return contiguous(y)
-    last = contiguous(xp.permute_dims(y, (0, *range(2, 2 + p.rank), 1)))  # (N, *out, K)
-    return xp.permute_dims(last, (0, 1 + p.rank, *range(1, 1 + p.rank)))
+    xp = xp or namespace(full)
+    last = contiguous(xp.permute_dims(y, q.to_last))  # (N, *out, K)
+    return xp.permute_dims(last, q.from_last)
 
 
 def fft(p: ConvProblem, x: Array, w: Array, bias: Array | None,
         prepared: Array | None = None) -> Array:
     xp = namespace(x, w)
     g, cg = p.groups, p.c // p.groups
-    shape = fft_shape(p)
-    half = (*shape[:-1], shape[-1] // 2 + 1)
-    weights = filter_transform(p, w) if prepared is None else prepared  # (F, G, K/g, C/g)
-    padded = zero_extended(x, (p.n, p.c, *shape), p.padding)
-    spectrum = rfftn(padded, shape)  # (N, C, *half)
+    q = plan(p)
+    weights = filter_transform(p, w, xp) if prepared is None else prepared  # (F, G, K/g, C/g)
+    padded = zero_extended(x, q.input_shape, (), index=q.input_index, xp=xp)
+    spectrum = rfftn(padded, q.shape, q.axes)  # (N, C, *half)
     del padded
     spectrum = contiguous(xp.permute_dims(xp.reshape(spectrum, (p.n, g, cg, -1)), (3, 1, 2, 0)))
     product = xp.matmul(weights, spectrum)  # (F, G, C/g, N) -> (F, G, K/g, N)
     del spectrum
     product = contiguous(xp.permute_dims(product, (3, 1, 2, 0)))  # (N, G, K/g, F)
-    full = irfftn(xp.reshape(product, (p.n, p.k, *half)), shape)
+    full = irfftn(xp.reshape(product, (p.n, p.k, *q.half)), q.shape, q.axes)
     del product
-    y = strided_crop(p, full)
+    y = strided_crop(p, full, xp)
     if y.dtype != x.dtype:
         y = xp.astype(y, x.dtype)
-    return add_bias(y, bias)
+    return add_bias(y, bias, xp)
 
 
 def workspace_bytes(p: ConvProblem) -> int:
