@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from convbench.run import cluster
-from convbench.run.rundir import KEY, load_runs, read_meta, read_results
+from convbench.run.rundir import KEY, load_runs, read_meta, read_results, update_meta
 from convbench.run.runner import RunOptions, plan
 from convbench.run.suite import load_suite
 
@@ -185,6 +185,39 @@ def test_a_directory_two_machines_filled_reads_as_two_runs(tmp_path: Path) -> No
         ("h1", ["a", "c"], "h1"), ("h2", ["b"], "h2")]
     assert [sorted(k[0] for k in r.samples) for r in runs] == [["a", "c"], ["b"]]
     assert all(r.reference == "torch" for r in runs)
+
+
+def test_rows_of_two_machines_stream_into_one_run_per_machine(tmp_path: Path) -> None:
+    """`--store` row by row on a cluster: each row under its machine's run (the run `history add`
+    makes of that machine's part), a failed case's rows (no machine) under the client's; storing
+    the directory afterwards adds nothing."""
+    from convbench.analysis import history
+    from convbench.run.rundir import ResultsFile, write_meta
+
+    out, db = tmp_path / "s", f"sqlite:///{tmp_path / 'h.db'}"
+    results = ResultsFile(out, resume=False)
+    write_meta(out, {"suite": {"name": "s", "reference": "torch"}, "host": "client",
+                     "date": "2026-11-30T00:00:00+00:00"}, resume=False)
+    machines = {"h1/f1": {"host": "h1", "date": "2026-11-30T00:00:01+00:00"},
+                "h2/f2": {"host": "h2", "date": "2026-11-30T00:00:02+00:00"}}
+    stream = history.RowStream(db, out, "s")
+    for case, host, fp in (("a", "h1", "f1"), ("b", "h2", "f2"), ("c", "h1", "f1"),
+                           ("d", None, None)):
+        if host:
+            update_meta(out, {"machines": read_meta(out).get("machines", {}) | {
+                f"{host}/{fp}": machines[f"{host}/{fp}"]}})
+        row = {"suite": "s", "case": case, "algo": "torch", "backend": "numpy",
+               "direction": "fwd", "status": "ok" if host else "error"}
+        if host:
+            row |= {"host": host, "fingerprint": fp, "samples_s": [1.0, 2.0]}
+        results.append(row)
+        stream.add(row)
+    stream.close()
+    assert stream.error is None and stream.stored == 4
+    listed = history.list_runs(db)
+    assert sorted(zip(listed["host"], listed["rows"])) == [("client", 1), ("h1", 2), ("h2", 1)]
+    assert [added for _, added in history.add_run(db, out)] == [False, False, False]
+    assert [r.label for r in load_runs([out])] == ["s@none", "s@h1", "s@h2"]
 
 
 def test_a_case_that_fails_on_every_try_is_recorded_as_errors(tmp_path: Path) -> None:

@@ -147,6 +147,93 @@ def test_run_store_and_noise_warning(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert list(listed["suite"]) == ["smoke"] and listed["rows"].iloc[0] == 4
 
 
+def stored_rows(db: str) -> pd.DataFrame:
+    """Every stored row's key, read without convbench's engine."""
+    engine = sa.create_engine(database._url(db))
+    with engine.connect() as connection:
+        found = pd.DataFrame(connection.execute(sa.select(
+            *(schema.rows.c[name] for name in schema.ROW_KEY), schema.rows.c.samples_s)
+        ).mappings().all())
+    engine.dispose()
+    return found
+
+
+def test_run_store_writes_each_row_as_it_is_measured(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """`run --store` stores each row the moment it is written: a run interrupted after three
+    rows leaves those three in the database (with their samples), and `--resume` stores the rest,
+    each row once."""
+    db = f"sqlite:///{tmp_path / 'stream.db'}"
+    args = ["run", "smoke", "--algo", "im2col,direct", "--threads", "1", "--budget", "0.002",
+            "--no-progress", "--out", str(tmp_path / "out"), "--store", db]
+    add, calls = history.RowStream.add, []
+
+    def interrupting(self: history.RowStream, row: dict) -> None:
+        add(self, row)
+        calls.append(row["case"])
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(history.RowStream, "add", interrupting)
+    assert main(args) == 130
+    capsys.readouterr()
+    first = stored_rows(db)
+    assert len(first) == 3 and first["samples_s"].notna().all()
+    assert list(history.list_runs(db)["rows"]) == [3]
+    monkeypatch.setattr(history.RowStream, "add", add)
+    assert main([*args, "--resume"]) == EXIT_OK
+    out = " ".join(capsys.readouterr().out.split())
+    assert "5 rows stored as they were measured" in out and "stored as run 1" in out
+    rows = stored_rows(db)
+    assert len(rows) == 8 and not rows.duplicated(list(schema.ROW_KEY)).any()
+    assert list(history.list_runs(db)["rows"]) == [8]
+
+
+def test_a_database_failing_mid_run_never_stops_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The database failing after the first row: the run goes on, says so, and stores every row
+    once when it ends."""
+    db = f"sqlite:///{tmp_path / 'failing.db'}"
+    insert, calls = history._insert_rows, []
+
+    def failing(engine: sa.engine.Engine, run_id: int, records: list[dict]) -> int:
+        calls.append(len(records))
+        if len(calls) == 2:
+            raise sa.exc.OperationalError("INSERT", {}, Exception("disk I/O error"))
+        return insert(engine, run_id, records)
+
+    monkeypatch.setattr(history, "_insert_rows", failing)
+    assert main(["run", "smoke", "--algo", "im2col", "--threads", "1", "--budget", "0.002",
+                 "--no-progress", "--out", str(tmp_path / "out"), "--store", db]) == EXIT_OK
+    out = " ".join(capsys.readouterr().out.split())
+    assert "the results database failed while the run went on" in out
+    assert "disk I/O error" in out and "1 rows were stored as they came" in out
+    assert calls == [1, 1]  # no row sent after the failure
+    assert len(stored_rows(db)) == 4  # the other three stored when the run ended
+
+
+def test_version_2_rows_are_keyed_on_upgrade(real_run: Path, tmp_path: Path) -> None:
+    """2 -> 3 adds each row's host and the unique row key; a row stored twice keeps one copy."""
+    db = f"sqlite:///{tmp_path / 'v2.db'}"
+    history.add_run(db, real_run)
+    engine = sa.create_engine(database._url(db))
+    with engine.begin() as connection:
+        connection.execute(sa.text(f"DROP INDEX {schema.row_key.name}"))
+        connection.execute(sa.text("ALTER TABLE convbench_rows DROP COLUMN host"))
+        connection.execute(sa.text(
+            'INSERT INTO convbench_rows (run_id, "case", algo, backend, direction, status) '
+            "SELECT run_id, \"case\", algo, backend, direction, status FROM convbench_rows "
+            "WHERE id = 1"))
+        connection.execute(schema.schema.update().values(version=2))
+    engine.dispose()
+    assert list(history.list_runs(db)["rows"]) == [8]  # opened: upgraded, the copy gone
+    assert version_and_columns(db)[0] == schema.SCHEMA_VERSION
+    assert history.add_run(db, real_run) == [(1, False)]
+    assert len(stored_rows(db)) == 8
+
+
 # A writer process: imports first, then says it is ready and waits for the start signal, so that
 # every writer's transactions overlap (imports alone take seconds and would spread them out).
 WRITER = """
@@ -205,6 +292,8 @@ def make_version_1(db: str) -> None:
     with engine.begin() as connection:
         schema.metadata.create_all(connection, tables=[schema.runs, schema.rows])
         connection.execute(sa.text("ALTER TABLE convbench_runs DROP COLUMN stored_at"))
+        connection.execute(sa.text(f"DROP INDEX {schema.row_key.name}"))  # version 3's
+        connection.execute(sa.text("ALTER TABLE convbench_rows DROP COLUMN host"))
         connection.execute(sa.text(
             "INSERT INTO convbench_runs (suite, date, machine, host) "
             "VALUES ('old', '2025-01-01T00:00:00+00:00', 'm', 'h')"))
@@ -248,7 +337,8 @@ def test_a_newer_schema_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture
     history.list_runs(db)
     with history.connected(db) as engine, engine.begin() as connection:
         connection.execute(schema.schema.update().values(version=schema.SCHEMA_VERSION + 1))
-    with pytest.raises(ValueError, match="schema version 3, newer than this convbench's 2"):
+    newer = f"schema version {schema.SCHEMA_VERSION + 1}, newer than this convbench's "
+    with pytest.raises(ValueError, match=newer + str(schema.SCHEMA_VERSION)):
         history.list_runs(db)
     assert main(["history", "list", "--db", db]) == EXIT_USAGE
     assert "upgrade convbench" in capsys.readouterr().err

@@ -13,9 +13,9 @@ concurrent writers convbench.analysis.database's.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 import sqlalchemy as sa
@@ -32,6 +32,7 @@ from convbench.analysis.database import (  # noqa: F401  (the module's API since
     retrying,
 )
 from convbench.analysis.schema import (  # noqa: F401
+    ROW_KEY,
     SCHEMA_VERSION,
     metadata,
     now_iso,
@@ -40,37 +41,73 @@ from convbench.analysis.schema import (  # noqa: F401
     runs,
 )
 from convbench.measure.environment import machine_fingerprint
-from convbench.run.rundir import Run, code_commit, read_runs, sample_key
+from convbench.run.rundir import (
+    SAMPLES_KEY,
+    Run,
+    code_commit,
+    read_meta,
+    read_runs,
+    row_machine_meta,
+    sample_key,
+)
 
 
 def _run_record(run: Run) -> dict[str, Any]:
-    meta = run.meta
+    return _meta_record(run.meta, run.suite, run.directory)
+
+
+def _meta_record(meta: dict[str, Any], suite: str, directory: Path) -> dict[str, Any]:
     code = code_commit(meta)
-    return {"suite": run.suite, "date": meta.get("date") or "", "commit": code["commit"],
+    return {"suite": suite, "date": meta.get("date") or "", "commit": code["commit"],
             "dirty": code["dirty"], "machine": machine_fingerprint(meta),
             "host": meta.get("host") or "", "threads": meta.get("threads"),
-            "source": str(run.directory), "meta": json.dumps(meta, default=str),
+            "source": str(directory), "meta": json.dumps(meta, default=str),
             "stored_at": now_iso()}
 
 
 def _number(value: Any) -> float | None:
-    return None if pd.isna(value) else float(value)
+    return None if value is None or pd.isna(value) else float(value)
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None or (isinstance(value, float) and pd.isna(value)) else str(value)
+
+
+def row_record(row: dict[str, Any], run_id: int, host: str, samples_s: Any = None
+               ) -> dict[str, Any]:
+    """The database row of one results row (a dict as the runner yields it, or as results.csv
+    reads back), with its raw samples (seconds per call) where there are any. `host`: the run's,
+    for a row that does not name its own (results written before rows did)."""
+    key = sample_key(row)
+    repeats = row.get("repeats")
+    return {
+        "run_id": run_id, "case": key[0], "algo": key[1], "backend": key[2],
+        "direction": key[3], "host": _text(row.get("host")) or host,
+        "descriptor": _text(row.get("descriptor")), "status": str(row["status"]),
+        "reason": _text(row.get("reason")), "time_median_s": _number(row.get("time_median_s")),
+        "time_iqr_s": _number(row.get("time_iqr_s")), "time_min_s": _number(row.get("time_min_s")),
+        "repeats": None if repeats is None or pd.isna(repeats) else int(repeats),
+        "samples_s": None if samples_s is None else json.dumps(
+            [float(f"{t:.6g}") for t in samples_s]),
+    }
 
 
 def _row_records(run: Run, run_id: int) -> list[dict]:
-    records = []
+    records, host = [], run.meta.get("host") or ""
     for _, row in run.frame.iterrows():
-        key = sample_key(row.to_dict())
-        found = run.samples.get(key)
-        records.append({
-            "run_id": run_id, "case": key[0], "algo": key[1], "backend": key[2],
-            "direction": key[3], "descriptor": row["descriptor"], "status": row["status"],
-            "reason": row["reason"], "time_median_s": _number(row["time_median_s"]),
-            "time_iqr_s": _number(row["time_iqr_s"]), "time_min_s": _number(row["time_min_s"]),
-            "repeats": None if pd.isna(row["repeats"]) else int(row["repeats"]),
-            "samples_s": None if found is None else json.dumps(found.tolist()),
-        })
+        values = row.to_dict()
+        records.append(row_record(values, run_id, host, run.samples.get(sample_key(values))))
     return records
+
+
+T = TypeVar("T")
+
+# How often a store is tried again after another writer's insert broke a unique key.
+COLLISIONS = 5
+
+
+def _key(record: dict[str, Any]) -> tuple[Any, ...]:
+    return tuple(record[name] for name in ROW_KEY)
 
 
 def _find(connection: Connection, record: dict[str, Any]) -> int | None:
@@ -80,22 +117,17 @@ def _find(connection: Connection, record: dict[str, Any]) -> int | None:
     return None if found is None else int(found)
 
 
-def _insert(connection: Connection, run: Run, record: dict[str, Any]) -> int:
-    run_id = connection.execute(runs.insert().values(**record)).inserted_primary_key[0]
-    connection.execute(rows.insert(), _row_records(run, run_id))
-    return int(run_id)
-
-
-def _store(engine: Engine, run: Run) -> tuple[int, bool]:
-    """(run id, newly added). A writer that stored the same run between our look and our insert
-    makes the insert break the unique key: then the run is found, already stored."""
-    record = _run_record(run)
+def _run_id(engine: Engine, record: dict[str, Any]) -> tuple[int, bool]:
+    """(id, newly added) of the run `record` names: found, or inserted. A writer that inserted
+    the same run between our look and our insert makes the insert break the unique key: then
+    the run is found, already there."""
     try:
         with engine.begin() as connection:
             existing = _find(connection, record)
             if existing is not None:
                 return existing, False
-            return _insert(connection, run, record), True
+            return int(connection.execute(runs.insert().values(**record))
+                       .inserted_primary_key[0]), True
     except sa.exc.IntegrityError:
         with reading(engine) as connection:
             existing = _find(connection, record)
@@ -104,14 +136,117 @@ def _store(engine: Engine, run: Run) -> tuple[int, bool]:
         return existing, False
 
 
+def _add_missing(connection: Connection, run_id: int, records: list[dict[str, Any]]) -> int:
+    """Insert the records the run does not hold yet (by the row key); how many were added."""
+    held = {tuple(r) for r in connection.execute(
+        sa.select(*(rows.c[name] for name in ROW_KEY)).where(rows.c.run_id == run_id))}
+    new = list({_key(r): r for r in records if _key(r) not in held}.values())  # each key once
+    if new:
+        connection.execute(rows.insert(), new)
+    return len(new)
+
+
+def _colliding(attempt: Callable[[], T], what: str) -> T:
+    """`attempt` again when another writer's insert of the same run or rows broke the unique
+    key between our look and our insert: the next look finds them."""
+    for _ in range(COLLISIONS):
+        try:
+            return attempt()
+        except sa.exc.IntegrityError:
+            continue
+    raise DatabaseBusy(f"{what} kept colliding with another writer's")
+
+
+def _insert_rows(engine: Engine, run_id: int, records: list[dict[str, Any]]) -> int:
+    """Add the records run `run_id` does not hold yet; returns how many were added."""
+    def attempt() -> int:
+        with engine.begin() as connection:
+            return _add_missing(connection, run_id, records)
+
+    return _colliding(attempt, f"rows of run {run_id}")
+
+
+def _store(engine: Engine, run: Run) -> tuple[int, bool]:
+    """(run id, whether anything was added): the run's record and rows in one transaction when
+    the run is new (so that a concurrent writer finds it whole or not at all); else the rows the
+    database does not hold yet (rows streamed while the run went on are there already) and the
+    meta as the run ended (noise, resumes)."""
+    record = _run_record(run)
+
+    def attempt() -> tuple[int, bool]:
+        with engine.begin() as connection:
+            existing = _find(connection, record)
+            if existing is None:
+                run_id = int(connection.execute(runs.insert().values(**record))
+                             .inserted_primary_key[0])
+                records = _row_records(run, run_id)
+                if records:
+                    connection.execute(rows.insert(), records)
+                return run_id, True
+            added = _add_missing(connection, existing, _row_records(run, existing))
+            stored_meta = connection.execute(sa.select(runs.c.meta).where(
+                runs.c.id == existing)).scalar()
+            if stored_meta != record["meta"]:  # the run streamed, its meta.json since updated
+                connection.execute(runs.update().where(runs.c.id == existing).values(
+                    meta=record["meta"]))
+            return existing, added > 0
+
+    return _colliding(attempt, f"run {run.directory}")
+
+
 def add_run(db: str | Engine | None, directory: Path | str) -> list[tuple[int, bool]]:
-    """Store the run(s) in `directory`; (run id, newly added) for each suite. A run already
-    stored (same suite, date and host) is left as it is, also when another process stores it at
-    the same moment; a locked database is waited for and retried (convbench.analysis.database)."""
+    """Store the run(s) in `directory`; (run id, whether anything was new) for each suite. Rows
+    already stored (same suite, date and host; same case, algorithm, backend, direction and
+    row host) are left as they are, also when another process stores them at the same moment;
+    a locked database is waited for and retried (convbench.analysis.database)."""
     found = read_runs(directory)
     with connected(db) as engine:
         return [retrying(lambda run=run: _store(engine, run), f"store {run.directory}")
                 for run in found]
+
+
+class RowStream:
+    """A run's rows into the database the moment each is produced (`convbench run --store`),
+    so that a run killed halfway leaves what it measured in the history too. The run's record
+    is made at the first row, from the meta.json the run wrote before it; `add_run` at the end
+    adds whatever did not arrive (and the final meta), so that nothing is stored twice.
+
+    The database failing mid-run never stops the run: the first failure is kept in `error`,
+    later rows are not sent, and the end's `add_run` tries again."""
+
+    def __init__(self, db: str, directory: Path, suite: str) -> None:
+        self.db, self.directory, self.suite = db, Path(directory), suite
+        self.engine: Engine | None = None
+        self.run_ids: dict[tuple[str, str], int] = {}  # by machine (host, fingerprint)
+        self.hosts: dict[tuple[str, str], str] = {}  # the host of each machine's run
+        self.stored = 0
+        self.error: str | None = None
+
+    def add(self, row: dict[str, Any]) -> None:
+        if self.error is not None:
+            return
+        try:
+            if self.engine is None:
+                self.engine = engine_for(self.db)
+            engine = self.engine
+            machine = (str(row.get("host") or ""), str(row.get("fingerprint") or ""))
+            if machine not in self.run_ids:
+                meta = row_machine_meta(read_meta(self.directory), row)
+                run = _meta_record(meta, self.suite, self.directory)
+                self.hosts[machine] = run["host"]
+                self.run_ids[machine] = retrying(lambda: _run_id(engine, run)[0],
+                                                 f"store the run {self.directory}")
+            run_id = self.run_ids[machine]
+            record = row_record(row, run_id, self.hosts[machine], row.get(SAMPLES_KEY))
+            self.stored += retrying(lambda: _insert_rows(engine, run_id, [record]),
+                                    f"store a row of {self.directory}")
+        except (sa.exc.SQLAlchemyError, DatabaseBusy, OSError, ValueError) as error:
+            self.error = f"{type(error).__name__}: {str(error).splitlines()[0]}"
+
+    def close(self) -> None:
+        if self.engine is not None:
+            self.engine.dispose()
+            self.engine = None
 
 
 def list_runs(db: str | Engine | None = None, suite: str | None = None) -> pd.DataFrame:

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 READ_ONLY = "convbench_read_only"  # execution option: an SQLite transaction without write lock
 ADVISORY_LOCK_KEY = 0x636F6E76  # "conv": one PostgreSQL advisory lock for every upgrade
 
@@ -68,7 +68,14 @@ rows = sa.Table(
     sa.Column("time_min_s", sa.Float),
     sa.Column("repeats", sa.Integer),
     sa.Column("samples_s", sa.Text),  # JSON list, seconds per call
+    # version 3: the host that measured the row (rows stored before it: their run's), so that
+    # a cluster run of one suite on several machines keeps each machine's row; and one row per
+    # key, so that rows stored as they are produced, and stored again when the run ends or
+    # resumes, are there once.
+    sa.Column("host", sa.String(200), nullable=False, server_default=""),
 )
+ROW_KEY = ("run_id", "case", "algo", "backend", "direction", "host")
+row_key = sa.Index("uq_convbench_row", *(rows.c[name] for name in ROW_KEY), unique=True)
 
 
 @contextlib.contextmanager
@@ -90,10 +97,31 @@ def _add_stored_at(connection: Connection) -> None:
     connection.execute(sa.text(f"ALTER TABLE convbench_runs ADD COLUMN stored_at {kind}"))
 
 
+def _key_rows(connection: Connection) -> None:
+    """2 -> 3: convbench_rows.host, and the unique row key. A row stored twice before (which
+    only a failed store could leave) keeps its first copy. Each part is skipped where it is
+    already there."""
+    columns = {c["name"] for c in sa.inspect(connection).get_columns(rows.name)}
+    if "host" not in columns:
+        column = sa.Column("host", sa.String(200))
+        kind = column.type.compile(dialect=connection.dialect)
+        connection.execute(sa.text(
+            f"ALTER TABLE {rows.name} ADD COLUMN host {kind} NOT NULL DEFAULT ''"))
+        # Until now every stored run was one machine's: its rows were measured on its host.
+        host = sa.select(runs.c.host).where(runs.c.id == rows.c.run_id).scalar_subquery()
+        connection.execute(rows.update().values(host=sa.func.coalesce(host, "")))
+    indexes = {i["name"] for i in sa.inspect(connection).get_indexes(rows.name)}
+    if row_key.name not in indexes:
+        keyed = [rows.c[name] for name in ROW_KEY]
+        first = sa.select(sa.func.min(rows.c.id)).group_by(*keyed).scalar_subquery()
+        connection.execute(rows.delete().where(rows.c.id.not_in(first)))
+        row_key.create(connection)
+
+
 # UPGRADES[v] takes a database from version v to v + 1. A new version appends one function here
 # (plain SQL that every supported database runs), changes the tables above to match, and raises
 # SCHEMA_VERSION; a fresh database gets the tables above directly.
-UPGRADES: dict[int, Callable[[Connection], None]] = {1: _add_stored_at}
+UPGRADES: dict[int, Callable[[Connection], None]] = {1: _add_stored_at, 2: _key_rows}
 
 
 def stored_version(connection: Connection) -> int:

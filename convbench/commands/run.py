@@ -92,11 +92,11 @@ def main(args: argparse.Namespace, console: Console) -> int:
     try:
         for suite in suites:
             try:
-                path = _run_suite(suite, args.out / suite.name, options, output,
-                                  args.no_progress, cluster)
+                path, streamed = _run_suite(suite, args.out / suite.name, options, output,
+                                            args.no_progress, cluster, args.store)
             except KeyboardInterrupt:
                 return _interrupted(args.out / suite.name)
-            done.append(_finish(suite, path, output, args.store))
+            done.append(_finish(suite, path, output, args.store, streamed))
     finally:
         if cluster is not None:
             cluster.close()
@@ -151,15 +151,32 @@ def _check_before_running(args: argparse.Namespace, suites: list[Suite],
 
 
 def _run_suite(suite: Suite, out: Path, options: RunOptions, output: Output,
-               no_progress: bool, cluster: Any = None) -> Path:
+               no_progress: bool, cluster: Any = None, db: str | None = None
+               ) -> tuple[Path, Any]:
+    """Run one suite; with a database, each row is also stored the moment it is written.
+    Returns the results path and the row stream (None without a database)."""
     from convbench.run import cluster as on_cluster
     from convbench.run.progress import RowReporter
     from convbench.run.runner import run
 
+    stream = None
+    if db:
+        from convbench.analysis.history import RowStream
+
+        stream = RowStream(db, out, suite.name)
     with RowReporter(output.console, suite.name, output.progress_mode(no_progress)) as reporter:
-        if cluster is not None:
-            return on_cluster.run(suite, out, options, cluster, on_row=reporter.on_row)
-        return run(suite, out, options, on_row=reporter.on_row)
+        def on_row(row: dict[str, Any], index: int, total: int) -> None:
+            reporter.on_row(row, index, total)
+            if stream is not None:
+                stream.add(row)
+
+        try:
+            if cluster is not None:
+                return on_cluster.run(suite, out, options, cluster, on_row=on_row), stream
+            return run(suite, out, options, on_row=on_row), stream
+        finally:
+            if stream is not None:
+                stream.close()
 
 
 def _interrupted(out: Path) -> int:
@@ -172,7 +189,8 @@ def _interrupted(out: Path) -> int:
     return EXIT_INTERRUPTED
 
 
-def _finish(suite: Suite, path: Path, output: Output, db: str | None) -> dict[str, Any]:
+def _finish(suite: Suite, path: Path, output: Output, db: str | None,
+            streamed: Any = None) -> dict[str, Any]:
     """After a suite ran: its table, report, warnings and storage; returns what --format json
     says of it."""
     from convbench.analysis.speedups import geomean_speedups
@@ -190,6 +208,13 @@ def _finish(suite: Suite, path: Path, output: Output, db: str | None) -> dict[st
     if warning:
         output.console.print(f"[yellow]warning:[/] {escape(warning)}")
     if db:
+        if streamed is not None and streamed.error:
+            output.console.print(
+                f"[yellow]warning:[/] the results database failed while the run went on "
+                f"({escape(streamed.error)}); {streamed.stored} rows were stored as they came, "
+                "the rest now")
+        elif streamed is not None:
+            output.console.print(f"{streamed.stored} rows stored as they were measured")
         store(db, out, output.console)
     return {"suite": suite.name, "reference": suite.reference, "notes": list(suite.notes),
             "directory": str(out),

@@ -447,11 +447,14 @@ def by_machine(run: Run) -> list[Run]:
     machines = run.meta.get("machines") or {}
     if not machines:
         return [run]
-    groups = run.frame.groupby([run.frame["host"], run.frame["fingerprint"]], sort=True)
+    # A case whose task failed on every try ran on no machine: its rows (status error) stay,
+    # under the client's meta.json, labelled @none.
+    hosts, prints = run.frame["host"].fillna(""), run.frame["fingerprint"].fillna("")
+    groups = run.frame.groupby([hosts, prints], sort=True)
     if groups.ngroups == 1 and len(machines) == 1:
         return [_machine_run(run, run.label, next(iter(machines.values())), run.frame)]
-    return [_machine_run(run, f"{run.label}@{host}" + (f"/{fp}" if _hosts_twice(run) else ""),
-                         machines.get(f"{host}/{fp}") or {}, frame)
+    return [_machine_run(run, f"{run.label}@{host or 'none'}" + (
+                f"/{fp}" if _hosts_twice(run) else ""), machines.get(f"{host}/{fp}") or {}, frame)
             for (host, fp), frame in groups]
 
 
@@ -464,12 +467,28 @@ def _hosts_twice(run: Run) -> bool:
 def _machine_run(run: Run, label: str, machine: dict[str, Any], frame: pd.DataFrame) -> Run:
     """The part of `run` that one machine measured, under that machine's meta.json (the suite,
     settings and cluster as the client recorded them)."""
-    meta = {k: v for k, v in run.meta.items() if k != "machines"} | machine | {
-        "suite": run.meta.get("suite") or machine.get("suite"), "cluster": run.meta.get("cluster")}
+    meta = machine_meta(run.meta, machine)
     keys = {sample_key(row) for row in frame.to_dict("records")}
     return Run(run.directory, label, meta, frame.reset_index(drop=True),
                {k: v for k, v in run.samples.items() if k in keys},
                {k: v for k, v in run.processes.items() if k in keys})
+
+
+def machine_meta(run_meta: dict[str, Any], machine: dict[str, Any]) -> dict[str, Any]:
+    """The meta.json of one machine's part of a --cluster run: the machine's own, under the
+    suite and cluster as the client recorded them."""
+    return {k: v for k, v in run_meta.items() if k != "machines"} | machine | {
+        "suite": run_meta.get("suite") or machine.get("suite"), "cluster": run_meta.get("cluster")}
+
+
+def row_machine_meta(run_meta: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:
+    """The meta.json a row's run has in `by_machine`: its machine's for a --cluster run, else
+    the run's own."""
+    machines = run_meta.get("machines") or {}
+    if not machines:
+        return run_meta
+    host, fingerprint = row.get("host") or "", row.get("fingerprint") or ""
+    return machine_meta(run_meta, machines.get(f"{host}/{fingerprint}") or {})
 
 
 def _labels(directories: Sequence[Path]) -> list[str]:
