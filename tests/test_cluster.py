@@ -141,6 +141,32 @@ def test_a_killed_client_is_finished_by_resume(scheduler: tuple[str, object],
     assert len(keys) == len(set(keys)) and set(keys) == _planned()
 
 
+def test_each_machine_runs_the_whole_suite_on_every_machine(
+        scheduler: tuple[str, object], tmp_path: Path) -> None:
+    """--each-machine: every case on every timing machine, each machine's rows once in its own
+    run directory OUT/SUITE@HOST, read as one run per machine. The two workers here are told
+    apart as machines m0 and m1 (one host cannot be two machines otherwise)."""
+    from dataclasses import replace
+
+    address, client = scheduler
+    found = cluster.workers(client, 1)
+    fleet = cluster.Cluster(address, client, [replace(w, host=f"m{i}") for i, w in
+                                              enumerate(w for w in found if w.timing)],
+                            set(), "two machines")
+    seen: list[tuple[str, str]] = []
+    options = RunOptions(algorithms=("torch", "im2col"), threads=1, budget_s=0.002, processes=1)
+    paths = cluster.run_each_machine(load_suite("smoke"), tmp_path / "smoke", options, fleet,
+                                     lambda row, i, n: seen.append((row["case"], row["algo"])))
+    assert [p.parent.name for p in paths] == ["smoke@m0", "smoke@m1"]
+    planned = {(t.case.name, t.algorithm.name, t.backend)
+               for t in plan(load_suite("smoke"), options)}
+    for path in paths:
+        keys = _keys(path)
+        assert len(keys) == len(set(keys)) and set(keys) == planned
+    assert len(seen) == 2 * len(planned)
+    assert [r.label for r in load_runs([tmp_path])] == ["smoke@m0", "smoke@m1"]
+
+
 def _worker(address: str, host: str, timing: bool) -> cluster.Worker:
     return cluster.Worker(address, host, "f" * 12, 1, timing)
 

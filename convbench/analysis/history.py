@@ -214,8 +214,10 @@ class RowStream:
     The database failing mid-run never stops the run: the first failure is kept in `error`,
     later rows are not sent, and the end's `add_run` tries again."""
 
-    def __init__(self, db: str, directory: Path, suite: str) -> None:
+    def __init__(self, db: str, directory: Path, suite: str,
+                 directory_of: Callable[[dict[str, Any]], Path] | None = None) -> None:
         self.db, self.directory, self.suite = db, Path(directory), suite
+        self.directory_of = directory_of  # a row's run directory, where runs have several
         self.engine: Engine | None = None
         self.run_ids: dict[tuple[str, str], int] = {}  # by machine (host, fingerprint)
         self.hosts: dict[tuple[str, str], str] = {}  # the host of each machine's run
@@ -231,8 +233,9 @@ class RowStream:
             engine = self.engine
             machine = (str(row.get("host") or ""), str(row.get("fingerprint") or ""))
             if machine not in self.run_ids:
-                meta = row_machine_meta(read_meta(self.directory), row)
-                run = _meta_record(meta, self.suite, self.directory)
+                directory = self.directory_of(row) if self.directory_of else self.directory
+                meta = row_machine_meta(read_meta(directory), row)
+                run = _meta_record(meta, self.suite, directory)
                 self.hosts[machine] = run["host"]
                 self.run_ids[machine] = retrying(lambda: _run_id(engine, run)[0],
                                                  f"store the run {self.directory}")

@@ -68,6 +68,10 @@ def add_parser(commands: Any) -> None:
     run.add_argument("--cluster", metavar="ADDRESS", help="run each case on a Dask worker: a "
                      "scheduler's address (tcp://HOST:8786) or local:N for N worker processes "
                      "here; needs pip install convbench[cluster] (README, Scaling out)")
+    run.add_argument("--each-machine", action="store_true", help="with --cluster: run every "
+                     "case on every timing machine (one suite over a fleet), each machine's rows "
+                     "in OUT/SUITE@HOST, a run of its own; the report in OUT/SUITE shows them "
+                     "side by side")
     run.add_argument("--shared-machine", action="store_true", help="with --cluster: time on "
                      "two or more timing workers of one machine anyway, every row marked "
                      "shared_machine (refused without it)")
@@ -92,11 +96,17 @@ def main(args: argparse.Namespace, console: Console) -> int:
     try:
         for suite in suites:
             try:
-                path, streamed = _run_suite(suite, args.out / suite.name, options, output,
-                                            args.no_progress, cluster, args.store)
+                paths, streamed = _run_suite(suite, args.out / suite.name, options, output,
+                                             args.no_progress, cluster, args.store,
+                                             args.each_machine)
             except KeyboardInterrupt:
                 return _interrupted(args.out / suite.name)
-            done.append(_finish(suite, path, output, args.store, streamed))
+            done += [_finish(suite, path, output, args.store, streamed) for path in paths]
+            if len(paths) > 1:
+                from convbench.report import build_report
+
+                report = build_report([p.parent for p in paths], args.out / suite.name)
+                output.console.print(f"the machines side by side: {escape(str(report))}")
     finally:
         if cluster is not None:
             cluster.close()
@@ -125,8 +135,9 @@ def _connect(args: argparse.Namespace, options: RunOptions, output: Output) -> A
     """With --cluster: the checked cluster (ValueError, before any case runs, when its workers
     cannot time as asked), after one line saying how it will time; else None."""
     if not args.cluster:
-        if args.shared_machine:
-            raise ValueError("--shared-machine applies to --cluster only")
+        if args.shared_machine or args.each_machine:
+            flag = "--shared-machine" if args.shared_machine else "--each-machine"
+            raise ValueError(f"{flag} applies to --cluster only")
         return None
     from convbench.run.cluster import connect
     from convbench.run.runner import run_threads
@@ -151,10 +162,11 @@ def _check_before_running(args: argparse.Namespace, suites: list[Suite],
 
 
 def _run_suite(suite: Suite, out: Path, options: RunOptions, output: Output,
-               no_progress: bool, cluster: Any = None, db: str | None = None
-               ) -> tuple[Path, Any]:
+               no_progress: bool, cluster: Any = None, db: str | None = None,
+               each_machine: bool = False) -> tuple[list[Path], Any]:
     """Run one suite; with a database, each row is also stored the moment it is written.
-    Returns the results path and the row stream (None without a database)."""
+    Returns the results paths (one per machine with `each_machine`) and the row stream (None
+    without a database)."""
     from convbench.run import cluster as on_cluster
     from convbench.run.progress import RowReporter
     from convbench.run.runner import run
@@ -163,7 +175,8 @@ def _run_suite(suite: Suite, out: Path, options: RunOptions, output: Output,
     if db:
         from convbench.analysis.history import RowStream
 
-        stream = RowStream(db, out, suite.name)
+        stream = RowStream(db, out, suite.name, (lambda row: on_cluster.machine_directory(
+            out, str(row["host"]))) if each_machine else None)
     with RowReporter(output.console, suite.name, output.progress_mode(no_progress)) as reporter:
         def on_row(row: dict[str, Any], index: int, total: int) -> None:
             reporter.on_row(row, index, total)
@@ -171,9 +184,11 @@ def _run_suite(suite: Suite, out: Path, options: RunOptions, output: Output,
                 stream.add(row)
 
         try:
+            if cluster is not None and each_machine:
+                return on_cluster.run_each_machine(suite, out, options, cluster, on_row), stream
             if cluster is not None:
-                return on_cluster.run(suite, out, options, cluster, on_row=on_row), stream
-            return run(suite, out, options, on_row=on_row), stream
+                return [on_cluster.run(suite, out, options, cluster, on_row=on_row)], stream
+            return [run(suite, out, options, on_row=on_row)], stream
         finally:
             if stream is not None:
                 stream.close()

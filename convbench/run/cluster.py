@@ -18,6 +18,10 @@ kept in the run's meta.json under "machines"; convbench.run.rundir reads one run
 `local:N` starts a cluster of N worker processes on this machine: one timing worker and N - 1
 that take no timed case, or, with --shared-machine, N timing workers whose rows are marked.
 
+`--each-machine` runs every case on every machine instead (one suite over a fleet: each machine
+type's times side by side): one run directory per machine, OUT/SUITE@HOST, each a run of its own
+(results, samples, meta.json, resume), its tasks held to that machine's timing workers.
+
 Dask is imported only here, and only when --cluster is used (`pip install convbench[cluster]`).
 """
 
@@ -28,6 +32,7 @@ import logging
 import os
 import platform
 import time
+import urllib.parse
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -286,3 +291,104 @@ def run(suite: Suite, out_dir: Path, options: RunOptions, cluster: Cluster,
             if on_row:
                 on_row(row, index.get(_key(row), 0), len(tasks))
     return results.path
+
+
+# How long the client waits for a machine whose timing workers have all left before it records
+# that machine's remaining cases as errors (a worker under a nanny is back within seconds).
+MACHINE_GONE_S = 120.0
+
+
+def machine_directory(out_dir: Path, host: str) -> Path:
+    """The run directory of one machine's part of an --each-machine run: OUT/SUITE@HOST."""
+    return out_dir.parent / f"{out_dir.name}@{host}"
+
+
+def _timing_hosts(cluster: Cluster) -> dict[str, set[str]]:
+    """The machines that time, by host name: the network hosts (IPs) of their timing workers,
+    which Dask restricts a task to (a worker restarted there comes back at the same one)."""
+    hosts: dict[str, set[str]] = {}
+    for worker in cluster.workers:
+        if worker.timing:
+            hosts.setdefault(worker.host, set()).add(
+                urllib.parse.urlparse(worker.address).hostname or worker.address)
+    return hosts
+
+
+def _live_network_hosts(client: Any) -> set[str]:
+    """The network hosts with a timing worker now."""
+    return {info.get("host") for info in client.scheduler_info(n_workers=-1)["workers"].values()
+            if (info.get("resources") or {}).get(TIMING, 0) >= 1}
+
+
+def run_each_machine(suite: Suite, out_dir: Path, options: RunOptions, cluster: Cluster,
+                     on_row: Callable[[dict[str, Any], int, int], None] | None = None
+                     ) -> list[Path]:
+    """Every case on every timing machine: machine HOST's rows go to OUT/SUITE@HOST, a run of
+    its own, written the moment its task's result arrives, each row once; returns the results
+    paths, one per machine. A machine whose timing workers are all gone for MACHINE_GONE_S has
+    its remaining cases recorded as errors, and the run goes on."""
+    d = distributed()
+    runner.check_resume(suite, out_dir, options)
+    hosts = _timing_hosts(cluster)
+    prints = {w.host: w.fingerprint for w in cluster.workers if w.timing}
+    for host in hosts:
+        runner.check_resume(suite, machine_directory(out_dir, host), options)
+    suite = runner.apply_options(suite, options)
+    tasks = runner.plan(suite, options)
+    index = {(t.case.name, t.algorithm.name, t.backend): i for i, t in enumerate(tasks, 1)}
+    run_id, total = uuid.uuid4().hex[:8], len(tasks) * len(hosts)
+    files, done, futures = {}, {}, {}
+    for number, (host, network) in enumerate(sorted(hosts.items())):
+        directory = machine_directory(out_dir, host)
+        files[host] = ResultsFile(directory, options.resume)
+        done[host] = files[host].done() if options.resume else set()
+        write_meta(directory, _client_meta(suite, len(tasks), options, cluster),
+                   options.resume)
+        for case in suite.cases:
+            if all(k in done[host] for k in index if k[0] == case.name):
+                continue
+            future = cluster.client.submit(
+                case_task.run_case, case_task.request(suite, case, options), pure=False,
+                key=f"convbench-{suite.name}-{case.name}-{number}-{run_id}",
+                resources={TIMING: 1}, workers=sorted(network), allow_other_workers=False,
+                retries=RETRIES)
+            futures[future] = (host, case)
+    pending, gone_since = set(futures), {}
+    while pending:
+        try:
+            finished, pending = d.wait(list(pending), timeout=10, return_when="FIRST_COMPLETED")
+        except (d.TimeoutError, TimeoutError):
+            finished = set()
+        results = [(f, *futures[f]) for f in finished]
+        live, now = _live_network_hosts(cluster.client), time.monotonic()
+        for host, network in hosts.items():
+            gone_since[host] = gone_since.get(host, now) if not network & live else None
+            since = gone_since[host]
+            if since is not None and now - since > MACHINE_GONE_S:
+                lost = [f for f in pending if futures[f][0] == host]
+                pending -= set(lost)
+                error = RuntimeError(f"no timing worker on {host} for {MACHINE_GONE_S:.0f} s")
+                results += [(f, host, futures[f][1], error) for f in lost]
+                for f in lost:
+                    f.cancel()
+        for future, host, case, *lost in results:
+            try:
+                if lost:
+                    raise lost[0]
+                found = future.result()
+            except Exception as error:  # noqa: BLE001 - recorded, and the run goes on
+                found = {"rows": failed_rows(suite.name, tasks, case.name, error), "meta": {}}
+                for row in found["rows"]:  # they belong to the machine they were meant for
+                    row |= {"host": host, "fingerprint": prints[host]}
+            directory = machine_directory(out_dir, host)
+            if found["meta"]:
+                _keep_machine(directory, found["meta"])
+            for row in found["rows"]:
+                if _key(row) in done[host]:
+                    continue
+                row["shared_machine"] = row.get("host") in cluster.shared_hosts
+                files[host].append(row)
+                done[host].add(_key(row))
+                if on_row:
+                    on_row(row, index.get(_key(row), 0), total)
+    return [files[host].path for host in sorted(hosts)]
