@@ -202,6 +202,34 @@ def test_a_window_wholly_in_the_padding_is_minus_inf_with_no_gradient(rank: int)
     np.testing.assert_array_equal(y, torch_y.numpy())
 
 
+@pytest.mark.parametrize("rank, layout", [(2, "nchw"), (2, "nhwc"), (3, "nchw")])
+def test_inputs_of_minus_inf_beside_the_padding_send_the_gradient_inside(rank: int,
+                                                                         layout: str) -> None:
+    """Where a window's inputs are all -inf they tie with its padding: torch's gradient goes to
+    the window's first tap inside the input (never into the padding, cropped away)."""
+    torch = pytest.importorskip("torch")
+    size = (5, 4) if rank == 2 else (3, 4, 3)
+    fields = dict(size=size, kernel=(3,) * rank, stride=(2,) + (1,) * (rank - 1), padding=1,
+                  dtype="float64", layout=layout)
+    bwd = PoolProblem("max", 2, 3, direction="bwd_data", **fields)
+    rng = np.random.default_rng(rank)
+    x = rng.standard_normal(bwd.input_shape)
+    x[rng.random(x.shape) < 0.6] = -np.inf
+    x[..., :2, :] = -np.inf  # whole windows of -inf inputs beside the padding
+    grad_out = rng.standard_normal(PoolProblem("max", 2, 3, **fields).output_shape)
+    inputs = torch.tensor(x, requires_grad=True)
+    out = getattr(torch.nn.functional, f"max_pool{rank}d")(inputs, 3, bwd.stride, 1)
+    out.backward(torch.tensor(grad_out))
+    expected = inputs.grad.numpy()
+    assert expected[..., :2, :].any()  # torch does send some there
+    if layout == "nhwc":
+        x = np.moveaxis(np.ascontiguousarray(np.moveaxis(x, 1, -1)), -1, 1)
+        grad_out = np.moveaxis(np.ascontiguousarray(np.moveaxis(grad_out, 1, -1)), -1, 1)
+    for name in ALGORITHMS:
+        got = registry.get(bwd.op, name).run(bwd, grad_out, x)
+        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12, err_msg=name)
+
+
 # --- other array libraries, and the workspace model ----------------------------------------------
 BACKEND_CASES = [
     pytest.param(name, case, direction, layout, id=f"{name}-{case}-{direction}-{layout}")

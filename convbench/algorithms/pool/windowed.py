@@ -7,7 +7,8 @@ adding each output's gradient to the pixel the tap read (a strided slice of the 
 gradient): to the winning tap only (max: the first maximum in scan order, torch's tie rule, or
 the last NaN, torch's NaN rule) or to every tap, divided by the window's divisor (average). A
 max window lying wholly in the padding is -inf, and its gradient lands in the padding, cropped
-away: none, as torch. Any rank 2 or 3, in either memory layout (the padding and the results
+away: none, as torch; one whose inputs are all -inf sends it to its first tap inside the input,
+as torch. Any rank 2 or 3, in either memory layout (the padding and the results
 keep the input's). Array-API code: views, no copies, on numpy, cupy and torch; gathers on
 libraries without strides.
 """
@@ -106,10 +107,21 @@ def avg_pool2d_windowed(p: PoolProblem, x: Array) -> Array:
 
 def winners(p: PoolProblem, x: Array) -> Array:
     """(N, C, *out): the tap (its place in scan order) each window's gradient goes to: the
-    first maximum, or the last NaN of a window holding one (torch's rules)."""
+    first maximum, or the last NaN of a window holding one (torch's rules). A window whose
+    values inside the input are all -inf ties with its padding: torch's gradient goes to its
+    first tap inside the input, never to the padding (where it would be cropped away)."""
+    xp = namespace(x)
     win = windows(pad_for_windows(x, p, -math.inf), p)  # (N, C, *kernel, *out) view
-    taps = namespace(x).reshape(win, (p.n, p.c, p.window, *p.out_size))  # copies
-    return winning_tap(taps, 2, holds_nan(x))
+    taps = xp.reshape(win, (p.n, p.c, p.window, *p.out_size))  # copies
+    winner = winning_tap(taps, 2, holds_nan(x))
+    if padded_size(p) == tuple(p.size) or not bool(xp.any(x == -math.inf)):
+        return winner
+    ones = xp.ones(x.shape, dtype=x.dtype, device=device(x))
+    inside = xp.reshape(windows(pad_for_windows(ones, p, 0.0), p),
+                        (p.n, p.c, p.window, *p.out_size))  # 1 inside the input, 0 padding
+    tied = xp.all(taps == -math.inf, axis=2) & xp.any(inside > 0, axis=2)
+    first_inside = xp.astype(xp.argmax(inside, axis=2), winner.dtype)
+    return xp.where(tied, first_inside, winner)
 
 
 def _padded_zeros(p: PoolProblem, like: Array) -> Array:
