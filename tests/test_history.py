@@ -196,21 +196,21 @@ def test_a_database_failing_mid_run_never_stops_it(
     """The database failing after the first row: the run goes on, says so, and stores every row
     once when it ends."""
     db = f"sqlite:///{tmp_path / 'failing.db'}"
-    insert, calls = history._insert_rows, []
+    insert, calls = history._insert_row, []
 
-    def failing(engine: sa.engine.Engine, run_id: int, records: list[dict]) -> int:
-        calls.append(len(records))
+    def failing(engine: sa.engine.Engine, record: dict) -> int:
+        calls.append(record["case"])
         if len(calls) == 2:
             raise sa.exc.OperationalError("INSERT", {}, Exception("disk I/O error"))
-        return insert(engine, run_id, records)
+        return insert(engine, record)
 
-    monkeypatch.setattr(history, "_insert_rows", failing)
+    monkeypatch.setattr(history, "_insert_row", failing)
     assert main(["run", "smoke", "--algo", "im2col", "--threads", "1", "--budget", "0.002",
                  "--no-progress", "--out", str(tmp_path / "out"), "--store", db]) == EXIT_OK
     out = " ".join(capsys.readouterr().out.split())
     assert "the results database failed while the run went on" in out
     assert "disk I/O error" in out and "1 rows were stored as they came" in out
-    assert calls == [1, 1]  # no row sent after the failure
+    assert len(calls) == 2  # no row sent after the failure
     assert len(stored_rows(db)) == 4  # the other three stored when the run ended
 
 

@@ -157,13 +157,20 @@ def _colliding(attempt: Callable[[], T], what: str) -> T:
     raise DatabaseBusy(f"{what} kept colliding with another writer's")
 
 
-def _insert_rows(engine: Engine, run_id: int, records: list[dict[str, Any]]) -> int:
-    """Add the records run `run_id` does not hold yet; returns how many were added."""
-    def attempt() -> int:
+def _insert_row(engine: Engine, record: dict[str, Any]) -> int:
+    """Add one row unless its key is stored already (1 or 0): the insert, and where the unique
+    key refuses it, a look that finds the row there (anything else is a real error). Costs the
+    same however many rows the run holds."""
+    try:
         with engine.begin() as connection:
-            return _add_missing(connection, run_id, records)
-
-    return _colliding(attempt, f"rows of run {run_id}")
+            connection.execute(rows.insert().values(**record))
+        return 1
+    except sa.exc.IntegrityError:
+        key = [rows.c[name] == record[name] for name in ROW_KEY]
+        with reading(engine) as connection:
+            if connection.execute(sa.select(rows.c.id).where(*key)).first() is None:
+                raise
+        return 0
 
 
 def _store(engine: Engine, run: Run) -> tuple[int, bool]:
@@ -241,7 +248,7 @@ class RowStream:
                                                  f"store the run {self.directory}")
             run_id = self.run_ids[machine]
             record = row_record(row, run_id, self.hosts[machine], row.get(SAMPLES_KEY))
-            self.stored += retrying(lambda: _insert_rows(engine, run_id, [record]),
+            self.stored += retrying(lambda: _insert_row(engine, record),
                                     f"store a row of {self.directory}")
         except (sa.exc.SQLAlchemyError, DatabaseBusy, OSError, ValueError) as error:
             self.error = f"{type(error).__name__}: {str(error).splitlines()[0]}"
