@@ -66,13 +66,15 @@ def _block_tiles(p: ConvProblem, alpha: int, block: Block) -> tuple[int, int]:
 
 
 def filter_transform(p: ConvProblem, w: Array, alpha: int, g_kron: Array) -> Array:
-    """U = G g GT for every (k, c), as the right-hand operands of the channel GEMMs:
-    (alpha^2, groups, C/g, K/g)."""
+    """U = G g GT for every (c, k), as the right-hand operands of the channel GEMMs:
+    (alpha^2, groups, C/g, K/g). The weights are put in (C, K) order first, a copy of r*s
+    values per pair, so that the transform (alpha^2 per pair) is written once, in place."""
     xp = namespace(w)
     kg, cg = p.k // p.groups, p.c // p.groups
-    u = g_kron @ xp.reshape(w, (p.k * cg, p.r * p.s)).T  # (alpha^2, K*C/g)
-    u = xp.reshape(u, (alpha * alpha, p.groups, kg, cg))
-    return contiguous(xp.permute_dims(u, (0, 1, 3, 2)))
+    grouped = xp.reshape(w, (p.groups, kg, cg, p.r * p.s))
+    ordered = contiguous(xp.permute_dims(grouped, (0, 2, 1, 3)))  # (G, C/g, K/g, r*s)
+    u = g_kron @ xp.reshape(ordered, (p.k * cg, p.r * p.s)).T  # (alpha^2, G*C/g*K/g)
+    return xp.reshape(u, (alpha * alpha, p.groups, cg, kg))
 
 
 def padded(p: ConvProblem, x: Array, alpha: int) -> Array:
@@ -171,7 +173,7 @@ def winograd_nhwc(p: ConvProblem, x: Array, w: Array, alpha: int,
 
 def workspace_bytes(p: ConvProblem, alpha: int) -> int:
     """Peak memory above the call's start, less the output: the transformed filters
-    throughout, plus at each stage: the padded input, V and a block's two buffers; V and the
+    throughout, plus at each stage: the weights in (C, K) order; the padded input, V and a block's two buffers; V and the
     products (and with groups, their channels-first copy); the products, a block's transformed
     tiles and the output (tile-aligned, plus the cropped copy when tiles reach past it)."""
     mh, mw, th, tw = tiles(p, alpha)
@@ -184,6 +186,7 @@ def workspace_bytes(p: ConvProblem, alpha: int) -> int:
     out_block = max(_block_tiles(p, alpha, b)[1] for b in blocks(p, alpha, p.k))
     products = a2 * tiles_ * p.k
     stages = (
+        p.k * (p.c // p.groups) * p.r * p.s,
         x_pad + a2 * tiles_ * p.c + 2 * a2 * in_block * p.c,
         a2 * tiles_ * p.c + products * (1 if p.groups == 1 else 2),
         products + aligned_out + 2 * mh * mw * out_block * p.k,
@@ -193,14 +196,15 @@ def workspace_bytes(p: ConvProblem, alpha: int) -> int:
 
 
 def cost_s(p: ConvProblem, alpha: int) -> float:
-    """Filter transform (one GEMM and its copy into (C, K) order), the padded copy (runs of
+    """Filter transform (the weights' copy into (C, K) order, one GEMM), the padded copy (runs of
     C), per block the gather (runs of C) and the two axis GEMMs, the alpha^2 channel GEMMs
     (P x C/g) @ (C/g x K/g), per block the output GEMM and the scatter (runs of K), and the
     crop where the tiles reach past the output."""
     mh, mw, th, tw = tiles(p, alpha)
     item, a2, kg, cg = p.itemsize, alpha * alpha, p.k // p.groups, p.c // p.groups
     tiles_ = p.n * th * tw
-    filters = cost.gemm_s(a2, p.k * cg, p.r * p.s, item) + cost.copy_s(a2 * p.k * cg, item, kg)
+    filters = (cost.copy_s(p.k * cg * p.r * p.s, item, p.r * p.s)
+               + cost.gemm_s(a2, p.k * cg, p.r * p.s, item))
     x_pad = p.n * (th * mh + p.r - 1) * (tw * mw + p.s - 1) * p.c
     inputs = cost.copy_s(x_pad, item) + cost.copy_s(p.n * p.h * p.w * p.c, item, p.c)
     for block in blocks(p, alpha, p.c):
