@@ -9,7 +9,9 @@ flattened tile). The elementwise products over channels become alpha^2 batched G
 
 Each algorithm fixes the input tile alpha; a kernel axis of size k <= r uses F(alpha - k + 1, k),
 so non-square kernels (3x1, 1x7, 5x3) work through the 1-D transforms per axis.
-Stride 1 and dilation 1 only. The matrices are pinned in winograd_matrices.py.
+Stride 1 and dilation 1 only. The matrices are pinned in winograd_matrices.py. Channels-last
+input (2-D) takes winograd_nhwc's arrangement of the same transforms, with no layout change;
+rank 3 takes winograd_nd's.
 """
 
 from __future__ import annotations
