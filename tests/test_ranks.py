@@ -112,8 +112,27 @@ def test_channels_last_inputs_and_results_stay_channels_last() -> None:
         y = registry.get("conv2d", name).run(p, x, w, None)
         assert np.moveaxis(y, 1, -1).flags.c_contiguous, name
         np.testing.assert_allclose(y, ref, atol=1e-5)
-    reason = registry.get("conv2d", "winograd_f4x3").why_not(p)
-    assert reason and "takes nchw memory only, not nhwc" in reason
+    reason = registry.get("conv2d", "winograd_f4x3").why_not(parse("nhwc_n2c4id5h6k6r3p1"))
+    assert reason and "channels-last memory in 2-D only" in reason
+
+
+@pytest.mark.parametrize("name", ["winograd_f2x3", "winograd_f4x3", "winograd_f6x3"])
+@pytest.mark.parametrize("descriptor", ["nhwc_n2c8h13k6r3p1b1", "nhwc_n3c16h7w9k8r3p1",
+                                        "nhwc_n1c6h8k4r3p1g2", "nhwc_n2c4h9w10k6r3pe1"])
+def test_winograd_runs_channels_last_without_a_layout_change(descriptor: str, name: str):
+    """The channels-last pipeline (winograd_nhwc): NHWC in, NHWC out, within the family's
+    tolerance floor (a 3-D input, its stride-1 path being channels-first, is refused with
+    the reason); its prepared filters give the same result."""
+    p = parse(descriptor)
+    inputs = oracle.make_inputs(p, seed=7)
+    algorithm = registry.get("conv2d", name)
+    assert algorithm.why_not(p) is None
+    y = algorithm.run(p, *inputs.arrays)
+    assert np.moveaxis(y, 1, -1).flags.c_contiguous and y.shape == p.output_shape
+    check = oracle.check_algorithm(p, y, oracle.reference(p, inputs), algorithm)
+    assert check.ok, check
+    state = algorithm.prepared(p, *inputs.arrays)
+    np.testing.assert_array_equal(algorithm.run(p, *inputs.arrays, prepared=state), y)
 
 
 def test_a_suites_layouts_make_one_case_per_layout() -> None:

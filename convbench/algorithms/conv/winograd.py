@@ -9,7 +9,9 @@ flattened tile). The elementwise products over channels become alpha^2 batched G
 
 Each algorithm fixes the input tile alpha; a kernel axis of size k <= r uses F(alpha - k + 1, k),
 so non-square kernels (3x1, 1x7, 5x3) work through the 1-D transforms per axis.
-Stride 1 and dilation 1 only. The matrices are pinned in winograd_matrices.py.
+Stride 1 and dilation 1 only. The matrices are pinned in winograd_matrices.py. Channels-last
+input (2-D) takes winograd_nhwc's arrangement of the same transforms, with no layout change;
+rank 3 takes winograd_nd's.
 """
 
 from __future__ import annotations
@@ -23,10 +25,10 @@ import numpy as np
 
 from convbench.algorithms import cost
 from convbench.algorithms.windows import add_bias
-from convbench.algorithms.conv import winograd_nd
+from convbench.algorithms.conv import winograd_nd, winograd_nhwc
 from convbench.algorithms.conv.winograd_nd import matrices
 from convbench.backends import ARRAY_API_BACKENDS
-from convbench.problems import ConvProblem
+from convbench.problems import LAYOUTS, ConvProblem
 from convbench.algorithms.registry import register
 from convbench.backends.xp import (
     CPU_CHUNK_BYTES,
@@ -180,6 +182,9 @@ def winograd(p: ConvProblem, x: Array, w: Array, bias: Array | None,
              alpha: int, prepared: Array | None = None) -> Array:
     if p.rank != 2:
         return add_bias(winograd_nd.winograd_nd(p, x, w, alpha, prepared), bias)
+    if p.channels_last:
+        return add_bias(winograd_nhwc.winograd_nhwc(
+            p, x, w, alpha, _nhwc_transforms(p, x, alpha), prepared), bias)
     xp = namespace(x, w)
     mh, mw, th, tw = _tiles(p, alpha)
     at, _, _ = transforms_like(alpha, p.r, p.s, x)
@@ -197,6 +202,13 @@ def winograd(p: ConvProblem, x: Array, w: Array, bias: Array | None,
     return add_bias(y, bias)
 
 
+def _nhwc_transforms(p: ConvProblem, like: Array, alpha: int) -> tuple:
+    """(AT (x) AT, G (x) G, (BT_h, BT_w)) on `like`'s library, dtype and device: what the
+    channels-last pipeline (winograd_nhwc) applies."""
+    at, g, _ = transforms_like(alpha, p.r, p.s, like)
+    return at, g, axis_transforms_like(alpha, p.r, p.s, like)[2]
+
+
 def workspace_bytes(p: ConvProblem, alpha: int) -> int:
     """Peak memory above the call's start, less the output (what convbench measures): the
     transformed filters throughout, plus at each stage: the padded input, the gathered tiles
@@ -206,6 +218,8 @@ def workspace_bytes(p: ConvProblem, alpha: int) -> int:
     torch's CPU tensors, what this model is checked against). Rank 3: winograd_nd's."""
     if p.rank != 2:
         return winograd_nd.workspace_elements(p, alpha) * p.itemsize
+    if p.channels_last:
+        return winograd_nhwc.workspace_bytes(p, alpha)
     mh, mw, th, tw = _tiles(p, alpha)
     tiles, a2 = p.n * th * tw, alpha * alpha
     padded = p.n * p.c * (th * mh + p.r - 1) * (tw * mw + p.s - 1)
@@ -248,6 +262,8 @@ def cost_s(p: ConvProblem, alpha: int) -> float:
     winograd_nd's."""
     if p.rank != 2:
         return winograd_nd.cost_s(p, alpha)
+    if p.channels_last:
+        return winograd_nhwc.cost_s(p, alpha)
     mh, mw, th, tw = _tiles(p, alpha)
     tiles, a2, kg, cg = p.n * th * tw, alpha * alpha, p.k // p.groups, p.c // p.groups
     filters = cost.gemm_s(a2, p.k * cg, p.r * p.s, p.itemsize)
@@ -263,6 +279,8 @@ def _filters(p: ConvProblem, w: Array, alpha: int) -> Array:
     """The filter transform of either rank (what `prepare` does once for inference)."""
     if p.rank != 2:
         return winograd_nd.filter_transform(p, w, alpha)
+    if p.channels_last:
+        return winograd_nhwc.filter_transform(p, w, alpha, transforms_like(alpha, p.r, p.s, w)[1])
     return filter_transform(p, w, alpha)
 
 
@@ -280,14 +298,20 @@ def _checks(name: str, m: int, r: int) -> tuple:
             return f"{name} is F({m},{r}): the kernel's longer side must be {r}, got {shown}"
         return None
 
-    return (stride_and_dilation, kernel)
+    def layout(p: ConvProblem) -> str | None:
+        if p.channels_last and p.rank != 2:
+            return (f"{name} takes channels-last memory in 2-D only (winograd_nhwc), not "
+                    f"{p.rank}-D")
+        return None
+
+    return (stride_and_dilation, kernel, layout)
 
 
 def _register(name: str, m: int, r: int) -> None:
     alpha = m + r - 1
     register(
         "conv2d", name, backends=ARRAY_API_BACKENDS, checks=_checks(name, m, r), ranks=(2, 3),
-        workspace_bytes=functools.partial(workspace_bytes, alpha=alpha),
+        layouts=LAYOUTS, workspace_bytes=functools.partial(workspace_bytes, alpha=alpha),
         cost_s=functools.partial(cost_s, alpha=alpha),
         prepare=lambda p, x, w, bias: _filters(p, w, alpha),
         tolerance_floor_eps=TOLERANCE_FLOOR_EPS[alpha], error_spreads=True,
