@@ -13,8 +13,10 @@ the CUDA kernels of the cupy-only algorithms, which auto ranks only on cupy arra
 
 from __future__ import annotations
 
+import contextlib
 import math
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 
@@ -34,6 +36,7 @@ class MachineModel:
     run_s: float = 5e-9  # per contiguous run of a strided copy (numpy's inner loop)
     transform_flops_per_s: float = 10e9  # FFTs and other arithmetic outside GEMMs
     call_s: float = 5e-6  # per array call: Python, dispatch, allocation
+    cache_bytes: int = 1 << 20  # one core's L2 cache
     # A buffer beyond this many bytes is written at spill speed (page faults, memory pressure):
     # im2col's columns past 1 GiB took 3-6x its model on the kernels suite's 128x128 cases.
     resident_bytes: int = 1 << 30
@@ -46,7 +49,8 @@ class MachineModel:
     launch_s: float = 5e-6  # per kernel launch
 
 
-MACHINE = MachineModel()
+DEFAULTS = MachineModel()
+MACHINE = DEFAULTS
 
 # The harness skips a case over its time limit by a pessimistic bound per call: an algorithm's
 # declared `estimate_s`, else its `cost_s` times this. The rates above are for 2 threads, runs
@@ -64,6 +68,36 @@ def set_machine(model: MachineModel) -> MachineModel:
     global MACHINE
     old, MACHINE = MACHINE, model
     return old
+
+
+@contextlib.contextmanager
+def priced_by(model: MachineModel) -> Iterator[MachineModel]:
+    """Price every cost inside the block with `model`, then the model before it again."""
+    old = set_machine(model)
+    try:
+        yield model
+    finally:
+        set_machine(old)
+
+
+def from_rates(rates: dict[str, Any], base: MachineModel = DEFAULTS) -> MachineModel:
+    """`base` with the rates in `rates` (MachineModel field names) in place of its own: a
+    calibration's record. Raises ValueError for an unknown name or a rate that is not a positive
+    finite number, so that a damaged record is never half used."""
+    known = {f.name: f.type for f in fields(MachineModel)}
+    unknown = sorted(set(rates) - set(known))
+    if unknown:
+        raise ValueError(f"unknown rates {', '.join(unknown)}")
+    bad = sorted(k for k, v in rates.items() if not _positive_finite(v))
+    if bad:
+        raise ValueError(f"rates not positive and finite: {', '.join(bad)}")
+    return replace(base, **{k: int(v) if known[k] == "int" else float(v)
+                            for k, v in rates.items()})
+
+
+def _positive_finite(value: Any) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value) and value > 0)
 
 
 def gemm_s(m: int, n: int, k: int, itemsize: int, batch: int = 1,
