@@ -122,6 +122,21 @@ def candidates(p: Problem, backend: str = "numpy") -> list[Algorithm]:
     return [a for a in order if a.name in tuned] + [a for a in order if a.name not in tuned]
 
 
+def explain(p: Problem, backend: str = "numpy", shown: int = 3) -> str:
+    """One line on auto's choice: the tuned winner if any, the cheapest candidates with their
+    modelled times, and which rates priced them."""
+    model, source = machine_model()
+    with cost.priced_by(model):
+        priced = [(a.name, a.modelled_s(p)) for a in ranked(p, backend, model)
+                  if a.role == "candidate" and a.cost_s and a.why_not(p, backend) is None]
+    if not priced:
+        return f"no candidate with a declared cost supports it on {backend}"
+    tuned = _tuned(p) if backend == "numpy" else []
+    listed = ", ".join(f"{name} {cost_s * 1e3:.3g} ms" for name, cost_s in priced[:shown])
+    first = f"tuned winner {tuned[0]}; untuned: " if tuned else ""
+    return f"{first}{listed} (priced with {source})"
+
+
 def choose(problem: Problem, backend: str = "numpy") -> Algorithm:
     """The first candidate that supports the problem on `backend`. Cached per problem and
     registry state, so that timing "auto" times the chosen algorithm, not the choosing."""
