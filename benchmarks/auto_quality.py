@@ -61,8 +61,10 @@ def models(threads: int) -> dict[str, cost.MachineModel]:
     model, source = auto.calibrated_model(threads)
     if model is cost.DEFAULTS:
         print(f"# {source}; calibrating now (not cached)", flush=True)
-        model = cost.from_rates(calibrate.calibrate(threads)["rates"])
-        source = "calibrated in this process"
+        record = calibrate.calibrate(threads)
+        model = cost.from_rates(record["rates"])
+        source = (f"calibrated in this process in {record['took_s']:.1f} s, other processes "
+                  f"{record['other_load']:.0%}")
     print(f"# calibrated model: {source}: {model}", flush=True)
     return {"calibrated": model, "defaults": cost.DEFAULTS}
 

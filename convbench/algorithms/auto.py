@@ -6,7 +6,10 @@ auto knows no algorithm by name: it reads what each one declares. In order:
 2. every algorithm with role "candidate" whose declaration covers the problem on the backend,
    cheapest first by its own cost model (`cost_s`, convbench.algorithms.cost), except that
    among those level with the cheapest (LEVEL) the least rounding comes first; those that
-   declare no cost come after, in registration order;
+   declare no cost come after, in registration order. The costs are priced with this machine's
+   rates at the current thread count when `convbench machine` has calibrated them
+   (convbench.measure.calibrate), else with cost.DEFAULTS; a model set with cost.set_machine
+   wins over both. `explain` says which priced a problem;
 3. the reference (role "reference"), then the teaching loops ("teaching"). Selectors ("selector",
    auto itself) are never candidates.
 An algorithm runs on the backends it declares, so on CuPy arrays only the CuPy-capable ones
