@@ -43,6 +43,7 @@ def record(rates: dict[str, float], threads: int = 1) -> dict[str, object]:
 
 def test_a_real_calibration_gives_positive_finite_rates(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(calibrate, "POLICY", TimingPolicy(budget_s=0.0, min_repeats=2))
+    monkeypatch.setattr(calibrate, "GEMM_ROUNDS", TimingPolicy(budget_s=0.0, min_repeats=2))
     monkeypatch.setattr(calibrate, "GEMM_SIZE", 128)
     monkeypatch.setattr(calibrate, "NARROW_GEMMS", ((4, 64, 64, 32), (2, 64, 64, 64)))
     monkeypatch.setattr(calibrate, "COPY_BYTES", 1 << 20)

@@ -45,6 +45,9 @@ from convbench.measure.noise import OTHER_LOAD_BOUND, LoadMonitor
 from convbench.measure.timing import TimingPolicy, measure, measure_interleaved
 
 POLICY = TimingPolicy(budget_s=0.15, min_repeats=5)
+# The GEMMs' interleaved rounds: more of them, so that the fastest sample of each shape is more
+# likely one that no other process interrupted (about 1 s on a quiet machine).
+GEMM_ROUNDS = TimingPolicy(budget_s=0.1, min_repeats=10)
 GEMM_SIZE = 2048
 # (batch, m, k, n): narrow GEMMs as the fast algorithms issue them. m = k = channels, n = the
 # tiles or pixels, the smallest side (Winograd F(4,3) on a 7x7 image at N=8 has 32 tiles).
@@ -72,7 +75,8 @@ def gemm_times_s() -> list[float]:
     """The fastest sample of the large GEMM, then of each NARROW_GEMMS shape, timed in
     interleaved rounds, so that the fall-off is fitted from figures taken under the same load."""
     shapes = ((1, GEMM_SIZE, GEMM_SIZE, GEMM_SIZE), *NARROW_GEMMS)
-    return [m.min_s for m in measure_interleaved([_gemm(*shape) for shape in shapes], POLICY)]
+    fns = [_gemm(*shape) for shape in shapes]
+    return [m.min_s for m in measure_interleaved(fns, GEMM_ROUNDS)]
 
 
 def narrow_halves(peak: float, call_s: float, copy_rate: float, times_s: list[float]
