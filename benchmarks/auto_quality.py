@@ -14,8 +14,11 @@ layer's winner on the odd rounds and scores it on the even ones, as `convbench t
 would. Noise: IQR / median of every timed closure, and how far the best's median on odd and
 even rounds differ. Last, im2col on the 1x1 layers as a share of the measured SGEMM peak.
 
+Everything is reported twice: by each closure's median over the rounds, and by its minimum (on
+a machine other processes share, a preempted sample is slower, never faster).
+
 Options: --quick (shorter rounds), --threads T, --layers SUBSTRING (only those layers), --csv
-PATH (every layer's times and picks).
+PATH (every layer's times and picks: PATH.median.csv and PATH.min.csv).
 """
 
 from __future__ import annotations
@@ -96,35 +99,49 @@ def first_calls_s(fns: dict[str, object]) -> dict[str, float]:
     return times
 
 
-def halves(m: Measurement) -> tuple[float, float]:
-    return (statistics.median(m.samples_s[0::2]), statistics.median(m.samples_s[1::2]))
+STATISTICS = {"median": statistics.median, "min": min}
+
+
+def halves(m: Measurement, stat: str) -> tuple[float, float]:
+    """The statistic of the odd rounds' samples and of the even rounds'."""
+    return (STATISTICS[stat](m.samples_s[0::2]), STATISTICS[stat](m.samples_s[1::2]))
 
 
 def run_layer(name: str, p: object, policy: TimingPolicy, chosen: dict[str, cost.MachineModel]
               ) -> dict[str, object]:
+    """Every closure's samples, which were left out, and each model's pick."""
     fns = closures(p)
     first = first_calls_s(fns)
     ours = [n for n in fns if n not in REFERENCES]
     fastest = min(first[n] for n in ours)
     timed = [n for n in fns if first[n] <= SLOW_FACTOR * fastest or n in REFERENCES]
-    left = sorted(set(fns) - set(timed))
     with torch.no_grad():
         results = dict(zip(timed, measure_interleaved([fns[n] for n in timed], policy)))
-    for n in left:  # priced by their one call: slower than the timed ones by SLOW_FACTOR
-        results[n] = Measurement((first[n],))
-    medians = {n: m.median_s for n, m in results.items()}
-    best = min((n for n in ours if n in timed), key=medians.get)
-    odd_best = min((n for n in ours if n in timed), key=lambda n: halves(results[n])[0])
-    row = {"layer": name, "problem": str(p), "best": best, "best_ms": medians[best] * 1e3,
-           "tuned": odd_best, "tuned_ratio": halves(results[odd_best])[1]
-           / min(halves(results[n])[1] for n in ours if n in timed),
-           "times_ms": {n: medians[n] * 1e3 for n in results}, "left_out": left,
-           "iqr": [m.iqr_s / m.median_s for n, m in results.items() if n in timed],
-           "split": abs(halves(results[best])[0] / halves(results[best])[1] - 1)}
-    for label, model in chosen.items():
-        picked = pick(p, model, ours)
+    return {"layer": name, "problem": str(p), "results": results,
+            "ours": [n for n in ours if n in timed], "first_s": first,
+            "left_out": sorted(set(fns) - set(timed)),
+            "picks": {label: pick(p, model, ours) for label, model in chosen.items()}}
+
+
+def summary(raw: dict[str, object], stat: str) -> dict[str, object]:
+    """One layer's best, each pick's time over it, and the tuned pick's, by `stat`. A pick
+    that was left out counts with its fastest warm call (over SLOW_FACTOR times the best)."""
+    results, ours = raw["results"], raw["ours"]
+    times = {n: STATISTICS[stat](m.samples_s) for n, m in results.items()}
+    times |= {n: raw["first_s"][n] for n in raw["left_out"]}
+    best = min(ours, key=times.get)
+    odd_best = min(ours, key=lambda n: halves(results[n], stat)[0])
+    first, second = halves(results[best], stat)
+    row = {"layer": raw["layer"], "problem": raw["problem"], "best": best,
+           "best_ms": times[best] * 1e3, "tuned": odd_best,
+           "tuned_ratio": halves(results[odd_best], stat)[1]
+           / min(halves(results[n], stat)[1] for n in ours),
+           "times_ms": {n: t * 1e3 for n, t in times.items()},
+           "iqr": [m.iqr_s / m.median_s for m in results.values()],
+           "split": abs(first / second - 1)}
+    for label, picked in raw["picks"].items():
         row[label] = picked
-        row[f"{label}_ratio"] = medians[picked] / medians[best]
+        row[f"{label}_ratio"] = times[picked] / times[best]
     return row
 
 
@@ -132,7 +149,9 @@ def geomean(values: list[float]) -> float:
     return float(np.exp(np.mean(np.log(values))))
 
 
-def report(rows: list[dict[str, object]], peak_flops: float, labels: list[str]) -> None:
+def report(rows: list[dict[str, object]], peak_flops: float, labels: list[str],
+           stat: str) -> None:
+    print(f"\n## by each closure's {stat} over the rounds")
     print("\n| layer | best of ours (ms) | " + " | ".join(
         f"auto, {label} model: pick (× best)" for label in labels) + " | tuned (× best) |")
     print("|---|---|" + "---|" * len(labels) + "---|")
@@ -149,7 +168,7 @@ def report(rows: list[dict[str, object]], peak_flops: float, labels: list[str]) 
               f"{sum(x == 1.0 for x in ratios)} of {len(rows)}")
     iqr = [x for r in rows for x in r["iqr"]]
     print(f"noise: IQR/median of the timed closures median {statistics.median(iqr):.3f}, "
-          f"max {max(iqr):.3f}; the best's odd- vs even-round medians differ by median "
+          f"max {max(iqr):.3f}; the best's odd- vs even-round {stat}s differ by median "
           f"{statistics.median(r['split'] for r in rows):.3f}, max "
           f"{max(r['split'] for r in rows):.3f}")
     pointwise(rows, peak_flops)
@@ -193,17 +212,19 @@ def main() -> int:
     with threadpool_limits(args.threads):
         chosen = models(args.threads)
         peak = machine.peaks(args.threads)["sgemm_gflops"] * 1e9
-        rows = []
+        raws = []
         for name, p in layers(args.batch, args.layers):
-            rows.append(run_layer(name, p, policy, chosen))
-            r = rows[-1]
+            raws.append(run_layer(name, p, policy, chosen))
+            r = summary(raws[-1], "median")
             print(f"{name}: " + " ".join(f"{n}={t:.2f}" for n, t in r["times_ms"].items())
-                  + f" ms; picks {r['calibrated']}/{r['defaults']}; left out {r['left_out']}",
-                  flush=True)
+                  + f" ms (medians); picks {raws[-1]['picks']}; left out "
+                  f"{raws[-1]['left_out']}", flush=True)
     labels = list(chosen)
-    report(rows, peak, labels)
-    if args.csv:
-        write_csv(rows, args.csv, labels)
+    for stat in STATISTICS:
+        rows = [summary(raw, stat) for raw in raws]
+        report(rows, peak, labels, stat)
+        if args.csv:
+            write_csv(rows, args.csv.with_suffix(f".{stat}.csv"), labels)
     return 0
 
 
