@@ -6,13 +6,14 @@ layers, timed side by side in one process, against what auto picks untuned.
 For each layer (N=8, fp32, NCHW, 2 threads): every candidate auto may pick that supports it,
 plus torch_im2col and torch for reference, timed in interleaved rounds (timing.
 measure_interleaved: one sample of each closure per round, the order rotated). Candidates whose
-fastest of three warm calls takes over SLOW_FACTOR times the fastest one's are left out of the rounds (said
-so per layer). Reported per layer: each one's median ms, our best, and the picks of untuned auto
-priced by the calibrated model (`convbench machine`; calibrated here, not cached, when this
-machine has none) and by the defaults, each as its time over our best. "Tuned" picks each
+fastest of three warm calls takes over SLOW_FACTOR times the fastest one's are left out of the
+rounds (said so per layer). Reported per layer: each one's time, our best, and the picks of
+untuned auto priced by the calibrated model (`convbench machine`; calibrated here, not cached,
+when this machine has none) and by the defaults, each as its time over our best. "Tuned" picks each
 layer's winner on the odd rounds and scores it on the even ones, as `convbench tune` then a run
 would. Noise: IQR / median of every timed closure, and how far the best's median on odd and
-even rounds differ. Last, im2col on the 1x1 layers as a share of the measured SGEMM peak.
+even rounds differ. Last, im2col on the 1x1 layers as a share of the measured SGEMM peak
+(`convbench machine`) and of the calibration's GEMM rate.
 
 Everything is reported twice: by each closure's median over the rounds, and by its minimum (on
 a machine other processes share, a preempted sample is slower, never faster).
@@ -40,7 +41,7 @@ import torch  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
 from convbench import oracle  # noqa: E402
-from convbench.algorithms import auto, cost, registry  # noqa: E402
+from convbench.algorithms import auto, cost  # noqa: E402
 from convbench.measure import calibrate, machine  # noqa: E402
 from convbench.measure.environment import keep_freed_memory  # noqa: E402
 from convbench.measure.timing import Measurement, TimingPolicy, _time_calls  # noqa: E402
