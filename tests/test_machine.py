@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from convbench.cli import EXIT_OK, EXIT_USAGE, EXIT_WRONG, main
-from convbench.measure import machine, noise
+from convbench.measure import calibrate, machine, noise
 from convbench.measure.machine import PeakRound
 
 
@@ -27,7 +27,13 @@ def own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A cache of this test's own, and nothing kept in memory from other tests."""
     monkeypatch.setenv("CONVBENCH_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(machine, "_UNCACHED", {})
+    monkeypatch.setattr(calibrate, "rates", lambda threads: dict(CALIBRATED))
     return tmp_path / "cache"
+
+
+CALIBRATED = {"gemm_flops_per_s": 190e9, "gemm_half_size": 20, "gemm_call_s": 5e-8,
+              "copy_bytes_per_s": 10e9, "run_s": 4e-9, "transform_flops_per_s": 3e9,
+              "call_s": 1e-6, "cache_bytes": 1 << 20}
 
 
 def rounds_of(*figures: tuple[float, float, float]) -> Iterator[PeakRound]:

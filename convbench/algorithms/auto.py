@@ -6,7 +6,10 @@ auto knows no algorithm by name: it reads what each one declares. In order:
 2. every algorithm with role "candidate" whose declaration covers the problem on the backend,
    cheapest first by its own cost model (`cost_s`, convbench.algorithms.cost), except that
    among those level with the cheapest (LEVEL) the least rounding comes first; those that
-   declare no cost come after, in registration order;
+   declare no cost come after, in registration order. The costs are priced with this machine's
+   rates at the current thread count when `convbench machine` has calibrated them
+   (convbench.measure.calibrate), else with cost.DEFAULTS; a model set with cost.set_machine
+   wins over both. `explain` says which priced a problem;
 3. the reference (role "reference"), then the teaching loops ("teaching"). Selectors ("selector",
    auto itself) are never candidates.
 An algorithm runs on the backends it declares, so on CuPy arrays only the CuPy-capable ones
@@ -20,6 +23,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from convbench.algorithms import cost
 from convbench.backends import BACKENDS, backend_of
 from convbench.problems import LAYOUTS, RANKS, Problem
 from convbench.algorithms.registry import Algorithm, Unsupported, all_algorithms, generation
@@ -47,12 +51,38 @@ def tuned_winners(path: Path) -> dict[str, str]:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def _tuned(p: Problem) -> list[str]:
+def _threads() -> int:
     from threadpoolctl import threadpool_info
 
-    threads = max((lib["num_threads"] for lib in threadpool_info()), default=1)
-    winner = tuned_winners(tuning_path(threads)).get(str(p))
+    return max((lib["num_threads"] for lib in threadpool_info()), default=1)
+
+
+def _tuned(p: Problem) -> list[str]:
+    winner = tuned_winners(tuning_path(_threads())).get(str(p))
     return [winner] if winner else []
+
+
+@functools.cache
+def calibrated_model(threads: int) -> tuple[cost.MachineModel, str]:
+    """The model `convbench machine` calibrated on this machine at `threads`, with a phrase on
+    where it came from; the defaults, and why, when there is none or it cannot be used."""
+    from convbench.measure import calibrate
+
+    record, source = calibrate.load(threads)
+    if record is None:
+        return cost.DEFAULTS, f"default rates: {source}"
+    try:
+        return cost.from_rates(record["rates"]), f"rates {source}"
+    except ValueError as error:
+        return cost.DEFAULTS, f"default rates: calibration unusable: {error}"
+
+
+def machine_model() -> tuple[cost.MachineModel, str]:
+    """The model auto prices with: one set by cost.set_machine, else this machine's calibrated
+    one at the current thread count, else the defaults."""
+    if cost.MACHINE is not cost.DEFAULTS:
+        return cost.MACHINE, "rates set by cost.set_machine"
+    return calibrated_model(_threads())
 
 
 def never_tuned() -> set[str]:
@@ -73,18 +103,41 @@ def _rank(algorithm: Algorithm, cost: float | None, cheapest: float, p: Problem)
     return (role, 1, 0.0, cost)
 
 
+def ranked(p: Problem, backend: str = "numpy",
+           model: cost.MachineModel | None = None) -> list[Algorithm]:
+    """The algorithms whose declarations cover `p` on `backend`, by role and cost priced with
+    `model` (default: machine_model()); no tuning table."""
+    covering = [a for a in all_algorithms(p.op)
+                if a.role in FALLBACK_ROLES and a.covers(p, backend)]
+    with cost.priced_by(model or machine_model()[0]):
+        costs = {a.name: a.modelled_s(p) if a.cost_s else None for a in covering}
+    cheapest = min((costs[a.name] for a in covering
+                    if a.role == "candidate" and a.cost_s), default=0.0)
+    return sorted(covering, key=lambda a: _rank(a, costs[a.name], cheapest, p))  # stable
+
+
 def candidates(p: Problem, backend: str = "numpy") -> list[Algorithm]:
     """The algorithms whose declarations cover `p` on `backend`, in the order auto tries them
     (installed or not: `choose` passes over what cannot run here). The tuning table holds
     winners measured on numpy, so it speaks for numpy arrays only."""
-    covering = [a for a in all_algorithms(p.op)
-                if a.role in FALLBACK_ROLES and a.covers(p, backend)]
-    costs = {a.name: a.modelled_s(p) if a.cost_s else None for a in covering}
-    cheapest = min((costs[a.name] for a in covering
-                    if a.role == "candidate" and a.cost_s), default=0.0)
-    ranked = sorted(covering, key=lambda a: _rank(a, costs[a.name], cheapest, p))  # stable
+    order = ranked(p, backend)
     tuned = set(_tuned(p)) if backend == "numpy" else set()
-    return [a for a in ranked if a.name in tuned] + [a for a in ranked if a.name not in tuned]
+    return [a for a in order if a.name in tuned] + [a for a in order if a.name not in tuned]
+
+
+def explain(p: Problem, backend: str = "numpy", shown: int = 3) -> str:
+    """One line on auto's choice: the tuned winner if any, the cheapest candidates with their
+    modelled times, and which rates priced them."""
+    model, source = machine_model()
+    with cost.priced_by(model):
+        priced = [(a.name, a.modelled_s(p)) for a in ranked(p, backend, model)
+                  if a.role == "candidate" and a.cost_s and a.why_not(p, backend) is None]
+    if not priced:
+        return f"no candidate with a declared cost supports it on {backend}"
+    tuned = _tuned(p) if backend == "numpy" else []
+    listed = ", ".join(f"{name} {cost_s * 1e3:.3g} ms" for name, cost_s in priced[:shown])
+    first = f"tuned winner {tuned[0]}; untuned: " if tuned else ""
+    return f"{first}{listed} (priced with {source})"
 
 
 def choose(problem: Problem, backend: str = "numpy") -> Algorithm:
@@ -107,6 +160,7 @@ def forget() -> None:
     _choose.cache_clear()
     _bound.cache_clear()
     tuned_winners.cache_clear()
+    calibrated_model.cache_clear()
 
 
 def _nothing_supports(p: Problem) -> str | None:

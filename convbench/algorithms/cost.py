@@ -2,9 +2,10 @@
 (GEMMs, copies, transforms, calls) and this module prices them with one machine's rates.
 
 The rates live in one `MachineModel`, read at every call through the module-level `MACHINE`, so
-that they can be replaced (`set_machine`), for instance by rates calibrated from
-`convbench.measure.machine`'s peaks: `gemm_flops_per_s` is its `sgemm_gflops` * 1e9 and
-`copy_bytes_per_s` half its `copy_gbytes_per_s` * 1e9 (it counts the read and the write).
+that they can be replaced (`set_machine`, `priced_by`). `convbench machine` measures them on this
+machine at one thread count (convbench.measure.calibrate) and `from_rates` makes the model that
+auto prices with (auto.machine_model); without a calibration, DEFAULTS. The harness's skip
+bounds keep MACHINE (the defaults unless set): ESTIMATE_SAFETY was measured against them.
 
 The costs rank algorithms for `algo="auto"`; they are realistic, not bounds (a run's skip check
 uses the pessimistic `estimate_s`, or a cost times ESTIMATE_SAFETY). The `device_` rates price
@@ -13,8 +14,10 @@ the CUDA kernels of the cupy-only algorithms, which auto ranks only on cupy arra
 
 from __future__ import annotations
 
+import contextlib
 import math
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 
@@ -25,7 +28,10 @@ class MachineModel:
     strided numpy copies 2.5-4 GB/s against about 40 for a contiguous one), and an H100-class
     GPU for the CUDA kernels. Checked against benchmarks/measurements/: on the CPU runs of
     resnet50 and kernels, no two algorithms measured more than 10% apart are ranked the wrong
-    way round, and costs are within 12% of the times on average (log scale)."""
+    way round, and costs are within 12% of the times on average (log scale). On resnet50's
+    interleaved runs 4 and 5 (medians of the two), the cheapest candidate by these rates took
+    1.006 times the per-layer best (geometric mean over the 23 layers), 1.10 at worst (layer3's
+    strided 1x1: im2col for direct); benchmarks/auto_quality.py measures it afresh."""
 
     gemm_flops_per_s: float = 200e9  # float32 GEMM at large sizes
     gemm_half_size: int = 32  # a GEMM whose smallest side is d runs at d / (d + half) of that
@@ -34,6 +40,7 @@ class MachineModel:
     run_s: float = 5e-9  # per contiguous run of a strided copy (numpy's inner loop)
     transform_flops_per_s: float = 10e9  # FFTs and other arithmetic outside GEMMs
     call_s: float = 5e-6  # per array call: Python, dispatch, allocation
+    cache_bytes: int = 1 << 20  # one core's L2 cache
     # A buffer beyond this many bytes is written at spill speed (page faults, memory pressure):
     # im2col's columns past 1 GiB took 3-6x its model on the kernels suite's 128x128 cases.
     resident_bytes: int = 1 << 30
@@ -46,7 +53,8 @@ class MachineModel:
     launch_s: float = 5e-6  # per kernel launch
 
 
-MACHINE = MachineModel()
+DEFAULTS = MachineModel()
+MACHINE = DEFAULTS
 
 # The harness skips a case over its time limit by a pessimistic bound per call: an algorithm's
 # declared `estimate_s`, else its `cost_s` times this. The rates above are for 2 threads, runs
@@ -64,6 +72,36 @@ def set_machine(model: MachineModel) -> MachineModel:
     global MACHINE
     old, MACHINE = MACHINE, model
     return old
+
+
+@contextlib.contextmanager
+def priced_by(model: MachineModel) -> Iterator[MachineModel]:
+    """Price every cost inside the block with `model`, then the model before it again."""
+    old = set_machine(model)
+    try:
+        yield model
+    finally:
+        set_machine(old)
+
+
+def from_rates(rates: dict[str, Any], base: MachineModel = DEFAULTS) -> MachineModel:
+    """`base` with the rates in `rates` (MachineModel field names) in place of its own: a
+    calibration's record. Raises ValueError for an unknown name or a rate that is not a positive
+    finite number, so that a damaged record is never half used."""
+    known = {f.name: f.type for f in fields(MachineModel)}
+    unknown = sorted(set(rates) - set(known))
+    if unknown:
+        raise ValueError(f"unknown rates {', '.join(unknown)}")
+    bad = sorted(k for k, v in rates.items() if not _positive_finite(v))
+    if bad:
+        raise ValueError(f"rates not positive and finite: {', '.join(bad)}")
+    return replace(base, **{k: int(v) if known[k] == "int" else float(v)
+                            for k, v in rates.items()})
+
+
+def _positive_finite(value: Any) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value) and value > 0)
 
 
 def gemm_s(m: int, n: int, k: int, itemsize: int, batch: int = 1,

@@ -62,7 +62,18 @@ def _print_problem(problem: Problem, name: str | None, console: Console) -> None
     for quantity, value in describe_rows(problem):
         table.add_row(quantity, value)
     table.add_row("benchdnn", escape(_repro(problem, name)))
+    table.add_row("algo='auto' (modelled)", escape(_auto(problem)))
     console.print(table)
+
+
+def _auto(problem: Problem) -> str:
+    """What auto would run on numpy arrays, by which rates: auto.explain."""
+    from convbench.algorithms import auto
+
+    try:
+        return auto.explain(problem)
+    except (ValueError, TypeError, AttributeError) as error:
+        return f"not priced: {error}"
 
 
 def _repro(problem: Problem, name: str | None) -> str:

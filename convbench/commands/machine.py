@@ -1,5 +1,6 @@
-"""`convbench machine`: measure this machine's SGEMM GFLOP/s and copy bandwidth, or show the
-cached figures and whether they can be trusted."""
+"""`convbench machine`: measure this machine's SGEMM GFLOP/s and copy bandwidth and calibrate
+the cost model auto ranks algorithms with (convbench.measure.calibrate), or show the cached
+figures and whether they can be trusted."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from convbench.commands.args import positive_int
-from convbench.measure import machine
+from convbench.measure import calibrate, machine
 
 EXIT_OK, EXIT_LOADED = 0, 1
 
@@ -22,7 +23,10 @@ def add_parser(commands: Any) -> None:
         description="Measure numpy's float32 GEMM rate and a large copy's bandwidth in rounds "
         "while watching the other processes' load, until the best two quiet rounds agree. "
         "Cache them per machine fingerprint only when the machine was quiet (exit 1 otherwise, "
-        "nothing cached), and print them. Every run copies them into its meta.json.")
+        "nothing cached), and print them. Every run copies them into its meta.json. Then "
+        "calibrate the cost model's rates (GEMM at large and narrow sizes, copies, strided "
+        "runs, FFTs, per-call overhead) that algo='auto' ranks algorithms with, and cache "
+        "them beside the peaks; a failed or loaded calibration leaves the default rates.")
     parser.add_argument("--threads", type=positive_int,
                         help="threads (default: all the CPUs this process may use)")
     when = parser.add_mutually_exclusive_group()
@@ -73,10 +77,39 @@ def _show(threads: int, console: Console) -> int:
     if record is None:
         console.print(f"not measured: no cached peaks for this machine at {threads} threads "
                       f"in {escape(str(machine.cache_dir()))} (convbench machine measures them)")
-        return EXIT_OK
-    _print(record, console)
-    console.print(json.dumps(record), soft_wrap=True, markup=False)
+    else:
+        _print(record, console)
+        console.print(json.dumps(record), soft_wrap=True, markup=False)
+    model, source = calibrate.load(threads)
+    _print_model(model, source, console)
     return EXIT_OK
+
+
+def _print_model(record: dict[str, Any] | None, source: str, console: Console) -> None:
+    if record is None:
+        console.print(f"cost model: default rates ({escape(source)})")
+        return
+    rates = record["rates"]
+    console.print(
+        f"cost model ({escape(source)}): GEMM {rates['gemm_flops_per_s'] / 1e9:.0f} GFLOP/s, "
+        f"half rate at {rates['gemm_half_size']:.0f} wide, {rates['gemm_call_s'] * 1e9:.0f} "
+        f"ns a GEMM; copy {rates['copy_bytes_per_s'] / 1e9:.1f} GB/s written, "
+        f"{rates['run_s'] * 1e9:.1f} ns a strided run; FFT "
+        f"{rates['transform_flops_per_s'] / 1e9:.1f} GFLOP/s; {rates['call_s'] * 1e6:.2f} us "
+        f"a call; L2 {rates.get('cache_bytes', 0) // 1024} KiB")
+
+
+def _calibrate(threads: int, force: bool, console: Console) -> None:
+    """Calibrate the cost model and cache it; on any failure say why and leave the defaults."""
+    try:
+        record = calibrate.calibrate(threads)
+        path = calibrate.save(record, force=force)
+    except Exception as error:  # a failed calibration must not fail the peaks' command
+        console.print(f"cost model not calibrated, auto keeps the default rates: "
+                      f"{escape(str(error))}")
+        return
+    _print_model(record, f"calibrated in {record['took_s']:.1f} s, stored as {path.name}",
+                 console)
 
 
 def _measure(threads: int, force: bool, console: Console) -> int:
@@ -93,6 +126,7 @@ def _measure(threads: int, force: bool, console: Console) -> int:
     console.print(f"stored in {escape(str(machine.cache_dir()))} as "
                   f"machine-{record['fingerprint']}.json")
     console.print(json.dumps(record), soft_wrap=True, markup=False)
+    _calibrate(threads, force, console)
     return EXIT_OK
 
 

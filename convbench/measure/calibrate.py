@@ -1,0 +1,206 @@
+"""The cost model's rates, measured on this machine at one thread count (`convbench machine`).
+
+`algo="auto"` ranks algorithms by the stages each declares (convbench.algorithms.cost), priced
+with a machine's rates. The defaults there are one machine's; this module measures the same
+rates here, in a few seconds, with the primitives the algorithms are made of:
+
+- gemm_flops_per_s: a large float32 GEMM (GEMM_SIZE^3);
+- gemm_half_size: the narrow GEMMs' fall-off, fitted from batched GEMMs whose smallest side d
+  is 32 to 256 (Winograd's channel GEMMs, im2col's on small images): each shape's time, less
+  its calls and its result's write, gives its rate, and rate = peak * d / (d + half) its half;
+  the median over the shapes;
+- gemm_call_s: per GEMM of a batch of tiny ones;
+- copy_bytes_per_s: a contiguous copy of COPY_BYTES, bytes written per second;
+- run_s: per contiguous run of a strided copy (runs of 7 to 56 items, numpy's inner loop), what
+  the copy takes beyond its bytes at the contiguous rate;
+- transform_flops_per_s: real 2-D FFTs (2.5 N log2 N flops each), as FFT convolution calls them;
+- call_s: per array call (an allocation, a reshape, a tiny product);
+- cache_bytes: the L2 cache of one core, read from the OS (sysfs), not timed.
+
+Each figure is from the fastest of its samples (timing.measure): on a machine that other
+processes share, a preempted sample is slower, never faster. Other processes' load is watched
+(noise.LoadMonitor) and recorded; the command caches a record measured under load only when
+forced, as it does the peaks. The record is cached beside the
+peaks, per machine fingerprint and threads, as `model-FINGERPRINT.json`; `load` reads it back
+and says in a sentence why it cannot be used (missing, unreadable, another machine, damaged).
+This module measures and stores; convbench.algorithms.cost turns the rates into a model.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from convbench.measure.machine import cache_dir, fingerprint
+from convbench.measure.noise import OTHER_LOAD_BOUND, LoadMonitor
+from convbench.measure.timing import TimingPolicy, measure, measure_interleaved
+
+POLICY = TimingPolicy(budget_s=0.15, min_repeats=5)
+# The GEMMs' interleaved rounds: more of them, so that the fastest sample of each shape is more
+# likely one that no other process interrupted (about 1 s on a quiet machine).
+GEMM_ROUNDS = TimingPolicy(budget_s=0.1, min_repeats=10)
+GEMM_SIZE = 2048
+# (batch, m, k, n): narrow GEMMs as the fast algorithms issue them. m = k = channels, n = the
+# tiles or pixels, the smallest side (Winograd F(4,3) on a 7x7 image at N=8 has 32 tiles).
+NARROW_GEMMS = ((36, 256, 256, 32), (16, 256, 256, 64), (16, 256, 256, 128),
+                (8, 256, 256, 256), (4, 512, 512, 32), (4, 512, 512, 128))
+TINY_GEMMS = (4096, 4)  # batch, side
+COPY_BYTES = 8 * 2**20  # a layer's tensors at N=8: a few MiB, beyond L2, within L3
+RUNS = (7, 14, 28, 56)  # items per run: a 7x7 to 56x56 image's rows
+FFT_SHAPES = ((512, 16, 16), (128, 32, 32), (32, 64, 64))  # transforms, height, width
+
+
+def _best_s(fn: Callable[[], object]) -> float:
+    return measure(fn, POLICY).min_s
+
+
+def _gemm(batch: int, m: int, k: int, n: int) -> Callable[[], object]:
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((batch, m, k), dtype=np.float32)
+    b = rng.standard_normal((batch, k, n), dtype=np.float32)
+    out = np.empty((batch, m, n), dtype=np.float32)
+    return lambda: np.matmul(a, b, out=out)
+
+
+def gemm_times_s() -> list[float]:
+    """The fastest sample of the large GEMM, then of each NARROW_GEMMS shape, timed in
+    interleaved rounds, so that the fall-off is fitted from figures taken under the same load."""
+    shapes = ((1, GEMM_SIZE, GEMM_SIZE, GEMM_SIZE), *NARROW_GEMMS)
+    fns = [_gemm(*shape) for shape in shapes]
+    return [m.min_s for m in measure_interleaved(fns, GEMM_ROUNDS)]
+
+
+def narrow_halves(peak: float, call_s: float, copy_rate: float, times_s: list[float]
+                  ) -> list[float]:
+    """Each NARROW_GEMMS shape's half size: its rate with the calls and the result's write taken
+    off, set in rate = peak * d / (d + half)."""
+    halves = []
+    for (batch, m, k, n), time_s in zip(NARROW_GEMMS, times_s, strict=True):
+        arithmetic_s = time_s - batch * call_s - batch * m * n * 4 / copy_rate
+        rate = 2 * m * n * k * batch / max(arithmetic_s, 1e-12)
+        halves.append(max(min(m, n, k) * (peak / rate - 1), 1.0))
+    return halves
+
+
+def copy_bytes_per_s(nbytes: int = COPY_BYTES) -> float:
+    src = np.ones(nbytes // 4, dtype=np.float32)
+    dst = np.empty_like(src)
+    return nbytes / _best_s(lambda: np.copyto(dst, src))
+
+
+def gemm_call_s(peak: float, batch: int = TINY_GEMMS[0], side: int = TINY_GEMMS[1]) -> float:
+    a = np.ones((batch, side, side), dtype=np.float32)
+    time_s = _best_s(lambda: np.matmul(a, a))
+    return max(time_s / batch - 2 * side**3 / peak, 1e-9)
+
+
+def run_s(copy_rate: float, nbytes: int = COPY_BYTES) -> float:
+    """Per run of a strided copy: the copy's time beyond its bytes, over its runs (median)."""
+    per_run = []
+    for run in RUNS:
+        rows = nbytes // 4 // run
+        src = np.ones((rows, run + 1), dtype=np.float32)[:, :run]  # runs of `run`, a gap each
+        dst = np.empty((rows, run), dtype=np.float32)
+        time_s = _best_s(lambda: np.copyto(dst, src))
+        per_run.append((time_s - nbytes / copy_rate) / rows)
+    return max(statistics.median(per_run), 1e-11)
+
+
+def transform_flops_per_s() -> float:
+    rates = []
+    for transforms, h, w in FFT_SHAPES:
+        x = np.ones((transforms, h, w), dtype=np.float32)
+        time_s = _best_s(lambda: np.fft.rfftn(x, axes=(-2, -1)))
+        rates.append(2.5 * h * w * math.log2(h * w) * transforms / time_s)
+    return statistics.median(rates)
+
+
+def call_s() -> float:
+    """Per array call: the median of a few calls that do next to no arithmetic."""
+    a = np.ones((4, 4), dtype=np.float32)
+    calls = (lambda: np.empty((4, 4), dtype=np.float32), lambda: np.reshape(a, (16,)),
+             lambda: np.ascontiguousarray(a.T), lambda: a @ a)
+    return statistics.median(_best_s(fn) for fn in calls)
+
+
+def l2_cache_bytes(cpu: int = 0) -> int | None:
+    """One core's L2 cache, from sysfs (Linux); None where the OS does not say."""
+    for index in sorted(Path(f"/sys/devices/system/cpu/cpu{cpu}/cache").glob("index*")):
+        try:
+            if (index / "level").read_text().strip() == "2":
+                size = (index / "size").read_text().strip().upper()
+                scale = {"K": 1 << 10, "M": 1 << 20}.get(size[-1:], 1)
+                return int(size.rstrip("KM")) * scale
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+def rates(threads: int) -> dict[str, float]:
+    """Every rate, measured at `threads` (MachineModel's field names)."""
+    with threadpool_limits(limits=threads):
+        large_s, *narrow_s = gemm_times_s()
+        peak = 2 * GEMM_SIZE**3 / large_s
+        copy_rate = copy_bytes_per_s()
+        per_gemm = gemm_call_s(peak)
+        halves = narrow_halves(peak, per_gemm, copy_rate, narrow_s)
+        measured = {
+            "gemm_flops_per_s": peak, "copy_bytes_per_s": copy_rate, "gemm_call_s": per_gemm,
+            "gemm_half_size": statistics.median(halves),
+            "run_s": run_s(copy_rate), "transform_flops_per_s": transform_flops_per_s(),
+            "call_s": call_s(),
+        }
+    cache = l2_cache_bytes()
+    return measured | ({"cache_bytes": cache} if cache else {})
+
+
+def calibrate(threads: int) -> dict[str, Any]:
+    """The record to cache: the rates, the threads, when, and how long it took."""
+    start, monitor = time.perf_counter(), LoadMonitor()
+    measured = rates(threads)
+    load = monitor.stop().other_load
+    return {"fingerprint": fingerprint(threads), "threads": threads, "rates": measured,
+            "measured_at": datetime.datetime.now(datetime.UTC).replace(microsecond=0)
+            .isoformat(), "took_s": round(time.perf_counter() - start, 2),
+            "other_load": round(load, 4), "under_load": load > OTHER_LOAD_BOUND}
+
+
+def model_path(threads: int, key: str | None = None) -> Path:
+    return cache_dir() / f"model-{key or fingerprint(threads)}.json"
+
+
+def save(record: dict[str, Any], force: bool = False) -> Path:
+    """Cache `record`; one measured under load only when forced, and then marked so."""
+    if record["under_load"] and not force:
+        raise ValueError(f"not caching a calibration measured while other processes took "
+                         f"{record['other_load']:.0%} of the CPU (bound {OTHER_LOAD_BOUND:.0%})")
+    record = record | {"forced": bool(record["under_load"])}
+    path = model_path(record["threads"], record["fingerprint"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=2) + "\n")
+    return path
+
+
+def load(threads: int) -> tuple[dict[str, Any] | None, str]:
+    """(the cached record at `threads`, where it came from) or (None, why there is none)."""
+    path = model_path(threads)
+    if not path.exists():
+        return None, f"no calibration for this machine at {threads} threads ({path.name})"
+    try:
+        record = json.loads(path.read_text())
+        rates_found = record["rates"]
+        if record.get("fingerprint") != fingerprint(threads) or not isinstance(rates_found,
+                                                                               dict):
+            raise ValueError("another machine's record")
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        return None, f"calibration {path.name} unreadable: {error}"
+    return record, f"calibrated {str(record.get('measured_at'))[:10]} ({path.name})"

@@ -1,0 +1,146 @@
+"""The cost model's calibration (`convbench machine`): rates measured here make a model with
+positive finite rates, auto prices with it when this machine has one at the thread count, and a
+missing, corrupt or damaged record leaves the defaults with a reason. No timed assertions: the
+real measurement runs once, at small sizes, and only its form is checked."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from convbench.algorithms import auto, cost
+from convbench.cli import EXIT_OK, main
+from convbench.measure import calibrate, machine
+from convbench.measure.timing import TimingPolicy
+from convbench.problems.descriptor import parse
+
+LAYER4 = parse("n8c512h7k512r3p1")
+LAYER1 = parse("n8c64h56k64r3p1")
+RATES = {"gemm_flops_per_s": 190e9, "gemm_half_size": 20, "gemm_call_s": 5e-8,
+         "copy_bytes_per_s": 10e9, "run_s": 4e-9, "transform_flops_per_s": 3e9,
+         "call_s": 1e-6, "cache_bytes": 1 << 20}
+
+
+@pytest.fixture(autouse=True)
+def own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A cache of this test's own; auto's cached choices and models dropped before and after."""
+    monkeypatch.setenv("CONVBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(machine, "_UNCACHED", {})
+    auto.forget()
+    yield tmp_path / "cache"
+    auto.forget()
+
+
+def record(rates: dict[str, float], threads: int = 1) -> dict[str, object]:
+    return {"fingerprint": machine.fingerprint(threads), "threads": threads, "rates": rates,
+            "measured_at": "2026-11-30T12:00:00+00:00", "took_s": 3.0, "other_load": 0.01,
+            "under_load": False}
+
+
+def test_a_real_calibration_gives_positive_finite_rates(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(calibrate, "POLICY", TimingPolicy(budget_s=0.0, min_repeats=2))
+    monkeypatch.setattr(calibrate, "GEMM_ROUNDS", TimingPolicy(budget_s=0.0, min_repeats=2))
+    monkeypatch.setattr(calibrate, "GEMM_SIZE", 128)
+    monkeypatch.setattr(calibrate, "NARROW_GEMMS", ((4, 64, 64, 32), (2, 64, 64, 64)))
+    monkeypatch.setattr(calibrate, "COPY_BYTES", 1 << 20)
+    monkeypatch.setattr(calibrate, "FFT_SHAPES", ((8, 16, 16),))
+    measured = calibrate.calibrate(1)
+    model = cost.from_rates(measured["rates"])
+    for name in RATES:
+        if name in measured["rates"]:
+            value = getattr(model, name)
+            assert math.isfinite(value) and value > 0, name
+    assert set(measured["rates"]) >= set(RATES) - {"cache_bytes"}
+    assert measured["threads"] == 1 and measured["fingerprint"] == machine.fingerprint(1)
+
+
+def test_auto_prices_with_the_calibrated_model_when_there_is_one(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(auto, "_threads", lambda: 1)
+    assert auto.machine_model()[0] is cost.DEFAULTS
+    assert "default rates: no calibration for this machine at 1 threads" in auto.explain(LAYER4)
+    assert auto.choose(LAYER1).name.startswith("winograd")
+    # A machine whose narrow GEMMs fall far below the peak: Winograd's 36 channel GEMMs over
+    # 3136 tiles lose to im2col's one wide GEMM.
+    calibrate.save(record(RATES | {"gemm_half_size": 5000}))
+    auto.forget()
+    model, source = auto.machine_model()
+    assert model.gemm_half_size == 5000 and source.startswith("rates calibrated 2026-11-30")
+    assert auto.choose(LAYER1).name == "im2col"
+    assert "priced with rates calibrated" in auto.explain(LAYER1)
+
+
+def test_a_model_set_in_the_process_wins_over_the_calibrated_one(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(auto, "_threads", lambda: 1)
+    calibrate.save(record(RATES))
+    chosen = cost.MachineModel(gemm_flops_per_s=1e9)
+    with cost.priced_by(chosen):
+        assert auto.machine_model() == (chosen, "rates set by cost.set_machine")
+    assert auto.machine_model()[0].gemm_flops_per_s == 190e9
+
+
+@pytest.mark.parametrize(("content", "reason"), [
+    (None, "no calibration for this machine at 1 threads"),
+    ("{not json", "unreadable"),
+    (json.dumps({"rates": RATES}), "unreadable: another machine's record"),
+])
+def test_a_missing_or_corrupt_calibration_leaves_the_defaults(
+        content: str | None, reason: str) -> None:
+    if content is not None:
+        path = calibrate.model_path(1)
+        path.parent.mkdir(parents=True)
+        path.write_text(content)
+    model, source = auto.calibrated_model(1)
+    assert model is cost.DEFAULTS and source.startswith("default rates") and reason in source
+
+
+@pytest.mark.parametrize(("rates", "reason"), [
+    (RATES | {"run_s": -1.0}, "rates not positive and finite: run_s"),
+    (RATES | {"call_s": float("nan")}, "rates not positive and finite: call_s"),
+    (RATES | {"warp_s": 1.0}, "unknown rates warp_s"),
+])
+def test_a_damaged_calibration_is_never_half_used(rates: dict[str, float], reason: str) -> None:
+    calibrate.save(record(rates))
+    model, source = auto.calibrated_model(1)
+    assert model is cost.DEFAULTS
+    assert source == f"default rates: calibration unusable: {reason}"
+
+
+def test_a_calibration_under_load_is_cached_only_when_forced() -> None:
+    loaded = record(RATES) | {"under_load": True, "other_load": 0.6}
+    with pytest.raises(ValueError, match="other processes took 60% of the CPU"):
+        calibrate.save(loaded)
+    calibrate.save(loaded, force=True)
+    assert json.loads(calibrate.model_path(1).read_text())["forced"] is True
+
+
+def test_the_command_calibrates_and_shows_the_model(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(machine, "measure_round",
+                        lambda threads: machine.PeakRound(195.0, 20.0, 0.01))
+    monkeypatch.setattr(calibrate, "rates", lambda threads: dict(RATES))
+    assert main(["machine", "--threads", "1", "--force"]) == EXIT_OK
+    out = " ".join(capsys.readouterr().out.split())
+    assert "cost model (calibrated in" in out and "GEMM 190 GFLOP/s, half rate at 20 wide" in out
+    assert calibrate.model_path(1).exists()
+    assert main(["machine", "--threads", "1", "--show"]) == EXIT_OK
+    assert "cost model (calibrated 20" in " ".join(capsys.readouterr().out.split())
+
+
+def test_a_failed_calibration_keeps_the_peaks_and_the_defaults(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    def broken(threads: int) -> dict[str, float]:
+        raise RuntimeError("no BLAS")
+
+    monkeypatch.setattr(machine, "measure_round",
+                        lambda threads: machine.PeakRound(195.0, 20.0, 0.01))
+    monkeypatch.setattr(calibrate, "rates", broken)
+    assert main(["machine", "--threads", "1"]) == EXIT_OK
+    out = " ".join(capsys.readouterr().out.split())
+    assert "cost model not calibrated, auto keeps the default rates: no BLAS" in out
+    assert not calibrate.model_path(1).exists() and machine.cached(1) is not None
