@@ -131,7 +131,9 @@ def input_transform(p: ConvProblem, x: Array, alpha: int) -> Array:
     step = _chunk_channels(p, alpha, cache_bytes(x))
     if step >= p.c:
         bt = transforms_like(alpha, *pl.sub_kernel, x)[2]
-        v = bt @ xp.reshape(view, (a2, p.c * phases * tiles))  # the one gather
+        gathered = xp.reshape(view, (a2, p.c * phases * tiles))  # the one gather
+        del view  # frees the padded input
+        v = bt @ gathered
         return xp.reshape(v, (a2, p.groups, p.c // p.groups * phases, tiles))
     bt_h, bt_w = axis_transforms_like(alpha, *pl.sub_kernel, x)[2]
     v = xp.empty((a2, p.c * phases, tiles), dtype=x.dtype, device=device(x))
@@ -277,9 +279,13 @@ def _checks(name: str, alpha: int) -> tuple:
 
     def sub_kernel(p: ConvProblem) -> str | None:
         sub = plan(p, alpha).sub_kernel
+        shown = "x".join(map(str, sub))
+        if sub == (1, 1):  # F(alpha, 1) multiplies as often as a plain 1x1 GEMM, in more steps
+            return (f"windows that do not overlap (kernel {'x'.join(map(str, p.kernel))} at "
+                    f"stride {'x'.join(map(str, p.stride))}): the phases' 1x1 sub-kernels "
+                    "leave Winograd no multiplies to save")
         if all((alpha - k + 1, k) in MATRICES for k in sub):
             return None
-        shown = "x".join(map(str, sub))
         return (f"{name} takes {alpha}x{alpha} tiles: the phases' sub-kernel {shown} "
                 f"(kernel / stride, rounded up) must be at most {alpha - 1} per axis")
 
