@@ -93,6 +93,7 @@ def test_prepared_filters_give_the_same_output(name: str) -> None:
     (ConvProblem(1, 3, 12, 12, 4, 2, 2, stride=2), "windows that do not overlap"),
     (ConvProblem(1, 3, 12, 12, 4, 1, 1, stride=2), "leave Winograd no multiplies to save"),
     (ConvProblem(1, 3, 32, 32, 4, 7, 7, stride=2, padding=3), "must be at most 3 per axis"),
+    (ConvProblem(1, 3, 32, 32, 4, 11, 11, stride=2), "sub-kernel 6x6"),  # past the tile
 ])
 def test_says_why_not(problem: ConvProblem, reason: str) -> None:
     assert reason in registry.get("conv2d", "polyphase_winograd_a4").why_not(problem, "numpy")

@@ -76,10 +76,16 @@ class Plan:
         return self.tiles[0] * self.tiles[1]
 
 
+def sub_kernel(p: ConvProblem) -> tuple[int, ...]:
+    """The phases' common sub-kernel, ceil(kernel / stride) per axis."""
+    return tuple(-(-k // s) for s, k in zip(p.stride, p.kernel))
+
+
 @functools.lru_cache(maxsize=1024)
 def plan(p: ConvProblem, alpha: int) -> Plan:
+    """The plan of a problem the declaration supports (sub-kernel below alpha)."""
     phases = tuple(min(s, k) for s, k in zip(p.stride, p.kernel))
-    sub = tuple(-(-k // s) for s, k in zip(p.stride, p.kernel))
+    sub = sub_kernel(p)
     tile = tuple(alpha - k + 1 for k in sub)
     tiles = tuple(-(-o // m) for o, m in zip(p.out_size, tile))
     padded = tuple(s * (t * m + k - 1) for s, t, m, k in zip(p.stride, tiles, tile, sub))
@@ -277,8 +283,8 @@ def _checks(name: str, alpha: int) -> tuple:
             return f"dilation 1 only, got dilation {p.dilation}"
         return None
 
-    def sub_kernel(p: ConvProblem) -> str | None:
-        sub = plan(p, alpha).sub_kernel
+    def sub_kernel_fits(p: ConvProblem) -> str | None:
+        sub = sub_kernel(p)
         shown = "x".join(map(str, sub))
         if sub == (1, 1):  # F(alpha, 1) multiplies as often as a plain 1x1 GEMM, in more steps
             return (f"windows that do not overlap (kernel {'x'.join(map(str, p.kernel))} at "
@@ -289,7 +295,7 @@ def _checks(name: str, alpha: int) -> tuple:
         return (f"{name} takes {alpha}x{alpha} tiles: the phases' sub-kernel {shown} "
                 f"(kernel / stride, rounded up) must be at most {alpha - 1} per axis")
 
-    return (stride_and_dilation, sub_kernel)
+    return (stride_and_dilation, sub_kernel_fits)
 
 
 def _register(name: str, alpha: int) -> None:
@@ -306,8 +312,12 @@ def _register(name: str, alpha: int) -> None:
     )(functools.partial(polyphase_winograd, alpha=alpha))
 
 
-# Measured like winograd.py's floors: see tests/test_polyphase.py (placeholder, set below).
-TOLERANCE_FLOOR_EPS: dict[int, float] = {4: 32.0, 6: 128.0, 8: 384.0}
+# As winograd.py's floors: six times or more the largest error beyond sqrt(L), in eps, measured
+# against float64 over strides 2-4 (and 2x1, 1x2), kernels 1x3 to 7x7, C 1-64 dense and
+# depthwise, two seeds each, and ResNet-like layers: at most 0.8, 30 and 116 eps for alpha 4, 6
+# and 8. The worst are sub-kernels of 1 on one axis (F(alpha, 1), whose points reach +-2 and
+# +-1/2 for alpha 6 and 8) on depthwise layers; square sub-kernels of 2-4 stayed at 15 and 101.
+TOLERANCE_FLOOR_EPS: dict[int, float] = {4: 32.0, 6: 192.0, 8: 768.0}
 
 for _name, _alpha in FAMILY.items():
     _register(_name, _alpha)
