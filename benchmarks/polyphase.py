@@ -4,7 +4,8 @@
 
 Options: --n N (8), --threads T (2), --rounds R (interleaved rounds, 25), --gap-ms G (pause
 before each timed call, 20), --layers a,b (names from the reference CSV; default every strided
-layer with a kernel over 1x1: the 7x7 stem and the three 3x3 stride-2 layers).
+layer with a kernel over 1x1: the 7x7 stem and the three 3x3 stride-2 layers), --out CSV (every
+timed call: layer, call, round, seconds).
 
 In one process, call by call in alternation round after round (a drift in the machine's speed
 falls on all alike): torch, im2col, and each polyphase_winograd_a* twice, training-style (the
@@ -141,7 +142,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=25)
     parser.add_argument("--gap-ms", type=float, default=20.0)
     parser.add_argument("--layers", default="")
+    parser.add_argument("--out", type=Path, help="write every timed call here (CSV)")
     args = parser.parse_args()
+    rows: list[tuple[str, str, int, float]] = []
     keep_freed_memory()
     torch.set_num_threads(args.threads)
     layers = strided_layers(args.n)
@@ -157,12 +160,16 @@ def main() -> None:
             monitor = LoadMonitor()
             times = interleaved(calls(p, x, w), args.rounds, args.gap_ms / 1e3)
             report_layer(name, p, times, monitor.stop().other_load)
+            rows += [(name, k, i, t) for k, ts in times.items() for i, t in enumerate(ts)]
             for algo in POLYPHASE:
                 if registry.get("conv2d", algo).why_not(p):
                     continue
                 s = stages_ms(p, x, w, P.FAMILY[algo])
                 print(f"  stages {algo}: " + " ".join(f"{k}={v:.2f}" for k, v in s.items())
                       + f" sum={sum(s.values()):.2f} ms")
+    if args.out:
+        with open(args.out, "w", newline="") as f:
+            csv.writer(f).writerows([("layer", "call", "round", "seconds"), *rows])
 
 
 if __name__ == "__main__":
