@@ -26,6 +26,9 @@ PROBLEMS = {
     "2x4_kernel": ConvProblem(1, 3, 9, 10, 2, 2, 4, padding=(1, 2)),
     "6x6_kernel": ConvProblem(1, 3, 9, 9, 2, 6, 6, padding=3),
     "1x7_kernel": ConvProblem(1, 3, 6, 9, 2, 1, 7, padding=(0, 3)),
+    "3x3_s2_groups_bias": ConvProblem(1, 4, 11, 12, 4, 3, 3, stride=2, padding=1, groups=2,
+                                      bias=True),  # polyphase Winograd runs strided layers
+    "7x7_s2": ConvProblem(1, 3, 16, 15, 2, 7, 7, stride=2, padding=3),
     "strided_dilated": ConvProblem(1, 6, 11, 13, 4, 3, 2, stride=(2, 1), padding=1, dilation=2,
                                    groups=2),
 }

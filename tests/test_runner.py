@@ -42,9 +42,11 @@ def test_smoke_run_is_all_ok_with_every_column(tmp_path: Path) -> None:
     assert set(frame["status"]) <= {"ok", "unsupported"}, frame[["algo", "status", "reason"]]
     unsupported = frame[frame["status"] == "unsupported"]
     assert (unsupported["reason"].str.len() > 0).all()  # every refusal carries its reason
-    # what may refuse a smoke case: Winograd (stride, dilation, kernel), the cupy-only kernels
+    # what may refuse a smoke case: Winograd (stride, dilation, kernel), polyphase Winograd
+    # (stride 1, dilation, kernel), the cupy-only kernels
     assert set(unsupported["algo"]) <= {a for a in frame["algo"]
-                                        if a.startswith("winograd") or a.endswith("_cuda")}
+                                        if a.startswith(("winograd", "polyphase_winograd"))
+                                        or a.endswith("_cuda")}
     cuda_only = unsupported[unsupported["algo"].str.endswith("_cuda")]
     assert cuda_only["reason"].str.contains("cupy only").all()
     frame = frame[frame["status"] == "ok"]

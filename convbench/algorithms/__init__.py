@@ -12,6 +12,7 @@ from convbench.algorithms.conv import direct_naive  # noqa: F401  isort: skip
 from convbench.algorithms.conv import direct, im2col, torch_ref  # noqa: F401  isort: skip
 from convbench.algorithms.conv import torch_im2col  # noqa: F401  isort: skip
 from convbench.algorithms.conv import winograd  # noqa: F401  isort: skip  (the F(m, r) family)
+from convbench.algorithms.conv import polyphase  # noqa: F401  isort: skip  (strided Winograd)
 from convbench.algorithms.conv import fft  # noqa: F401  isort: skip
 from convbench.algorithms.conv import direct_cuda, im2col_cuda, winograd_cuda  # noqa: F401  isort: skip
 # The other ops, in the same order. Their functions take the op's inputs in the oracle's order:
