@@ -189,11 +189,11 @@ def test_tolerance_scales_with_length_and_dtype() -> None:
 
 
 def test_pointwise_im2col_makes_no_copy(monkeypatch: pytest.MonkeyPatch) -> None:
-    """1x1 stride-1: the one GEMM reads the caller's input array itself, not a copy."""
+    """1x1 stride-1 with at least PER_IMAGE_MIN_COLUMNS outputs an image: the one batched GEMM
+    reads the caller's input array itself, not a copy. With fewer, one wide GEMM of all images'
+    columns (a copy) runs instead, which is faster on small images."""
     from convbench.algorithms.conv import im2col
 
-    p = ConvProblem(2, 8, 5, 5, 4, 1, 1)
-    inputs = oracle.make_inputs(p)
     operands = []
     real = np.matmul
 
@@ -202,8 +202,15 @@ def test_pointwise_im2col_makes_no_copy(monkeypatch: pytest.MonkeyPatch) -> None
         return real(a, b, *args, **kwargs)
 
     monkeypatch.setattr(np, "matmul", recording)
-    im2col.conv2d_im2col(p, inputs.x, inputs.w, None)
-    assert len(operands) == 1 and np.shares_memory(operands[0], inputs.x)
+    for size, copied in ((12, False), (5, True)):  # 144 and 25 outputs an image
+        assert (size * size < im2col.PER_IMAGE_MIN_COLUMNS) == copied
+        p = ConvProblem(2, 8, size, size, 4, 1, 1)
+        inputs = oracle.make_inputs(p)
+        operands.clear()
+        y = im2col.conv2d_im2col(p, inputs.x, inputs.w, None)
+        assert len(operands) == 1 and np.shares_memory(operands[0], inputs.x) != copied
+        assert operands[0].shape[-1] == (2 * size * size if copied else size * size)
+        assert oracle.check(p, y, oracle.reference(p, inputs)).ok
 
 
 @pytest.mark.parametrize("problem", [GRID["3x3_pad1"], GRID["pointwise"], GRID["depthwise_s2"]],
