@@ -80,7 +80,8 @@ def test_resnet50_has_23_cases_all_batch_8() -> None:
     assert len(suite.cases) == 23
     assert [c.problem.n for c in suite.cases] == [8] * 23
     assert suite.algorithms == ("direct_naive", "direct", "im2col", "fft", "winograd_f2x3",
-                                "winograd_f4x3", "winograd_f6x3", "auto", "torch")
+                                "winograd_f4x3", "winograd_f6x3", "polyphase_winograd_a4",
+                                "auto", "torch_im2col", "torch")
     assert suite.reference == "torch"
 
 
