@@ -189,9 +189,10 @@ def test_tolerance_scales_with_length_and_dtype() -> None:
 
 
 def test_pointwise_im2col_makes_no_copy(monkeypatch: pytest.MonkeyPatch) -> None:
-    """1x1 stride-1 with at least PER_IMAGE_MIN_COLUMNS outputs an image: the one batched GEMM
-    reads the caller's input array itself, not a copy. With fewer, one wide GEMM of all images'
-    columns (a copy) runs instead, which is faster on small images."""
+    """1x1 stride-1: the one batched GEMM reads the caller's input array itself, not a copy;
+    unless the images have fewer than PER_IMAGE_MIN_COLUMNS outputs, all of them at least that
+    many, and the layer has WIDE_MIN_WEIGHTS weights: then one wide GEMM of all images' columns
+    (a copy) runs instead, which is faster there. A tiny layer keeps the per-image GEMMs."""
     from convbench.algorithms.conv import im2col
 
     operands = []
@@ -202,14 +203,14 @@ def test_pointwise_im2col_makes_no_copy(monkeypatch: pytest.MonkeyPatch) -> None
         return real(a, b, *args, **kwargs)
 
     monkeypatch.setattr(np, "matmul", recording)
-    for size, copied in ((12, False), (5, True)):  # 144 and 25 outputs an image
-        assert (size * size < im2col.PER_IMAGE_MIN_COLUMNS) == copied
-        p = ConvProblem(2, 8, size, size, 4, 1, 1)
+    assert 25 < im2col.PER_IMAGE_MIN_COLUMNS <= 8 * 25 and 64 * 64 >= im2col.WIDE_MIN_WEIGHTS
+    for n, c, size, k, copied in ((2, 8, 12, 4, False), (2, 8, 5, 4, False), (8, 64, 5, 64, True)):
+        p = ConvProblem(n, c, size, size, k, 1, 1)
         inputs = oracle.make_inputs(p)
         operands.clear()
         y = im2col.conv2d_im2col(p, inputs.x, inputs.w, None)
         assert len(operands) == 1 and np.shares_memory(operands[0], inputs.x) != copied
-        assert operands[0].shape[-1] == (2 * size * size if copied else size * size)
+        assert operands[0].shape[-1] == (n * size * size if copied else size * size)
         assert oracle.check(p, y, oracle.reference(p, inputs)).ok
 
 

@@ -30,6 +30,8 @@ PER_IMAGE_MIN_COLUMNS = 128
 # side in one process: the 7x7 stem 54 -> 44 ms, layer1's 3x3 (56x56) 33 -> 24, layer2's
 # (28x28) 21 -> 18; at 14x14 level, at 7x7 slower (17 -> 21).
 PER_IMAGE_UNFOLD_MIN_COLUMNS = 512
+# The weights (K x C/g) a 1x1 layer on small images needs before its one wide GEMM pays.
+WIDE_MIN_WEIGHTS = 4096
 
 
 def _planar(p: ConvProblem) -> bool:
@@ -39,8 +41,17 @@ def _planar(p: ConvProblem) -> bool:
 
 
 def is_pointwise(p: ConvProblem) -> bool:
-    return (_planar(p) and (p.r, p.s) == (1, 1) and p.stride == (1, 1)
-            and p.padding == (0, 0) and p.out_h * p.out_w >= PER_IMAGE_MIN_COLUMNS)
+    """1x1 stride 1, unpadded, run as per-image GEMMs on the input itself: unless the images
+    are small and the layer large enough for one wide GEMM to pay for its two copies (a tiny
+    layer's copies and calls cost more than its GEMMs: 6 us a call become 30 on the smoke
+    suite's 1x1)."""
+    if not (_planar(p) and (p.r, p.s) == (1, 1) and p.stride == (1, 1)
+            and p.padding == (0, 0)):
+        return False
+    pixels = p.out_h * p.out_w
+    wide = (pixels < PER_IMAGE_MIN_COLUMNS <= p.n * pixels
+            and p.c * p.k // p.groups >= WIDE_MIN_WEIGHTS)
+    return not wide
 
 
 def unfolds_per_image(p: ConvProblem) -> bool:
