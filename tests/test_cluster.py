@@ -188,6 +188,16 @@ def test_local_n_says_how_it_will_time() -> None:
         cluster.local_workers("local:0")
 
 
+@pytest.mark.parametrize("flag", ["--each-machine", "--shared-machine"])
+def test_cluster_flags_without_a_cluster_are_bad_usage(
+        flag: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from convbench.cli import EXIT_USAGE, main
+
+    assert main(["run", "smoke", flag, "--out", str(tmp_path)]) == EXIT_USAGE
+    assert f"{flag} applies to --cluster only" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())  # refused before anything ran
+
+
 def test_without_dask_the_error_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "distributed", None)
     with pytest.raises(ValueError, match=r"pip install convbench\[cluster\]"):
