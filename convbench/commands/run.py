@@ -198,9 +198,11 @@ def _interrupted(out: Path) -> int:
     """Ctrl-C: one line saying what was kept, and exit 130 (128 + SIGINT, as a shell would)."""
     from convbench.run.rundir import RESULTS_FILE, rows_written
 
-    kept = rows_written(out)
+    machines = sorted(out.parent.glob(f"{out.name}@*"))  # --each-machine's run directories
+    kept = rows_written(out) + sum(rows_written(d) for d in machines)
+    where = out / RESULTS_FILE if not machines else out.parent / f"{out.name}@*" / RESULTS_FILE
     error_console().print(f"convbench: interrupted; {kept} row{'' if kept == 1 else 's'} kept "
-                          f"in {out / RESULTS_FILE} (resume with --resume)", markup=False)
+                          f"in {where} (resume with --resume)", markup=False)
     return EXIT_INTERRUPTED
 
 
