@@ -117,23 +117,22 @@ def _find(connection: Connection, record: dict[str, Any]) -> int | None:
     return None if found is None else int(found)
 
 
-def _run_id(engine: Engine, record: dict[str, Any]) -> tuple[int, bool]:
-    """(id, newly added) of the run `record` names: found, or inserted. A writer that inserted
-    the same run between our look and our insert makes the insert break the unique key: then
-    the run is found, already there."""
-    try:
-        with engine.begin() as connection:
-            existing = _find(connection, record)
-            if existing is not None:
-                return existing, False
-            return int(connection.execute(runs.insert().values(**record))
-                       .inserted_primary_key[0]), True
-    except sa.exc.IntegrityError:
-        with reading(engine) as connection:
-            existing = _find(connection, record)
-        if existing is None:  # not a concurrent writer: a real error
-            raise
+def _found_or_inserted(connection: Connection, record: dict[str, Any]) -> tuple[int, bool]:
+    """(id, newly inserted) of the run `record` names. Another writer inserting the same run
+    between our look and our insert breaks the unique key: `_colliding` looks again."""
+    existing = _find(connection, record)
+    if existing is not None:
         return existing, False
+    return int(connection.execute(runs.insert().values(**record)).inserted_primary_key[0]), True
+
+
+def _run_id(engine: Engine, record: dict[str, Any]) -> int:
+    """The id of the run `record` names, inserted if need be (its rows come one by one)."""
+    def attempt() -> int:
+        with engine.begin() as connection:
+            return _found_or_inserted(connection, record)[0]
+
+    return _colliding(attempt, f"run {record['source']}")
 
 
 def _add_missing(connection: Connection, run_id: int, records: list[dict[str, Any]]) -> int:
@@ -182,21 +181,15 @@ def _store(engine: Engine, run: Run) -> tuple[int, bool]:
 
     def attempt() -> tuple[int, bool]:
         with engine.begin() as connection:
-            existing = _find(connection, record)
-            if existing is None:
-                run_id = int(connection.execute(runs.insert().values(**record))
-                             .inserted_primary_key[0])
-                records = _row_records(run, run_id)
-                if records:
-                    connection.execute(rows.insert(), records)
-                return run_id, True
-            added = _add_missing(connection, existing, _row_records(run, existing))
-            stored_meta = connection.execute(sa.select(runs.c.meta).where(
-                runs.c.id == existing)).scalar()
-            if stored_meta != record["meta"]:  # the run streamed, its meta.json since updated
-                connection.execute(runs.update().where(runs.c.id == existing).values(
-                    meta=record["meta"]))
-            return existing, added > 0
+            run_id, created = _found_or_inserted(connection, record)
+            added = _add_missing(connection, run_id, _row_records(run, run_id))
+            if not created:
+                stored_meta = connection.execute(sa.select(runs.c.meta).where(
+                    runs.c.id == run_id)).scalar()
+                if stored_meta != record["meta"]:  # streamed, its meta.json updated since
+                    connection.execute(runs.update().where(runs.c.id == run_id).values(
+                        meta=record["meta"]))
+            return run_id, created or added > 0
 
     return _colliding(attempt, f"run {run.directory}")
 
@@ -244,8 +237,8 @@ class RowStream:
                 meta = row_machine_meta(read_meta(directory), row)
                 run = _meta_record(meta, self.suite, directory)
                 self.hosts[machine] = run["host"]
-                self.run_ids[machine] = retrying(lambda: _run_id(engine, run)[0],
-                                                 f"store the run {self.directory}")
+                self.run_ids[machine] = retrying(lambda: _run_id(engine, run),
+                                                 f"store the run {directory}")
             run_id = self.run_ids[machine]
             record = row_record(row, run_id, self.hosts[machine], row.get(SAMPLES_KEY))
             self.stored += retrying(lambda: _insert_row(engine, record),

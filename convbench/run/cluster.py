@@ -280,17 +280,27 @@ def run(suite: Suite, out_dir: Path, options: RunOptions, cluster: Cluster,
             found = future.result()
         except Exception as error:  # noqa: BLE001 - recorded, and the run goes on
             found = {"rows": failed_rows(suite.name, tasks, cases[future].name, error), "meta": {}}
-        if found["meta"]:
-            _keep_machine(out_dir, found["meta"])
-        for row in found["rows"]:
-            if _key(row) in done:  # a case run again after a partial append: once only
-                continue
-            row["shared_machine"] = row.get("host") in cluster.shared_hosts
-            results.append(row)
-            done.add(_key(row))
-            if on_row:
-                on_row(row, index.get(_key(row), 0), len(tasks))
+        _take(found, out_dir, results, done, cluster, on_row, index, len(tasks))
     return results.path
+
+
+def _take(found: dict[str, Any], out_dir: Path, results: ResultsFile, done: set[tuple[str, ...]],
+          cluster: Cluster, on_row: Callable[[dict[str, Any], int, int], None] | None,
+          index: dict[tuple[str, ...], int], total: int) -> None:
+    """A case task's result into its run directory: the worker's meta.json kept, each row not
+    written yet appended (a case run again after a partial append: once only), marked when its
+    machine is shared, and passed on."""
+    if found["meta"]:
+        _keep_machine(out_dir, found["meta"])
+    for row in found["rows"]:
+        key = _key(row)
+        if key in done:
+            continue
+        row["shared_machine"] = row.get("host") in cluster.shared_hosts
+        results.append(row)
+        done.add(key)
+        if on_row:
+            on_row(row, index.get(key, 0), total)
 
 
 # How long the client waits for a machine whose timing workers have all left before it records
@@ -380,15 +390,6 @@ def run_each_machine(suite: Suite, out_dir: Path, options: RunOptions, cluster: 
                 found = {"rows": failed_rows(suite.name, tasks, case.name, error), "meta": {}}
                 for row in found["rows"]:  # they belong to the machine they were meant for
                     row |= {"host": host, "fingerprint": prints[host]}
-            directory = machine_directory(out_dir, host)
-            if found["meta"]:
-                _keep_machine(directory, found["meta"])
-            for row in found["rows"]:
-                if _key(row) in done[host]:
-                    continue
-                row["shared_machine"] = row.get("host") in cluster.shared_hosts
-                files[host].append(row)
-                done[host].add(_key(row))
-                if on_row:
-                    on_row(row, index.get(_key(row), 0), total)
+            _take(found, machine_directory(out_dir, host), files[host], done[host], cluster,
+                  on_row, index, total)
     return [files[host].path for host in sorted(hosts)]
