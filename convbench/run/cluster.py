@@ -372,7 +372,7 @@ def run_each_machine(suite: Suite, out_dir: Path, options: RunOptions, cluster: 
         results = [(f, *futures[f]) for f in finished]
         live, now = _live_network_hosts(cluster.client), time.monotonic()
         for host, network in hosts.items():
-            gone_since[host] = gone_since.get(host, now) if not network & live else None
+            gone_since[host] = (gone_since.get(host) or now) if not network & live else None
             since = gone_since[host]
             if since is not None and now - since > MACHINE_GONE_S:
                 lost = [f for f in pending if futures[f][0] == host]
