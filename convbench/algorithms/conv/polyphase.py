@@ -28,7 +28,12 @@ import math
 from dataclasses import dataclass
 
 from convbench.algorithms import cost
-from convbench.algorithms.conv.winograd import axis_transforms_like, transforms_like
+from convbench.algorithms.conv.winograd import (
+    axis_transforms_like,
+    output_cost_s,
+    output_nchw,
+    transforms_like,
+)
 from convbench.algorithms.conv.winograd_matrices import MATRICES
 from convbench.algorithms.registry import register
 from convbench.algorithms.windows import add_bias
@@ -38,7 +43,6 @@ from convbench.backends.xp import (
     Array,
     array_strides,
     cache_bytes,
-    contiguous,
     device,
     matmul_into,
     matmul_into_part,
@@ -195,14 +199,7 @@ def polyphase_winograd(p: ConvProblem, x: Array, w: Array, bias: Array | None, a
     u = filter_transform(p, w, alpha) if prepared is None else prepared
     m = xp.matmul(u, input_transform(p, x, alpha))  # (alpha^2, G, K/g, P)
     at = transforms_like(alpha, *pl.sub_kernel, x)[0]
-    y = at @ xp.reshape(m, (alpha * alpha, -1))  # (mh*mw, K*P)
-    del m
-    y = xp.reshape(y, (mh, mw, p.k, p.n, th, tw))
-    y = xp.permute_dims(y, (3, 2, 4, 0, 5, 1))  # (N, K, th, mh, tw, mw)
-    y = xp.reshape(y, (p.n, p.k, th * mh, tw * mw))  # the copy into NCHW
-    if (th * mh, tw * mw) != (p.out_h, p.out_w):
-        y = contiguous(y[:, :, : p.out_h, : p.out_w])
-    return add_bias(y, bias)
+    return add_bias(output_nchw(p, m, at, (mh, mw, th, tw)), bias)
 
 
 def workspace_bytes(p: ConvProblem, alpha: int) -> int:
@@ -267,10 +264,7 @@ def cost_s(p: ConvProblem, alpha: int) -> float:
     tiles, a2, item = p.n * th * tw, alpha * alpha, p.itemsize
     kg, cg = p.k // p.groups, p.c // p.groups * pl.phase_count
     channels = cost.gemm_s(kg, tiles, cg, item, batch=a2 * p.groups)
-    outputs = (cost.gemm_s(mh * mw, p.k * tiles, a2, item)
-               + cost.copy_s(p.n * p.k * th * mh * tw * mw, item, mw))
-    if (th * mh, tw * mw) != (p.out_h, p.out_w):
-        outputs += cost.copy_s(p.n * p.k * p.out_h * p.out_w, item, p.out_w)
+    outputs = output_cost_s(p, alpha, (mh, mw, th, tw))
     return (filter_cost_s(p, alpha) + input_cost_s(p, alpha) + channels + outputs
             + cost.calls_s(8))
 

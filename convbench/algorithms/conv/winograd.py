@@ -26,6 +26,7 @@ import numpy as np
 from convbench.algorithms import cost
 from convbench.algorithms.windows import add_bias
 from convbench.algorithms.conv import winograd_nd, winograd_nhwc
+from convbench.algorithms.conv.winograd_nhwc import tiles as _tiles  # either layout's
 from convbench.algorithms.conv.winograd_nd import matrices
 from convbench.backends import ARRAY_API_BACKENDS
 from convbench.problems import LAYOUTS, ConvProblem
@@ -70,12 +71,6 @@ def kron_transforms(alpha: int, r: int, s: int, dtype: str
     AT (mh*mw, alpha^2), G (alpha^2, r*s), BT (alpha^2, alpha^2), the Kronecker products of
     axis_transforms."""
     return tuple(np.kron(h, w) for h, w in axis_transforms(alpha, r, s, dtype))
-
-
-def _tiles(p: ConvProblem, alpha: int) -> tuple[int, int, int, int]:
-    """(m_h, m_w, tiles_h, tiles_w): output tile sizes and how many tiles cover the output."""
-    mh, mw = alpha - p.r + 1, alpha - p.s + 1
-    return mh, mw, math.ceil(p.out_h / mh), math.ceil(p.out_w / mw)
 
 
 _ON_DEVICE: dict[tuple, Any] = {}
@@ -192,14 +187,34 @@ def winograd(p: ConvProblem, x: Array, w: Array, bias: Array | None,
     v = input_transform(p, x, alpha)  # (alpha^2, G, C/g, P), P = N*th*tw
     m = xp.matmul(u, v)  # (alpha^2, G, K/g, C/g) @ (alpha^2, G, C/g, P) -> (alpha^2, G, K/g, P)
     del v
-    y = at @ xp.reshape(m, (alpha * alpha, -1))  # (mh*mw, K*P)
+    return add_bias(output_nchw(p, m, at, (mh, mw, th, tw)), bias)
+
+
+def output_nchw(p: ConvProblem, m: Array, at: Array, tiling: tuple[int, int, int, int]
+                ) -> Array:
+    """Y = AT M A of every tile's products m (alpha^2, G, K/g, P), as one GEMM, copied into
+    NCHW and cropped where the edge tiles reach past the output. `tiling`: (m_h, m_w, tiles_h,
+    tiles_w). Shared with polyphase Winograd, whose products have the same arrangement."""
+    xp = namespace(m)
+    mh, mw, th, tw = tiling
+    y = at @ xp.reshape(m, (at.shape[1], -1))  # (mh*mw, K*P)
     del m
     y = xp.reshape(y, (mh, mw, p.k, p.n, th, tw))
     y = xp.permute_dims(y, (3, 2, 4, 0, 5, 1))  # (N, K, th, mh, tw, mw)
     y = xp.reshape(y, (p.n, p.k, th * mh, tw * mw))  # the copy into NCHW
     if (th * mh, tw * mw) != (p.out_h, p.out_w):  # edge tiles reach past the output: crop
         y = contiguous(y[:, :, : p.out_h, : p.out_w])
-    return add_bias(y, bias)
+    return y
+
+
+def output_cost_s(p: ConvProblem, alpha: int, tiling: tuple[int, int, int, int]) -> float:
+    """output_nchw's cost: one GEMM, the copy into NCHW (runs of a tile's row), the crop."""
+    mh, mw, th, tw = tiling
+    outputs = (cost.gemm_s(mh * mw, p.k * p.n * th * tw, alpha * alpha, p.itemsize)
+               + cost.copy_s(p.n * p.k * th * mh * tw * mw, p.itemsize, mw))
+    if (th * mh, tw * mw) != (p.out_h, p.out_w):
+        outputs += cost.copy_s(p.n * p.k * p.out_h * p.out_w, p.itemsize, p.out_w)
+    return outputs
 
 
 def _nhwc_transforms(p: ConvProblem, like: Array, alpha: int) -> tuple:
@@ -268,10 +283,7 @@ def cost_s(p: ConvProblem, alpha: int) -> float:
     tiles, a2, kg, cg = p.n * th * tw, alpha * alpha, p.k // p.groups, p.c // p.groups
     filters = cost.gemm_s(a2, p.k * cg, p.r * p.s, p.itemsize)
     channels = cost.gemm_s(kg, tiles, cg, p.itemsize, batch=a2 * p.groups)
-    outputs = (cost.gemm_s(mh * mw, p.k * tiles, a2, p.itemsize)
-               + cost.copy_s(p.n * p.k * th * mh * tw * mw, p.itemsize, mw))
-    if (th * mh, tw * mw) != (p.out_h, p.out_w):
-        outputs += cost.copy_s(p.n * p.k * p.out_h * p.out_w, p.itemsize, p.out_w)
+    outputs = output_cost_s(p, alpha, (mh, mw, th, tw))
     return filters + input_cost_s(p, alpha) + channels + outputs + cost.calls_s(8)
 
 

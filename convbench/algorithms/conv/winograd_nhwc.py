@@ -142,8 +142,7 @@ def output_transform(p: ConvProblem, m: Array, alpha: int, at: Array) -> Array:
     xp = namespace(m)
     mh, mw, th, tw = tiles(p, alpha)
     aligned = (th * mh, tw * mw) == (p.out_h, p.out_w)
-    out_h, out_w = (p.out_h, p.out_w) if aligned else (th * mh, tw * mw)
-    y = xp.empty((p.n, out_h, out_w, p.k), dtype=m.dtype, device=device(m))
+    y = xp.empty((p.n, th * mh, tw * mw, p.k), dtype=m.dtype, device=device(m))
     tile_out = xp.reshape(y, (p.n, th, mh, tw, mw, p.k))  # a view: y is tile-aligned
     flat = xp.reshape(m, (alpha * alpha, -1))  # (alpha^2, P*K)
     for block in blocks(p, alpha, p.k, cache_bytes(m)):
