@@ -57,8 +57,8 @@ def _threads() -> int:
     return max((lib["num_threads"] for lib in threadpool_info()), default=1)
 
 
-def _tuned(p: Problem) -> list[str]:
-    winner = tuned_winners(tuning_path(_threads())).get(str(p))
+def _tuned(p: Problem, threads: int) -> list[str]:
+    winner = tuned_winners(tuning_path(threads)).get(str(p))
     return [winner] if winner else []
 
 
@@ -77,12 +77,12 @@ def calibrated_model(threads: int) -> tuple[cost.MachineModel, str]:
         return cost.DEFAULTS, f"default rates: calibration unusable: {error}"
 
 
-def machine_model() -> tuple[cost.MachineModel, str]:
+def machine_model(threads: int | None = None) -> tuple[cost.MachineModel, str]:
     """The model auto prices with: one set by cost.set_machine, else this machine's calibrated
-    one at the current thread count, else the defaults."""
+    one at `threads` (default: the current thread count), else the defaults."""
     if cost.MACHINE is not cost.DEFAULTS:
         return cost.MACHINE, "rates set by cost.set_machine"
-    return calibrated_model(_threads())
+    return calibrated_model(_threads() if threads is None else threads)
 
 
 def never_tuned() -> set[str]:
@@ -91,50 +91,59 @@ def never_tuned() -> set[str]:
     return {a.name for a in all_algorithms() if a.role != "candidate"}
 
 
-def _rank(algorithm: Algorithm, cost: float | None, cheapest: float, p: Problem) -> Rank:
+def _rank(algorithm: Algorithm, cost_s: float | None, cheapest: float, p: Problem) -> Rank:
     """The sort key of an algorithm that covers the problem: its role; then, if it is a
     candidate level with the cheapest, the rounding it declares; then its cost. Without a cost it
     comes after those with one, in registration order (the sort is stable)."""
     role = FALLBACK_ROLES.index(algorithm.role)
-    if cost is None:
+    if cost_s is None:
         return (role, 2, 0.0, 0.0)
-    if algorithm.role == "candidate" and cost <= cheapest * (1 + LEVEL):
-        return (role, 0, algorithm.floor_eps(p), cost)
-    return (role, 1, 0.0, cost)
+    if algorithm.role == "candidate" and cost_s <= cheapest * (1 + LEVEL):
+        return (role, 0, algorithm.floor_eps(p), cost_s)
+    return (role, 1, 0.0, cost_s)
+
+
+def _priced(p: Problem, backend: str, model: cost.MachineModel
+            ) -> list[tuple[Algorithm, float | None]]:
+    """(algorithm, modelled time or None) of each algorithm that covers `p` on `backend`, in
+    auto's order: by role and cost priced with `model`; no tuning table."""
+    covering = [a for a in all_algorithms(p.op)
+                if a.role in FALLBACK_ROLES and a.covers(p, backend)]
+    with cost.priced_by(model):
+        costs = {a.name: a.modelled_s(p) if a.cost_s else None for a in covering}
+    cheapest = min((costs[a.name] for a in covering
+                    if a.role == "candidate" and a.cost_s), default=0.0)
+    order = sorted(covering, key=lambda a: _rank(a, costs[a.name], cheapest, p))  # stable
+    return [(a, costs[a.name]) for a in order]
 
 
 def ranked(p: Problem, backend: str = "numpy",
            model: cost.MachineModel | None = None) -> list[Algorithm]:
     """The algorithms whose declarations cover `p` on `backend`, by role and cost priced with
     `model` (default: machine_model()); no tuning table."""
-    covering = [a for a in all_algorithms(p.op)
-                if a.role in FALLBACK_ROLES and a.covers(p, backend)]
-    with cost.priced_by(model or machine_model()[0]):
-        costs = {a.name: a.modelled_s(p) if a.cost_s else None for a in covering}
-    cheapest = min((costs[a.name] for a in covering
-                    if a.role == "candidate" and a.cost_s), default=0.0)
-    return sorted(covering, key=lambda a: _rank(a, costs[a.name], cheapest, p))  # stable
+    return [a for a, _ in _priced(p, backend, model or machine_model()[0])]
 
 
 def candidates(p: Problem, backend: str = "numpy") -> list[Algorithm]:
     """The algorithms whose declarations cover `p` on `backend`, in the order auto tries them
     (installed or not: `choose` passes over what cannot run here). The tuning table holds
     winners measured on numpy, so it speaks for numpy arrays only."""
-    order = ranked(p, backend)
-    tuned = set(_tuned(p)) if backend == "numpy" else set()
+    threads = _threads()
+    order = ranked(p, backend, machine_model(threads)[0])
+    tuned = set(_tuned(p, threads)) if backend == "numpy" else set()
     return [a for a in order if a.name in tuned] + [a for a in order if a.name not in tuned]
 
 
 def explain(p: Problem, backend: str = "numpy", shown: int = 3) -> str:
     """One line on auto's choice: the tuned winner if any, the cheapest candidates with their
     modelled times, and which rates priced them."""
-    model, source = machine_model()
-    with cost.priced_by(model):
-        priced = [(a.name, a.modelled_s(p)) for a in ranked(p, backend, model)
-                  if a.role == "candidate" and a.cost_s and a.why_not(p, backend) is None]
+    threads = _threads()
+    model, source = machine_model(threads)
+    priced = [(a.name, cost_s) for a, cost_s in _priced(p, backend, model)
+              if a.role == "candidate" and cost_s is not None and a.why_not(p, backend) is None]
     if not priced:
         return f"no candidate with a declared cost supports it on {backend}"
-    tuned = _tuned(p) if backend == "numpy" else []
+    tuned = _tuned(p, threads) if backend == "numpy" else []
     listed = ", ".join(f"{name} {cost_s * 1e3:.3g} ms" for name, cost_s in priced[:shown])
     first = f"tuned winner {tuned[0]}; untuned: " if tuned else ""
     return f"{first}{listed} (priced with {source})"

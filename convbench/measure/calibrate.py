@@ -28,7 +28,6 @@ This module measures and stores; convbench.algorithms.cost turns the rates into 
 
 from __future__ import annotations
 
-import datetime
 import json
 import math
 import statistics
@@ -40,7 +39,7 @@ from typing import Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from convbench.measure.machine import cache_dir, fingerprint
+from convbench.measure.machine import SGEMM_SIZE, cache_dir, cache_record, fingerprint, now
 from convbench.measure.noise import OTHER_LOAD_BOUND, LoadMonitor
 from convbench.measure.timing import TimingPolicy, measure, measure_interleaved
 
@@ -48,7 +47,7 @@ POLICY = TimingPolicy(budget_s=0.15, min_repeats=5)
 # The GEMMs' interleaved rounds: more of them, so that the fastest sample of each shape is more
 # likely one that no other process interrupted (about 1 s on a quiet machine).
 GEMM_ROUNDS = TimingPolicy(budget_s=0.1, min_repeats=10)
-GEMM_SIZE = 2048
+GEMM_SIZE = SGEMM_SIZE  # the peak's GEMM
 # (batch, m, k, n): narrow GEMMs as the fast algorithms issue them. m = k = channels, n = the
 # tiles or pixels, the smallest side (Winograd F(4,3) on a 7x7 image at N=8 has 32 tiles).
 NARROW_GEMMS = ((36, 256, 256, 32), (16, 256, 256, 64), (16, 256, 256, 128),
@@ -169,8 +168,7 @@ def calibrate(threads: int) -> dict[str, Any]:
     measured = rates(threads)
     load = monitor.stop().other_load
     return {"fingerprint": fingerprint(threads), "threads": threads, "rates": measured,
-            "measured_at": datetime.datetime.now(datetime.UTC).replace(microsecond=0)
-            .isoformat(), "took_s": round(time.perf_counter() - start, 2),
+            "measured_at": now().isoformat(), "took_s": round(time.perf_counter() - start, 2),
             "other_load": round(load, 4), "under_load": load > OTHER_LOAD_BOUND}
 
 
@@ -180,26 +178,23 @@ def model_path(threads: int, key: str | None = None) -> Path:
 
 def save(record: dict[str, Any], force: bool = False) -> Path:
     """Cache `record`; one measured under load only when forced, and then marked so."""
-    if record["under_load"] and not force:
-        raise ValueError(f"not caching a calibration measured while other processes took "
-                         f"{record['other_load']:.0%} of the CPU (bound {OTHER_LOAD_BOUND:.0%})")
-    record = record | {"forced": bool(record["under_load"])}
     path = model_path(record["threads"], record["fingerprint"])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(record, indent=2) + "\n")
+    cache_record(path, record, force, f"not caching a calibration measured while other "
+                 f"processes took {record['other_load']:.0%} of the CPU (bound "
+                 f"{OTHER_LOAD_BOUND:.0%})")
     return path
 
 
 def load(threads: int) -> tuple[dict[str, Any] | None, str]:
     """(the cached record at `threads`, where it came from) or (None, why there is none)."""
-    path = model_path(threads)
+    key = fingerprint(threads)
+    path = model_path(threads, key)
     if not path.exists():
         return None, f"no calibration for this machine at {threads} threads ({path.name})"
     try:
         record = json.loads(path.read_text())
         rates_found = record["rates"]
-        if record.get("fingerprint") != fingerprint(threads) or not isinstance(rates_found,
-                                                                               dict):
+        if record.get("fingerprint") != key or not isinstance(rates_found, dict):
             raise ValueError("another machine's record")
     except (OSError, ValueError, KeyError, TypeError) as error:
         return None, f"calibration {path.name} unreadable: {error}"

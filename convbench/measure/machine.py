@@ -115,7 +115,8 @@ def measure_rounds(threads: int, round_fn: Callable[[int], PeakRound] | None = N
     return rounds
 
 
-def _now() -> datetime.datetime:
+def now() -> datetime.datetime:
+    """The time, UTC, to the second (what the machine's records say)."""
     return datetime.datetime.now(datetime.UTC).replace(microsecond=0)
 
 
@@ -136,7 +137,7 @@ def peak_record(threads: int, rounds: list[PeakRound]) -> dict[str, Any]:
     """The cached record: the best quiet round's figures (the best round's when none was
     quiet), when and under what load they were measured, and until when they hold."""
     used = [r for r in rounds if r.quiet] or rounds
-    measured = _now()
+    measured = now()
     warning = load_warning(rounds)
     return {
         "fingerprint": fingerprint(threads), "threads": threads,
@@ -159,15 +160,22 @@ def cache_path(key: str) -> Path:
     return cache_dir() / f"machine-{key}.json"
 
 
-def save(record: dict[str, Any], force: bool = False) -> dict[str, Any]:
-    """Cache `record`; one measured under load only when forced, and then marked so."""
+def cache_record(path: Path, record: dict[str, Any], force: bool, refusal: str
+                 ) -> dict[str, Any]:
+    """Write `record` (a measurement of this machine) to `path`; one measured under load only
+    when forced, and then marked so; else ValueError(`refusal`). Returns what was written."""
     if record["under_load"] and not force:
-        raise ValueError(f"not caching a peak measured under load: {record['warning']}")
+        raise ValueError(refusal)
     saved = record | {"forced": bool(record["under_load"])}
-    path = cache_path(record["fingerprint"])
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(saved, indent=2) + "\n")
     return saved
+
+
+def save(record: dict[str, Any], force: bool = False) -> dict[str, Any]:
+    """Cache `record`; one measured under load only when forced, and then marked so."""
+    return cache_record(cache_path(record["fingerprint"]), record, force,
+                        f"not caching a peak measured under load: {record.get('warning')}")
 
 
 def cached(threads: int, key: str | None = None) -> dict[str, Any] | None:
@@ -181,7 +189,7 @@ def cached(threads: int, key: str | None = None) -> dict[str, Any] | None:
 def is_expired(record: dict[str, Any], at: datetime.datetime | None = None) -> bool:
     """Past its expiry; a record from before expiries were kept counts as expired."""
     expires = _parse_time(record.get("expires_at"))
-    return expires is None or (at or _now()) > expires
+    return expires is None or (at or now()) > expires
 
 
 def peaks(threads: int, remeasure: bool = False) -> dict[str, Any]:
