@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import os
 import statistics
 import time
@@ -31,13 +32,15 @@ for _var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):  # before numpy loads Ope
 import convbench  # noqa: E402, F401  (first: it shortens idle threads' spinning)
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from threadpoolctl import threadpool_limits  # noqa: E402
 
 from convbench import oracle  # noqa: E402
 from convbench.algorithms import registry  # noqa: E402
 from convbench.algorithms.conv import winograd, winograd_nhwc  # noqa: E402
+from convbench.algorithms.conv import winograd_nhwc_kernels as kernels  # noqa: E402
+from convbench.backends import compiled  # noqa: E402
 from convbench.measure.environment import keep_freed_memory  # noqa: E402
 from convbench.problems import ConvProblem  # noqa: E402
+from convbench.run.processes import pinned_threads  # noqa: E402
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / \
     "resnet50_distinct_conv.csv"
@@ -58,8 +61,9 @@ def layers(n: int) -> dict[str, tuple[int, int]]:
     return found
 
 
-def contenders(p: ConvProblem) -> dict[str, Callable[[], object]]:
-    """Zero-argument calls: torch on tensors of p's layout, and ours with prepared filters."""
+def contenders(p: ConvProblem, array: bool = False) -> dict[str, Callable[[], object]]:
+    """Zero-argument calls: torch on tensors of p's layout, and ours with prepared filters;
+    with `array`, ours also as the array-API version (compiled kernels switched off)."""
     x, w, _ = oracle.make_inputs(p, seed=0).arrays
     memory = torch.channels_last if p.channels_last else torch.contiguous_format
     tx = torch.from_numpy(np.ascontiguousarray(x)).contiguous(memory_format=memory)
@@ -74,7 +78,19 @@ def contenders(p: ConvProblem) -> dict[str, Callable[[], object]]:
         error = np.abs(call() - expected).max() / np.abs(expected).max()  # type: ignore
         assert error < 1e-4, f"{name} on {p}: max error {error:.1e} of the largest output"
         calls[name] = call
+    if array and compiled.enabled():
+        for name in OURS:
+            calls[f"{name} array"] = functools.partial(without_kernels, calls[name])
     return calls
+
+
+def without_kernels(call: Callable[[], object]) -> object:
+    """call() with the compiled kernels switched off (the array-API version)."""
+    os.environ[compiled.SWITCH] = "0"
+    try:
+        return call()
+    finally:
+        del os.environ[compiled.SWITCH]
 
 
 CLOCK = time.perf_counter  # or time.process_time (--cpu-time)
@@ -98,9 +114,13 @@ def noise(times: list[float]) -> float:
 
 
 def stages_ms(p: ConvProblem, name: str, repeats: int) -> dict[str, float]:
-    """Median ms of the NHWC pipeline's stages, each timed on its own."""
+    """Median ms of the NHWC pipeline's stages, each timed on its own: the compiled kernels'
+    (the fused arrangement as one stage where it is the one that runs), else the array
+    version's."""
     alpha = dict(zip(OURS, (4, 6, 8)))[name]
     x, w, _ = oracle.make_inputs(p, seed=0).arrays
+    if kernels.modelled(p):
+        return compiled_stages_ms(p, x, w, alpha, repeats)
     at, g, bt = winograd._nhwc_transforms(p, x, alpha)
     u = winograd_nhwc.filter_transform(p, w, alpha, g)
     v = winograd_nhwc.input_transform(p, x, alpha, bt)
@@ -111,6 +131,22 @@ def stages_ms(p: ConvProblem, name: str, repeats: int) -> dict[str, float]:
     return {k: 1e3 * statistics.median(t) for k, t in interleaved(parts, repeats).items()}
 
 
+def compiled_stages_ms(p: ConvProblem, x: np.ndarray, w: np.ndarray, alpha: int,
+                       repeats: int) -> dict[str, float]:
+    u = winograd_nhwc.filter_transform(p, w, alpha, winograd._nhwc_transforms(p, x, alpha)[1])
+    bias, threads = np.zeros(p.k, x.dtype), compiled.threads()
+    if kernels.fused(p, alpha, threads):
+        parts = {"fused": lambda: kernels.fused_stages(p, x, u, bias, alpha, threads)}
+    else:
+        workers = min(threads, kernels.tile_count(p, alpha))
+        v = kernels.input_stage(p, x, alpha, workers)
+        m = winograd_nhwc.channel_gemms(p, v, u)
+        parts = {"input": lambda: kernels.input_stage(p, x, alpha, workers),
+                 "gemms": lambda: winograd_nhwc.channel_gemms(p, v, u),
+                 "output": lambda: kernels.output_stage(p, m, bias, alpha, workers)}
+    return {k: 1e3 * statistics.median(t) for k, t in interleaved(parts, repeats).items()}
+
+
 def report(layer: str, p: ConvProblem, samples: dict[str, list[float]]) -> str:
     torch_s = statistics.median(samples["torch"])
     cells = []
@@ -118,7 +154,7 @@ def report(layer: str, p: ConvProblem, samples: dict[str, list[float]]) -> str:
         median = statistics.median(times)
         cells.append(f"{name} {1e3 * median:.2f} ms ({noise(times):.0%}, "
                      f"{median / torch_s:.2f})")
-    best = min(statistics.median(samples[n]) for n in OURS) / torch_s
+    best = min(statistics.median(samples[n]) for n in OURS) / torch_s  # compiled where on
     target = TARGETS.get(layer) if p.channels_last else None
     verdict = "" if target is None else f" target {target}: {'met' if best <= target else 'no'}"
     return f"| {layer} | {p.layout} | {' | '.join(cells)} | {best:.2f}{verdict} |"
@@ -133,23 +169,27 @@ def main() -> None:
     parser.add_argument("--layouts", default="nhwc,nchw")
     parser.add_argument("--stages", action="store_true")
     parser.add_argument("--cpu-time", action="store_true")
+    parser.add_argument("--array", action="store_true",
+                        help="also time the array-API version of ours (no compiled kernels)")
     args = parser.parse_args()
     global CLOCK
     CLOCK = time.process_time if args.cpu_time else time.perf_counter
     keep_freed_memory()
-    torch.set_num_threads(args.threads)
     clock = "CPU time" if args.cpu_time else "wall time"
     print(f"N={args.n}, {args.threads} threads, fp32, {args.rounds} interleaved rounds, {clock}, "
           f"load {os.getloadavg()[0]:.1f}; cell: median (IQR/median, ratio to torch in the same "
           "layout)")
-    print("| layer | layout | " + " | ".join(("torch", *OURS)) + " | best ours / torch |")
-    print("|---|---|" + "---|" * (len(OURS) + 2))
-    with threadpool_limits(args.threads):
+    names = ("torch", *OURS, *(f"{n} array" for n in OURS if args.array and compiled.enabled()))
+    print(f"compiled kernels: {'numba ' + str(compiled.version()) if compiled.enabled() else 'off'}")
+    print("| layer | layout | " + " | ".join(names) + " | best ours / torch |")
+    print("|---|---|" + "---|" * (len(names) + 1))
+    with pinned_threads(args.threads):
         for layer in args.layers.split(","):
             c, h = layers(args.n)[layer]
             for layout in args.layouts.split(","):
                 p = ConvProblem(args.n, c, h, h, c, 3, 3, padding=1, layout=layout)
-                print(report(layer, p, interleaved(contenders(p), args.rounds)), flush=True)
+                calls = contenders(p, args.array)
+                print(report(layer, p, interleaved(calls, args.rounds)), flush=True)
         if args.stages:
             for layer in args.layers.split(","):
                 c, h = layers(args.n)[layer]

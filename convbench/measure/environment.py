@@ -16,7 +16,13 @@ from typing import Any
 import psutil
 from threadpoolctl import threadpool_info
 
-LIBRARIES = ("convbench", "numpy", "scipy", "pandas", "torch", "threadpoolctl", "cupy")
+LIBRARIES = ("convbench", "numpy", "scipy", "pandas", "torch", "threadpoolctl", "numba", "cupy")
+
+
+def cache_dir() -> Path:
+    """convbench's cache directory: $CONVBENCH_CACHE, default ~/.cache/convbench (the machine's
+    peaks and calibration, the compiled kernels' generated sources)."""
+    return Path(os.environ.get("CONVBENCH_CACHE") or Path.home() / ".cache" / "convbench")
 
 
 def cpu_info() -> dict[str, Any]:
@@ -147,7 +153,8 @@ def collect(threads: int, commit: str | None = None) -> dict[str, Any]:
         "versions": versions(),
         "blas": blas(),
         "env": {k: v for k, v in os.environ.items()
-                if k.startswith(("OPENBLAS_", "OMP_", "GOMP_", "KMP_", "MKL_", "GOTO"))},
+                if k.startswith(("OPENBLAS_", "OMP_", "GOMP_", "KMP_", "MKL_", "GOTO", "NUMBA_",
+                                 "CONVBENCH_COMPILED"))},
         "convbench": convbench_source(),
     } | ({"git": project} if (project := project_commit(commit)) else {})
 

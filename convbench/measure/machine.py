@@ -26,7 +26,13 @@ from typing import Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from convbench.measure.environment import blas, cpu_info, machine_fingerprint, usable_cpus
+from convbench.measure.environment import (  # noqa: F401  (cache_dir: machine's API)
+    blas,
+    cache_dir,
+    cpu_info,
+    machine_fingerprint,
+    usable_cpus,
+)
 from convbench.measure.noise import OTHER_LOAD_BOUND, LoadMonitor
 from convbench.measure.timing import TimingPolicy, measure
 
@@ -39,10 +45,6 @@ VALID_DAYS = 30
 
 # Records measured under load in this process: not cached, but not measured again by every run.
 _UNCACHED: dict[str, dict[str, Any]] = {}
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("CONVBENCH_CACHE") or Path.home() / ".cache" / "convbench")
 
 
 def fingerprint(threads: int) -> str:

@@ -35,7 +35,7 @@ from threadpoolctl import threadpool_limits
 from convbench import oracle
 from convbench.algorithms import registry
 from convbench.algorithms.registry import Algorithm
-from convbench.backends import to_backend
+from convbench.backends import compiled, to_backend
 from convbench.measure import environment
 from convbench.measure.timing import DeferredTimer, Measurement, TimingPolicy
 from convbench.problems import Problem
@@ -45,18 +45,20 @@ Key = Any  # the harness's key of a task (its index in the run)
 
 @contextlib.contextmanager
 def pinned_threads(threads: int) -> Iterator[None]:
-    """BLAS/OpenMP pools (threadpoolctl), scipy.fft's workers and torch's intra-op pool, all set
-    to `threads`."""
+    """BLAS/OpenMP pools (threadpoolctl), scipy.fft's workers, torch's intra-op pool and the
+    compiled kernels' (numba's) pool, all set to `threads`."""
     import scipy.fft
     import torch  # the oracle needs it in every run
 
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
+    kernels = compiled.set_threads(threads)
     try:
         with threadpool_limits(limits=threads), scipy.fft.set_workers(threads):
             yield
     finally:
         torch.set_num_threads(previous)
+        compiled.set_threads(kernels)
 
 
 def timed_call(prepare_weights: bool, algorithm: Algorithm, p: Problem,

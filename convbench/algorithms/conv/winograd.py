@@ -25,7 +25,7 @@ import numpy as np
 
 from convbench.algorithms import cost
 from convbench.algorithms.windows import add_bias
-from convbench.algorithms.conv import winograd_nd, winograd_nhwc
+from convbench.algorithms.conv import winograd_nd, winograd_nhwc, winograd_nhwc_kernels
 from convbench.algorithms.conv.winograd_nhwc import tiles as _tiles  # either layout's
 from convbench.algorithms.conv.winograd_nd import matrices
 from convbench.backends import ARRAY_API_BACKENDS
@@ -177,6 +177,9 @@ def winograd(p: ConvProblem, x: Array, w: Array, bias: Array | None,
              alpha: int, prepared: Array | None = None) -> Array:
     if p.rank != 2:
         return add_bias(winograd_nd.winograd_nd(p, x, w, alpha, prepared), bias)
+    if p.channels_last and winograd_nhwc_kernels.applies(p, x, w):
+        u = _filters(p, w, alpha) if prepared is None else prepared
+        return winograd_nhwc_kernels.convolution(p, x, u, bias, alpha)
     if p.channels_last:
         return add_bias(winograd_nhwc.winograd_nhwc(
             p, x, w, alpha, _nhwc_transforms(p, x, alpha), prepared), bias)
@@ -233,6 +236,8 @@ def workspace_bytes(p: ConvProblem, alpha: int) -> int:
     torch's CPU tensors, what this model is checked against). Rank 3: winograd_nd's."""
     if p.rank != 2:
         return winograd_nd.workspace_elements(p, alpha) * p.itemsize
+    if p.channels_last and winograd_nhwc_kernels.modelled(p):
+        return winograd_nhwc_kernels.workspace_bytes(p, alpha)
     if p.channels_last:
         return winograd_nhwc.workspace_bytes(p, alpha)
     mh, mw, th, tw = _tiles(p, alpha)
@@ -277,6 +282,8 @@ def cost_s(p: ConvProblem, alpha: int) -> float:
     winograd_nd's."""
     if p.rank != 2:
         return winograd_nd.cost_s(p, alpha)
+    if p.channels_last and winograd_nhwc_kernels.modelled(p):
+        return winograd_nhwc_kernels.cost_s(p, alpha)
     if p.channels_last:
         return winograd_nhwc.cost_s(p, alpha)
     mh, mw, th, tw = _tiles(p, alpha)

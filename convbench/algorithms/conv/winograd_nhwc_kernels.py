@@ -1,0 +1,380 @@
+"""Compiled (numba) stages of the channels-last Winograd pipeline, for numpy arrays on a CPU.
+
+The array version (winograd_nhwc.py) moves every tile through a padded copy, a gather and two
+GEMMs of k = alpha; numpy's array operations there run far below memory bandwidth (on
+ResNet-50's layer1 at N=8 its input transform took longer than the 36 channel GEMMs). These
+kernels do each transform in one pass over a tile at a time:
+
+- input: a tile's alpha x alpha runs of C values are read straight from the NHWC input (the
+  padding is the bounds of the loop, no padded copy), BT_h applied down its rows into a small
+  buffer, then BT_w along them into V (alpha^2, tiles, C); every inner loop runs over C
+  contiguous values, so LLVM vectorises it;
+- output: AT_h down the rows of a tile's products, AT_w along them, the bias added, each output
+  pixel's K values written into the NHWC output where it lies inside it (the crop is the loop's).
+
+Two arrangements (`fused` picks):
+- staged: the input transform of every tile, the alpha^2 channel GEMMs by numpy's BLAS (its
+  threads), the output transform of every tile; the threads share the tiles.
+- fused: each thread takes blocks of tiles and runs the whole pipeline on one block at a time,
+  its V and products (block buffers sized to a core's L2) never leaving the cache, the channel
+  GEMMs by single-threaded BLAS (np.dot). It pays where the transformed filters are small
+  enough to stay in cache beside the blocks (every block reads all of them): ResNet-50's
+  layer1 (C = K = 64), not layers 2-4.
+
+Offsets are unsigned and the arrays flat: with signed offsets LLVM kept the channel loops
+scalar (a 16 ms input transform on layer1 against 3 ms). Workers get buffers allocated by
+the caller (numpy), so that convbench's memory measurement sees all of the workspace.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.util
+import math
+import os
+import sys
+from typing import Any
+
+import numpy as np
+
+from convbench.algorithms import cost
+from convbench.algorithms.conv.winograd_nd import matrices
+from convbench.algorithms.conv.winograd_nhwc import channel_gemms
+from convbench.backends import compiled
+from convbench.backends.xp import CPU_CHUNK_BYTES
+from convbench.problems import ConvProblem
+
+DTYPES = ("float32", "float64")
+# fused when the transformed filters fit in this many bytes (a share of a core's L2 beside the
+# block buffers; every block reads all of them)
+FUSED_MAX_FILTER_BYTES = 2 * CPU_CHUNK_BYTES
+# a fused block's V and products together take at most this many bytes
+FUSED_BLOCK_BYTES = 2 * CPU_CHUNK_BYTES
+
+
+def modelled(p: ConvProblem) -> bool:
+    """Whether the kernels run `p` on numpy arrays (so cost_s and workspace_bytes are theirs):
+    2-D, a dtype they are compiled for, numba enabled."""
+    return p.rank == 2 and p.dtype in DTYPES and compiled.enabled()
+
+
+def applies(p: ConvProblem, x: Any, w: Any) -> bool:
+    """Whether the compiled kernels run this call: numpy arrays and a `modelled` problem."""
+    return type(x) is np.ndarray and type(w) is np.ndarray and modelled(p)
+
+
+def fused(p: ConvProblem, alpha: int, threads: int) -> bool:
+    """Whether the fused arrangement runs `p`: one group, transformed filters that stay in
+    cache, and at least two blocks per thread."""
+    if p.groups != 1 or alpha * alpha * p.c * p.k * p.itemsize > FUSED_MAX_FILTER_BYTES:
+        return False
+    return math.ceil(tile_count(p, alpha) / block_tiles(p, alpha)) >= 2 * threads
+
+
+def tile_count(p: ConvProblem, alpha: int) -> int:
+    th, tw = math.ceil(p.out_h / (alpha - p.r + 1)), math.ceil(p.out_w / (alpha - p.s + 1))
+    return p.n * th * tw
+
+
+def block_tiles(p: ConvProblem, alpha: int) -> int:
+    """Tiles per fused block: V and the products of a block in FUSED_BLOCK_BYTES."""
+    per_tile = alpha * alpha * (p.c + p.k) * p.itemsize
+    return max(1, min(tile_count(p, alpha), FUSED_BLOCK_BYTES // per_tile))
+
+
+def _combination(row: np.ndarray, names: list[str]) -> str:
+    """sum(row[k] * names[k]) as straight-line code, zeros left out, +-1 as additions."""
+    terms = []
+    for coefficient, name in zip(row.tolist(), names):
+        if coefficient == 0:
+            continue
+        size = abs(coefficient)
+        term = name if size == 1 else f"K({size!r}) * {name}"
+        terms.append(("- " if coefficient < 0 else "+ ") + term)
+    text = " ".join(terms) or "+ K(0.0)"
+    return text[2:] if text.startswith("+ ") else "-" + text[2:]
+
+
+def _rows_source(name: str, matrix: np.ndarray, bias: bool) -> str:
+    """A function applying `matrix` (rows x cols) to `cols` runs of n values, src[so + k*ss:]
+    for k < cols, writing `rows` runs dst[do + r*ds:] (plus bias[:n] where `bias`): one loop
+    over the run, every product a constant, so that LLVM keeps the inputs in vector
+    registers."""
+    rows, cols = matrix.shape
+    names = [f"d{k}" for k in range(cols)]
+    lines = [f"@jit\ndef {name}(src, so, ss, dst, do, ds, n{', bias' if bias else ''}):",
+             "    so, ss, do, ds = u64(so), u64(ss), u64(do), u64(ds)",
+             "    for c in range(u64(n)):"]
+    lines += [f"        d{k} = src[so + u64({k}) * ss + c]"
+              for k in range(cols) if np.any(matrix[:, k] != 0)]
+    for r in range(rows):
+        value = _combination(matrix[r], names)
+        lines.append(f"        dst[do + u64({r}) * ds + c] = "
+                     + (f"bias[c] + ({value})" if bias else value))
+    return "\n".join(lines) + "\n"
+
+
+# The per-tile and per-block code, the same for every transform: the generated row functions
+# (BT_H, BT_W, AT_H, AT_W_BIAS) and the sizes (A, MH, MW) come before it in each module.
+_PIPELINE = '''
+
+@jit
+def in_tile(x, hh, ww, cc, n, h0, w0, tile, tmp, v, t, tiles):
+    """V[:, t, :] = BT_h d BT_w^T of the tile of image n whose corner is (h0, w0): read in
+    place where the tile lies inside the input, else from a zero-padded copy."""
+    if h0 >= 0 and w0 >= 0 and h0 + A <= hh and w0 + A <= ww:
+        so = ((n * hh + h0) * ww + w0) * cc
+        for col in range(A):
+            BT_H(x, so + col * cc, ww * cc, tmp, col * cc, A * cc, cc)
+    else:
+        for q in range(A * A * cc):
+            tile[q] = 0
+        for k in range(A):
+            h = h0 + k
+            if h < 0 or h >= hh:
+                continue
+            for col in range(A):
+                w = w0 + col
+                if w < 0 or w >= ww:
+                    continue
+                src, dst = u64(((n * hh + h) * ww + w) * cc), u64((k * A + col) * cc)
+                for c in range(u64(cc)):
+                    tile[dst + c] = x[src + c]
+        for col in range(A):
+            BT_H(tile, col * cc, A * cc, tmp, col * cc, A * cc, cc)
+    for r in range(A):
+        BT_W(tmp, r * A * cc, cc, v, (r * A * tiles + t) * cc, tiles * cc, cc)
+
+
+@jit
+def out_tile(m, t, tiles, kk, n, i, j, oh, ow, bias, tmp, tile, y):
+    """Output tile (i, j) of image n: AT_h M AT_w^T plus the bias, its pixels inside the
+    output written (the whole tile in place where it fits)."""
+    for col in range(A):
+        AT_H(m, (col * tiles + t) * kk, A * tiles * kk, tmp, col * kk, A * kk, kk)
+    h0, w0 = i * MH, j * MW
+    if h0 + MH <= oh and w0 + MW <= ow:
+        for r in range(MH):
+            AT_W_BIAS(tmp, r * A * kk, kk, y, ((n * oh + h0 + r) * ow + w0) * kk, kk, kk, bias)
+        return
+    for r in range(MH):
+        AT_W_BIAS(tmp, r * A * kk, kk, tile, r * MW * kk, kk, kk, bias)
+    for r in range(min(MH, oh - h0)):
+        for s in range(min(MW, ow - w0)):
+            dst = u64(((n * oh + h0 + r) * ow + w0 + s) * kk)
+            src = u64((r * MW + s) * kk)
+            for c in range(u64(kk)):
+                y[dst + c] = tile[src + c]
+
+
+@jit
+def input_transform(first, last, x, hh, ww, cc, ph, pw, th, tw, v, tmp, tile):
+    """V (A^2, P, C) of tiles [first, last) of P = N*th*tw."""
+    tiles = v.size // (A * A * cc)
+    for t in range(first, last):
+        n, i, j = t // (th * tw), (t // tw) % th, t % tw
+        in_tile(x, hh, ww, cc, n, i * MH - ph, j * MW - pw, tile, tmp, v, t, tiles)
+
+
+@jit
+def output_transform(first, last, m, kk, th, tw, oh, ow, bias, y, tmp, tile):
+    """The NHWC output (flat) of tiles [first, last) of the products m (A^2, P, K)."""
+    tiles = m.size // (A * A * kk)
+    for t in range(first, last):
+        n, i, j = t // (th * tw), (t // tw) % th, t % tw
+        out_tile(m, t, tiles, kk, n, i, j, oh, ow, bias, tmp, tile, y)
+
+
+@jit
+def pipeline(first, last, x, n_, hh, ww, cc, ph, pw, th, tw, u, oh, ow, bias, y, vb, mb,
+             tmp, tile, per_block):
+    """Blocks [first, last) of per_block tiles, each through the whole convolution: its tiles
+    transformed into vb, one GEMM per A^2 point with u (A^2, C, K) into mb (single-threaded
+    BLAS: the caller's threads each run blocks), the products transformed into y."""
+    kk = u.shape[2]
+    tiles = n_ * th * tw
+    for blk in range(first, last):
+        start = blk * per_block
+        count = min(tiles, start + per_block) - start
+        for t in range(count):
+            tt = start + t
+            n, i, j = tt // (th * tw), (tt // tw) % th, tt % tw
+            in_tile(x, hh, ww, cc, n, i * MH - ph, j * MW - pw, tile, tmp, vb, t, count)
+        v3 = vb[: A * A * count * cc].reshape((A * A, count, cc))
+        m3 = mb[: A * A * count * kk].reshape((A * A, count, kk))
+        for s in range(A * A):
+            np.dot(v3[s], u[s], m3[s])
+        for t in range(count):
+            tt = start + t
+            n, i, j = tt // (th * tw), (tt // tw) % th, tt % tw
+            out_tile(mb, t, count, kk, n, i, j, oh, ow, bias, tmp, tile, y)
+'''
+
+
+def source(axes: tuple, dtype: str) -> str:
+    """The kernels' module for one transform set: `axes` ((AT_h, AT_w), _, (BT_h, BT_w)) as
+    float64 matrices, constants of `dtype`."""
+    (ath, atw), _, (bth, btw) = axes
+    header = (f'"""convbench\'s channels-last Winograd kernels, alpha {bth.shape[0]}, '
+              f'{dtype} (generated by winograd_nhwc_kernels.py; do not edit)."""\n\n'
+              "import functools\n\nimport numpy as np\nfrom numba import njit, uint64 as u64\n\n"
+              f"K = np.{dtype}\n"
+              f"A, MH, MW = {bth.shape[0]}, {ath.shape[0]}, {atw.shape[0]}\n"
+              'jit = functools.partial(njit, cache=True, nogil=True, boundscheck=False, '
+              'fastmath={"contract"})\n\n\n')
+    rows = "\n\n".join((_rows_source("BT_H", bth, False), _rows_source("BT_W", btw, False),
+                        _rows_source("AT_H", ath, False), _rows_source("AT_W_BIAS", atw, True)))
+    return header + rows + _PIPELINE
+
+
+@functools.cache
+def _module(alpha: int, r: int, s: int, dtype: str) -> Any:
+    """The compiled kernels of F(alpha - r + 1, r) x F(alpha - s + 1, s) in `dtype`: the
+    generated module written once into the cache directory (named by its source's hash, so a
+    changed generator writes a new one), imported from there so that numba caches what it
+    compiles beside it."""
+    axes = tuple(zip(matrices(alpha - r + 1, r, "float64"),
+                     matrices(alpha - s + 1, s, "float64")))  # winograd.axis_transforms
+    text = source(axes, dtype)
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    folder = compiled.kernel_dir()
+    path = folder / f"winograd_nhwc_a{alpha}r{r}s{s}_{dtype}_{digest}.py"
+    if not path.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_text(text)
+        partial.replace(path)  # atomic: a concurrent process reads a whole file or none
+    name = f"convbench._kernels.{path.stem}"  # registered: numba's cache imports it by name
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _tiling(p: ConvProblem, alpha: int) -> tuple[int, int, int, int]:
+    mh, mw = alpha - p.r + 1, alpha - p.s + 1
+    return mh, mw, math.ceil(p.out_h / mh), math.ceil(p.out_w / mw)
+
+
+def _flat(a: np.ndarray) -> np.ndarray:
+    return a.reshape(-1)
+
+
+def _channels_last(x: np.ndarray) -> np.ndarray:
+    """x (N, C, H, W) as (N, H, W, C) contiguous: a view where x is channels-last."""
+    return np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+
+
+def _kernels(p: ConvProblem, alpha: int) -> Any:
+    return _module(alpha, p.r, p.s, p.dtype)
+
+
+def input_stage(p: ConvProblem, x: np.ndarray, alpha: int, workers: int) -> np.ndarray:
+    """V (alpha^2, P, C) of every tile (the staged arrangement's first stage)."""
+    _, _, th, tw = _tiling(p, alpha)
+    a2, tiles, kernel = alpha * alpha, tile_count(p, alpha), _kernels(p, alpha).input_transform
+    xn = _flat(_channels_last(x))
+    v = np.empty((a2, tiles, p.c), x.dtype)
+    tmp, tile = (np.empty((workers, a2 * max(p.c, p.k)), x.dtype) for _ in range(2))
+    compiled.parallel(lambda q, first, last: kernel(
+        first, last, xn, p.h, p.w, p.c, *p.padding, th, tw, _flat(v), tmp[q], tile[q]),
+        tiles, workers)
+    return v
+
+
+def output_stage(p: ConvProblem, m: np.ndarray, bias: np.ndarray, alpha: int, workers: int
+                 ) -> np.ndarray:
+    """The NHWC output (N, OH, OW, K) of the products m (alpha^2, P, K), bias added."""
+    _, _, th, tw = _tiling(p, alpha)
+    a2, tiles, kernel = alpha * alpha, tile_count(p, alpha), _kernels(p, alpha).output_transform
+    y = np.empty((p.n, p.out_h, p.out_w, p.k), m.dtype)
+    mf = _flat(np.ascontiguousarray(m))
+    tmp, tile = (np.empty((workers, a2 * max(p.c, p.k)), m.dtype) for _ in range(2))
+    compiled.parallel(lambda q, first, last: kernel(
+        first, last, mf, p.k, th, tw, p.out_h, p.out_w, bias, _flat(y), tmp[q], tile[q]),
+        tiles, workers)
+    return y
+
+
+def fused_stages(p: ConvProblem, x: np.ndarray, u: np.ndarray, bias: np.ndarray, alpha: int,
+                 threads: int) -> np.ndarray:
+    """The NHWC output (N, OH, OW, K), every stage fused per block of tiles."""
+    _, _, th, tw = _tiling(p, alpha)
+    a2, per_block = alpha * alpha, block_tiles(p, alpha)
+    blocks = math.ceil(tile_count(p, alpha) / per_block)
+    workers = min(threads, blocks)
+    kernel = _kernels(p, alpha).pipeline
+    xn, u0 = _flat(_channels_last(x)), np.ascontiguousarray(u[:, 0])
+    y = np.empty((p.n, p.out_h, p.out_w, p.k), x.dtype)
+    vb = np.empty((workers, a2 * per_block * p.c), x.dtype)
+    mb = np.empty((workers, a2 * per_block * p.k), x.dtype)
+    tmp, tile = (np.empty((workers, a2 * max(p.c, p.k)), x.dtype) for _ in range(2))
+    with compiled.single_threaded_blas():
+        compiled.parallel(lambda q, first, last: kernel(
+            first, last, xn, p.n, p.h, p.w, p.c, *p.padding, th, tw, u0, p.out_h, p.out_w,
+            bias, _flat(y), vb[q], mb[q], tmp[q], tile[q], per_block), blocks, workers)
+    return y
+
+
+def convolution(p: ConvProblem, x: np.ndarray, u: np.ndarray, bias: np.ndarray | None,
+                alpha: int) -> np.ndarray:
+    """The convolution (N, K, OH, OW), channels-last memory, from x (N, C, H, W) and the
+    transformed filters u (alpha^2, G, C/g, K/g)."""
+    b = (np.zeros(p.k, x.dtype) if bias is None
+         else np.ascontiguousarray(bias, dtype=x.dtype))
+    threads = compiled.threads()
+    if fused(p, alpha, threads):
+        return fused_stages(p, x, u, b, alpha, threads).transpose(0, 3, 1, 2)
+    workers = min(threads, tile_count(p, alpha))
+    v = input_stage(p, x, alpha, workers)
+    m = channel_gemms(p, v, u)  # (alpha^2, P, K)
+    del v
+    return output_stage(p, m, b, alpha, workers).transpose(0, 3, 1, 2)
+
+
+def workspace_bytes(p: ConvProblem, alpha: int) -> int:
+    """Peak memory above the call's start, less the output (what convbench measures): the
+    transformed filters and the bias's zeros throughout, plus at each stage: the weights'
+    (C, K)-order copy (the filter transform); fused: the output and each worker's block and
+    tile buffers; staged: V and the workers' tile buffers, V and the products (with groups,
+    their channels-first copy beside them), the products, the output and the tile buffers."""
+    a2, tiles, threads = alpha * alpha, tile_count(p, alpha), compiled.threads()
+    filters = a2 * p.k * (p.c // p.groups) + p.k
+    output = p.n * p.k * p.out_h * p.out_w
+    buffers = 2 * a2 * max(p.c, p.k)  # a worker's tile buffers
+    stages = [p.k * (p.c // p.groups) * p.r * p.s]
+    if fused(p, alpha, threads):
+        per_block = block_tiles(p, alpha)
+        workers = min(threads, math.ceil(tiles / per_block))
+        stages.append(output + workers * (a2 * per_block * (p.c + p.k) + buffers))
+    else:
+        workers = min(threads, tiles)
+        v, products = a2 * tiles * p.c, a2 * tiles * p.k
+        stages += [v + workers * buffers, v + products * (1 if p.groups == 1 else 2),
+                   products + output + workers * buffers]
+    return (filters + max(stages) - output) * p.itemsize
+
+
+def cost_s(p: ConvProblem, alpha: int) -> float:
+    """The filter transform (the weights' copy into (C, K) order, one GEMM), the tile
+    transforms' arithmetic (vectorised loops, BT and AT's nonzeros) and the input read and
+    output written once, the alpha^2 channel GEMMs; staged, V and the products also written
+    and read back from memory (fused keeps them in cache)."""
+    mh, mw, th, tw = _tiling(p, alpha)
+    item, a2, kg, cg = p.itemsize, alpha * alpha, p.k // p.groups, p.c // p.groups
+    tiles = tile_count(p, alpha)
+    filters = (cost.copy_s(p.k * cg * p.r * p.s, item, p.r * p.s)
+               + cost.gemm_s(a2, p.k * cg, p.r * p.s, item))
+    # per tile: BT down alpha columns then along alpha rows, AT likewise (about alpha/2
+    # nonzeros per row of each), two flops per multiply-add, per channel
+    flops = 2 * tiles * (p.c * 2 * a2 * alpha / 2 + p.k * (mh * alpha + mh * mw) * alpha / 2)
+    inputs = cost.copy_s(p.n * p.h * p.w * p.c, item) + cost.copy_s(p.n * p.out_h * p.out_w
+                                                                      * p.k, item)
+    channels = cost.gemm_s(tiles, kg, cg, item, batch=a2 * p.groups)
+    if not fused(p, alpha, compiled.threads()):
+        inputs += cost.copy_s(a2 * tiles * (p.c + p.k), item)
+        if p.groups > 1:
+            channels += cost.copy_s(a2 * tiles * p.k, item, kg)
+    return filters + cost.kernel_loop_s(flops) + inputs + channels + cost.calls_s(8)

@@ -1,0 +1,165 @@
+"""The compiled (numba) channels-last Winograd kernels (winograd_nhwc_kernels.py): the same
+results as the array-API version they stand in for, in both arrangements, within the family's
+tolerance of the float64 oracle; switched off by CONVBENCH_COMPILED=0; run on the run's
+threads."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from convbench import oracle
+from convbench.algorithms import registry
+from convbench.algorithms.conv import winograd
+from convbench.algorithms.conv import winograd_nhwc_kernels as kernels
+from convbench.backends import compiled
+from convbench.problems import parse
+from convbench.run.processes import pinned_threads
+
+pytestmark = pytest.mark.skipif(not compiled.enabled(),
+                                reason="numba is not installed or CONVBENCH_COMPILED=0")
+
+DESCRIPTORS = [
+    "nhwc_n2c8h13k6r3p1b1",  # bias, a partial last tile
+    "nhwc_n3c16h7w9k8r3p1",  # rectangular image
+    "nhwc_n2c4h9w10k6r3pe1",  # padding at the end only
+    "nhwc_n1c6h8k4r3p1g2",  # groups (staged only)
+    "nhwc_n2c8h12k8r3",  # no padding
+    "nhwc_n1c3h5w4k2r3",  # output smaller than one tile
+]
+CASES = [*((d, name) for d in DESCRIPTORS
+            for name in ("winograd_f2x3", "winograd_f4x3", "winograd_f6x3")),
+         ("nhwc_n2c5h11w9k7r4s3p1", "winograd_f3x4"),  # 4x3: F(3,4) down, F(4,3) across
+         ("nhwc_n2c4h12k6r5p2b1", "winograd_f2x5")]
+
+
+@pytest.fixture
+def spy(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The problems the kernels ran (descriptors), the real kernels still running."""
+    ran: list[str] = []
+    original = kernels.convolution
+
+    def convolution(p, *args, **kwargs):  # noqa: ANN001, ANN202
+        ran.append(str(p))
+        return original(p, *args, **kwargs)
+
+    monkeypatch.setattr(kernels, "convolution", convolution)
+    return ran
+
+
+def _arrange(monkeypatch: pytest.MonkeyPatch, arrangement: str) -> None:
+    """Fused for any problem of 4 tiles or more (blocks of one tile, any filters), or staged
+    always."""
+    if arrangement == "fused":
+        monkeypatch.setattr(kernels, "FUSED_MAX_FILTER_BYTES", 1 << 40)
+        monkeypatch.setattr(kernels, "FUSED_BLOCK_BYTES", 1)
+    else:
+        monkeypatch.setattr(kernels, "FUSED_MAX_FILTER_BYTES", 0)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("arrangement", ["fused", "staged"])
+@pytest.mark.parametrize("descriptor, name", CASES)
+def test_compiled_kernels_match_the_array_version(
+        monkeypatch: pytest.MonkeyPatch, spy: list[str], descriptor: str, name: str,
+        arrangement: str, dtype: str) -> None:
+    p = parse(descriptor if dtype == "float32" else f"{descriptor}f64")
+    algorithm = registry.get("conv2d", name)
+    assert algorithm.why_not(p, "numpy") is None
+    _arrange(monkeypatch, arrangement)
+    m, r = winograd.FAMILY[name]
+    alpha = m + r - 1
+    with pinned_threads(2):
+        expect_fused = (arrangement == "fused" and p.groups == 1
+                        and kernels.tile_count(p, alpha) >= 4)
+        assert kernels.fused(p, alpha, 2) == expect_fused
+        inputs = oracle.make_inputs(p, seed=3)
+        y = algorithm.run(p, *inputs.arrays)
+        prepared = algorithm.run(p, *inputs.arrays,
+                                 prepared=algorithm.prepared(p, *inputs.arrays))
+    assert len(spy) == 2  # the kernels ran (per-side padding: on the padded problem)
+    assert np.moveaxis(y, 1, -1).flags.c_contiguous and y.shape == p.output_shape
+    np.testing.assert_array_equal(prepared, y)
+    check = oracle.check_algorithm(p, y, oracle.reference(p, inputs), algorithm)
+    assert check.ok, check
+    monkeypatch.setenv(compiled.SWITCH, "0")
+    portable = algorithm.run(p, *inputs.arrays)
+    assert len(spy) == 2  # the array version ran
+    scale = float(np.abs(portable).max())
+    eps = float(np.finfo(y.dtype).eps)
+    np.testing.assert_allclose(y, portable, rtol=0, atol=64 * eps * scale)
+
+
+def test_channels_first_memory_of_a_channels_last_problem_is_read_right(spy: list[str]) -> None:
+    """An NHWC problem handed NCHW-contiguous arrays: the kernels take a channels-last copy."""
+    p = parse("nhwc_n2c8h13k6r3p1b1")
+    algorithm = registry.get("conv2d", "winograd_f4x3")
+    x, w, b = oracle.make_inputs(p, seed=5).arrays
+    y = algorithm.run(p, np.ascontiguousarray(x), w, b)
+    np.testing.assert_allclose(y, algorithm.run(p, x, w, b), rtol=0, atol=0)
+    assert len(spy) == 2
+
+
+def test_the_switch_turns_the_kernels_and_their_model_off(
+        monkeypatch: pytest.MonkeyPatch, spy: list[str]) -> None:
+    p = parse("nhwc_n8c64h56k64r3p1")
+    algorithm = registry.get("conv2d", "winograd_f4x3")
+    assert kernels.modelled(p)
+    compiled_cost = algorithm.cost_s(p)
+    monkeypatch.setenv(compiled.SWITCH, "0")
+    assert not compiled.enabled() and not kernels.modelled(p)
+    assert algorithm.cost_s(p) != compiled_cost
+    small = parse("nhwc_n1c3h5w4k2r3")
+    algorithm.run(small, *oracle.make_inputs(small).arrays)
+    assert spy == []
+
+
+def test_the_fused_arrangement_runs_where_the_filters_stay_in_cache() -> None:
+    """ResNet-50's layer1 (C = K = 64) fused at F(4,3); layer2 (C = K = 128: 2.4 MB of
+    transformed filters) and grouped problems staged; too few blocks for the threads: staged."""
+    assert kernels.fused(parse("nhwc_n8c64h56k64r3p1"), 6, 2)
+    assert not kernels.fused(parse("nhwc_n8c128h28k128r3p1"), 6, 2)
+    assert not kernels.fused(parse("nhwc_n8c64h56k64r3p1g2"), 6, 2)
+    assert not kernels.fused(parse("nhwc_n1c64h8k64r3p1"), 6, 2)
+    p = parse("nhwc_n8c64h56k64r3p1")
+    per_block = kernels.block_tiles(p, 6)
+    assert 36 * per_block * (64 + 64) * 4 <= kernels.FUSED_BLOCK_BYTES
+
+
+def test_the_kernels_run_on_the_runs_threads() -> None:
+    before = compiled.threads()
+    with pinned_threads(1):
+        assert compiled.threads() == 1
+    assert compiled.threads() == before
+
+
+CACHED_RUN = """
+import sys
+from convbench import oracle
+from convbench.algorithms import registry
+from convbench.algorithms.conv import winograd_nhwc_kernels as kernels
+from convbench.problems import parse
+p = parse("nhwc_n1c8h9k8r3p1")
+registry.get("conv2d", "winograd_f2x3").run(p, *oracle.make_inputs(p).arrays)
+module = kernels._module(4, 3, 3, "float32")
+stats = [getattr(module, name).stats for name in ("input_transform", "output_transform")]
+print(sum(len(s.cache_hits) for s in stats), sum(len(s.cache_misses) for s in stats))
+"""
+
+
+@pytest.mark.slow
+def test_a_second_process_loads_the_kernels_from_the_cache(tmp_path: Path) -> None:
+    """The first process on a machine compiles the generated kernels; the next one loads what
+    numba cached beside them (the generated module is importable by name for that)."""
+    env = {**os.environ, "CONVBENCH_CACHE": str(tmp_path)}
+    runs = [subprocess.run([sys.executable, "-c", CACHED_RUN], env=env, capture_output=True,
+                           text=True, timeout=300) for _ in range(2)]
+    assert all(r.returncode == 0 for r in runs), [r.stderr[-2000:] for r in runs]
+    (hits1, misses1), (hits2, misses2) = (map(int, r.stdout.split()) for r in runs)
+    assert (hits1, misses1) == (0, 2) and (hits2, misses2) == (2, 0)
+    assert len(list((tmp_path / "kernels").glob("winograd_nhwc_a4r3s3_float32_*.py"))) == 1
