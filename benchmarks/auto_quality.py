@@ -19,13 +19,15 @@ Everything is reported twice: by each closure's median over the rounds, and by i
 a machine other processes share, a preempted sample is slower, never faster).
 
 Options: --quick (shorter rounds), --threads T, --layers SUBSTRING (only those layers), --csv
-PATH (every layer's times and picks: PATH.median.csv and PATH.min.csv).
+PATH (every layer's times and picks: PATH.median.csv and PATH.min.csv), --layout nhwc (the
+same layers in channels-last memory, torch on channels_last tensors).
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import os
 import statistics
 import sys
@@ -36,17 +38,17 @@ for _var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):  # before numpy loads Ope
 
 import convbench  # noqa: E402, F401  (first: it shortens idle threads' spinning)
 import numpy as np  # noqa: E402
-import scipy.fft  # noqa: E402
 import torch  # noqa: E402
-from threadpoolctl import threadpool_limits  # noqa: E402
 
 from convbench import oracle  # noqa: E402
 from convbench.algorithms import auto, cost  # noqa: E402
+from convbench.backends import compiled  # noqa: E402
 from convbench.measure import calibrate, machine  # noqa: E402
 from convbench.measure.environment import keep_freed_memory  # noqa: E402
 from convbench.measure.timing import Measurement, TimingPolicy, _time_calls  # noqa: E402
 from convbench.measure.timing import measure_interleaved  # noqa: E402
 from convbench.problems import descriptor  # noqa: E402
+from convbench.run.processes import pinned_threads  # noqa: E402
 from convbench.run.suite import load_suite  # noqa: E402
 
 SLOW_FACTOR = 4.0
@@ -55,9 +57,10 @@ POLICIES = {"full": TimingPolicy(budget_s=0.3, min_repeats=8),
             "quick": TimingPolicy(budget_s=0.1, min_repeats=6)}
 
 
-def layers(batch: int, only: str | None) -> list[tuple[str, object]]:
+def layers(batch: int, only: str | None, layout: str = "nchw") -> list[tuple[str, object]]:
     suite = load_suite("resnet50", batch=batch)
-    return [(c.name, c.problem) for c in suite.cases if not only or only in c.name]
+    return [(c.name, dataclasses.replace(c.problem, layout=layout)) for c in suite.cases
+            if not only or only in c.name]
 
 
 def models(threads: int) -> dict[str, cost.MachineModel]:
@@ -172,8 +175,26 @@ def report(rows: list[dict[str, object]], peak_flops: float, model_gemm: float,
           f"max {max(iqr):.3f}; the best's odd- vs even-round {stat}s differ by median "
           f"{statistics.median(r['split'] for r in rows):.3f}, max "
           f"{max(r['split'] for r in rows):.3f}")
+    against_torch(rows)
     pointwise(rows, peak_flops, "the SGEMM peak (convbench machine)")
     pointwise(rows, model_gemm, "the calibration's GEMM rate")
+
+
+def against_torch(rows: list[dict[str, object]]) -> None:
+    """The issue's NCHW targets: our best over torch, geomean of every layer, and per 3x3
+    layer."""
+    ratios = {r["layer"]: r["best_ms"] / r["times_ms"]["torch"] for r in rows
+              if "torch" in r["times_ms"]}
+    if not ratios:
+        return
+    worst = max(ratios, key=ratios.get)
+    print(f"our best / torch: geomean {geomean(list(ratios.values())):.3f} over {len(ratios)} "
+          f"layers, worst {ratios[worst]:.2f} ({worst})")
+    threes = {n: x for n, x in ratios.items()
+              if descriptor.parse(next(r["problem"] for r in rows if r["layer"] == n)).kernel
+              == (3, 3)}
+    print("our best / torch on the 3x3 layers: " + ", ".join(
+        f"{n} {x:.2f}" for n, x in threes.items()))
 
 
 def pointwise(rows: list[dict[str, object]], peak_flops: float, which: str) -> None:
@@ -206,16 +227,17 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--layers")
     parser.add_argument("--csv", type=Path)
+    parser.add_argument("--layout", choices=("nchw", "nhwc"), default="nchw")
     args = parser.parse_args()
     keep_freed_memory()
-    torch.set_num_threads(args.threads)
-    scipy.fft.set_workers(args.threads)
     policy = POLICIES["quick" if args.quick else "full"]
-    with threadpool_limits(args.threads):
+    print(f"# {args.layout}, N={args.batch}, {args.threads} threads, compiled kernels: "
+          f"{'numba ' + str(compiled.version()) if compiled.enabled() else 'off'}", flush=True)
+    with pinned_threads(args.threads):
         chosen = models(args.threads)
         peak = machine.peaks(args.threads)["sgemm_gflops"] * 1e9
         raws = []
-        for name, p in layers(args.batch, args.layers):
+        for name, p in layers(args.batch, args.layers, args.layout):
             raws.append(run_layer(name, p, policy, chosen))
             r = summary(raws[-1], "median")
             print(f"{name}: " + " ".join(f"{n}={t:.2f}" for n, t in r["times_ms"].items())

@@ -135,6 +135,7 @@ def compiled_stages_ms(p: ConvProblem, x: np.ndarray, w: np.ndarray, alpha: int,
                        repeats: int) -> dict[str, float]:
     u = winograd_nhwc.filter_transform(p, w, alpha, winograd._nhwc_transforms(p, x, alpha)[1])
     bias, threads = np.zeros(p.k, x.dtype), compiled.threads()
+    x = kernels.channels_last(p, x, threads)
     if kernels.fused(p, alpha, threads):
         parts = {"fused": lambda: kernels.fused_stages(p, x, u, bias, alpha, threads)}
     else:

@@ -64,12 +64,12 @@ def test_auto_prices_with_the_calibrated_model_when_there_is_one(
     assert auto.machine_model()[0] is cost.DEFAULTS
     assert "default rates: no calibration for this machine at 1 threads" in auto.explain(LAYER4)
     assert auto.choose(LAYER1).name.startswith("winograd")
-    # A machine whose narrow GEMMs fall far below the peak: Winograd's 36 channel GEMMs over
-    # 3136 tiles lose to im2col's one wide GEMM.
-    calibrate.save(record(RATES | {"gemm_half_size": 5000}))
+    # A machine whose compiled loops are slow (1 GFLOP/s): Winograd's tile transforms and
+    # layout transposes (compiled kernels) lose to im2col's one GEMM.
+    calibrate.save(record(RATES | {"compiled_flops_per_s": 1e9}))
     auto.forget()
     model, source = auto.machine_model()
-    assert model.gemm_half_size == 5000 and source.startswith("rates calibrated 2026-11-30")
+    assert model.compiled_flops_per_s == 1e9 and source.startswith("rates calibrated 2026-11-30")
     assert auto.choose(LAYER1).name == "im2col"
     assert "priced with rates calibrated" in auto.explain(LAYER1)
 

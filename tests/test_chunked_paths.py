@@ -5,7 +5,9 @@ xp.CPU_CHUNK_BYTES (512 KiB: every ResNet layer); im2col's strided 1x1 takes per
 once the output has PER_IMAGE_MIN_COLUMNS pixels. The test grid's problems are too small for
 either. Here the thresholds are lowered for the test (the constants the code reads at call time),
 so a few channels make several chunks, and a mistake in those paths (a chunk reading the wrong
-channels, a row shifted by one) fails against the oracle."""
+channels, a row shifted by one) fails against the oracle. These are the array-API paths: numpy
+arrays take the compiled kernels by default (tests/test_compiled.py), so here they are switched
+off."""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ import pytest
 from convbench import oracle
 from convbench.algorithms import registry
 from convbench.algorithms.conv import im2col, winograd
-from convbench.backends import to_backend, to_numpy, xp
+from convbench.backends import compiled, to_backend, to_numpy, xp
 from convbench.problems import ConvProblem
 
 WINOGRAD = list(winograd.FAMILY)
@@ -47,6 +49,11 @@ def _bytes_per_channel(p: ConvProblem, alpha: int) -> int:
     mh, mw = alpha - p.r + 1, alpha - p.s + 1
     tiles = p.n * math.ceil(p.out_h / mh) * math.ceil(p.out_w / mw)
     return alpha * alpha * tiles * p.itemsize
+
+
+@pytest.fixture(autouse=True)
+def array_paths(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(compiled.SWITCH, "0")
 
 
 @pytest.fixture

@@ -18,14 +18,20 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import functools
+import hashlib
 import importlib.metadata
 import importlib.util
 import os
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 SWITCH = "CONVBENCH_COMPILED"  # "0": the array-API versions everywhere
+# Problems of fewer multiply-adds run the array-API versions: loading numba and the kernels
+# (about 0.5 s in a new process) and the thread hand-offs would cost more than they save, and a
+# run of small cases (the smoke suite, the tests' subprocesses) does not load numba at all.
+MIN_MACS = 1 << 24
 
 _threads: int | None = None  # the run's thread count, once pinned_threads has set one
 
@@ -34,6 +40,12 @@ def enabled() -> bool:
     """Whether compiled kernels run: numba installed and CONVBENCH_COMPILED not "0" (numba
     is not imported to answer)."""
     return os.environ.get(SWITCH, "1") != "0" and _installed()
+
+
+def worth(macs: int) -> bool:
+    """Whether a problem of `macs` multiply-adds takes the compiled kernels (enabled, and at
+    least MIN_MACS)."""
+    return macs >= MIN_MACS and enabled()
 
 
 @functools.cache
@@ -69,6 +81,28 @@ def threads() -> int:
         return _threads
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
         os.cpu_count() or 1)
+
+
+@functools.cache
+def module(stem: str, text: str) -> Any:
+    """The kernel module whose source is `text`: written once into kernel_dir() (named by
+    `stem` and its source's hash, so a changed generator writes a new file), imported from
+    there under a name of its own, so that numba caches what it compiles beside it and loads
+    it in the next process (its cache imports the module by that name)."""
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    folder = kernel_dir()
+    path = folder / f"{stem}_{digest}.py"
+    if not path.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_text(text)
+        partial.replace(path)  # atomic: a concurrent process reads a whole file or none
+    name = f"convbench._kernels.{path.stem}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    loaded = importlib.util.module_from_spec(spec)
+    sys.modules[name] = loaded
+    spec.loader.exec_module(loaded)
+    return loaded
 
 
 @functools.cache

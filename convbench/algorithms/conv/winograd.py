@@ -177,7 +177,7 @@ def winograd(p: ConvProblem, x: Array, w: Array, bias: Array | None,
              alpha: int, prepared: Array | None = None) -> Array:
     if p.rank != 2:
         return add_bias(winograd_nd.winograd_nd(p, x, w, alpha, prepared), bias)
-    if p.channels_last and winograd_nhwc_kernels.applies(p, x, w):
+    if winograd_nhwc_kernels.applies(p, x, w):  # compiled, channels last inside
         u = _filters(p, w, alpha) if prepared is None else prepared
         return winograd_nhwc_kernels.convolution(p, x, u, bias, alpha)
     if p.channels_last:
@@ -236,7 +236,7 @@ def workspace_bytes(p: ConvProblem, alpha: int) -> int:
     torch's CPU tensors, what this model is checked against). Rank 3: winograd_nd's."""
     if p.rank != 2:
         return winograd_nd.workspace_elements(p, alpha) * p.itemsize
-    if p.channels_last and winograd_nhwc_kernels.modelled(p):
+    if winograd_nhwc_kernels.modelled(p):
         return winograd_nhwc_kernels.workspace_bytes(p, alpha)
     if p.channels_last:
         return winograd_nhwc.workspace_bytes(p, alpha)
@@ -282,7 +282,7 @@ def cost_s(p: ConvProblem, alpha: int) -> float:
     winograd_nd's."""
     if p.rank != 2:
         return winograd_nd.cost_s(p, alpha)
-    if p.channels_last and winograd_nhwc_kernels.modelled(p):
+    if winograd_nhwc_kernels.modelled(p):
         return winograd_nhwc_kernels.cost_s(p, alpha)
     if p.channels_last:
         return winograd_nhwc.cost_s(p, alpha)
@@ -298,7 +298,7 @@ def _filters(p: ConvProblem, w: Array, alpha: int) -> Array:
     """The filter transform of either rank (what `prepare` does once for inference)."""
     if p.rank != 2:
         return winograd_nd.filter_transform(p, w, alpha)
-    if p.channels_last:
+    if p.channels_last or winograd_nhwc_kernels.applies(p, w, w):  # the kernels' order too
         return winograd_nhwc.filter_transform(p, w, alpha, transforms_like(alpha, p.r, p.s, w)[1])
     return filter_transform(p, w, alpha)
 

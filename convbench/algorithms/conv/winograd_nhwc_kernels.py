@@ -29,16 +29,13 @@ the caller (numpy), so that convbench's memory measurement sees all of the works
 from __future__ import annotations
 
 import functools
-import hashlib
-import importlib.util
 import math
-import os
-import sys
 from typing import Any
 
 import numpy as np
 
 from convbench.algorithms import cost
+from convbench.algorithms.conv import layout_kernels
 from convbench.algorithms.conv.winograd_nd import matrices
 from convbench.algorithms.conv.winograd_nhwc import channel_gemms
 from convbench.backends import compiled
@@ -55,8 +52,8 @@ FUSED_BLOCK_BYTES = 2 * CPU_CHUNK_BYTES
 
 def modelled(p: ConvProblem) -> bool:
     """Whether the kernels run `p` on numpy arrays (so cost_s and workspace_bytes are theirs):
-    2-D, a dtype they are compiled for, numba enabled."""
-    return p.rank == 2 and p.dtype in DTYPES and compiled.enabled()
+    2-D, a dtype they are compiled for, numba enabled, and large enough (compiled.worth)."""
+    return p.rank == 2 and p.dtype in DTYPES and compiled.worth(p.macs)
 
 
 def applies(p: ConvProblem, x: Any, w: Any) -> bool:
@@ -230,27 +227,10 @@ def source(axes: tuple, dtype: str) -> str:
 
 @functools.cache
 def _module(alpha: int, r: int, s: int, dtype: str) -> Any:
-    """The compiled kernels of F(alpha - r + 1, r) x F(alpha - s + 1, s) in `dtype`: the
-    generated module written once into the cache directory (named by its source's hash, so a
-    changed generator writes a new one), imported from there so that numba caches what it
-    compiles beside it."""
+    """The compiled kernels of F(alpha - r + 1, r) x F(alpha - s + 1, s) in `dtype`."""
     axes = tuple(zip(matrices(alpha - r + 1, r, "float64"),
                      matrices(alpha - s + 1, s, "float64")))  # winograd.axis_transforms
-    text = source(axes, dtype)
-    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
-    folder = compiled.kernel_dir()
-    path = folder / f"winograd_nhwc_a{alpha}r{r}s{s}_{dtype}_{digest}.py"
-    if not path.exists():
-        folder.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(f".{os.getpid()}.tmp")
-        partial.write_text(text)
-        partial.replace(path)  # atomic: a concurrent process reads a whole file or none
-    name = f"convbench._kernels.{path.stem}"  # registered: numba's cache imports it by name
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+    return compiled.module(f"winograd_nhwc_a{alpha}r{r}s{s}_{dtype}", source(axes, dtype))
 
 
 def _tiling(p: ConvProblem, alpha: int) -> tuple[int, int, int, int]:
@@ -262,20 +242,16 @@ def _flat(a: np.ndarray) -> np.ndarray:
     return a.reshape(-1)
 
 
-def _channels_last(x: np.ndarray) -> np.ndarray:
-    """x (N, C, H, W) as (N, H, W, C) contiguous: a view where x is channels-last."""
-    return np.ascontiguousarray(x.transpose(0, 2, 3, 1))
-
-
 def _kernels(p: ConvProblem, alpha: int) -> Any:
     return _module(alpha, p.r, p.s, p.dtype)
 
 
 def input_stage(p: ConvProblem, x: np.ndarray, alpha: int, workers: int) -> np.ndarray:
-    """V (alpha^2, P, C) of every tile (the staged arrangement's first stage)."""
+    """V (alpha^2, P, C) of every tile of x (N, H, W, C) (the staged arrangement's first
+    stage)."""
     _, _, th, tw = _tiling(p, alpha)
     a2, tiles, kernel = alpha * alpha, tile_count(p, alpha), _kernels(p, alpha).input_transform
-    xn = _flat(_channels_last(x))
+    xn = _flat(x)
     v = np.empty((a2, tiles, p.c), x.dtype)
     tmp, tile = (np.empty((workers, a2 * max(p.c, p.k)), x.dtype) for _ in range(2))
     compiled.parallel(lambda q, first, last: kernel(
@@ -300,13 +276,14 @@ def output_stage(p: ConvProblem, m: np.ndarray, bias: np.ndarray, alpha: int, wo
 
 def fused_stages(p: ConvProblem, x: np.ndarray, u: np.ndarray, bias: np.ndarray, alpha: int,
                  threads: int) -> np.ndarray:
-    """The NHWC output (N, OH, OW, K), every stage fused per block of tiles."""
+    """The NHWC output (N, OH, OW, K) of x (N, H, W, C), every stage fused per block of
+    tiles."""
     _, _, th, tw = _tiling(p, alpha)
     a2, per_block = alpha * alpha, block_tiles(p, alpha)
     blocks = math.ceil(tile_count(p, alpha) / per_block)
     workers = min(threads, blocks)
     kernel = _kernels(p, alpha).pipeline
-    xn, u0 = _flat(_channels_last(x)), np.ascontiguousarray(u[:, 0])
+    xn, u0 = _flat(x), np.ascontiguousarray(u[:, 0])
     y = np.empty((p.n, p.out_h, p.out_w, p.k), x.dtype)
     vb = np.empty((workers, a2 * per_block * p.c), x.dtype)
     mb = np.empty((workers, a2 * per_block * p.k), x.dtype)
@@ -320,39 +297,51 @@ def fused_stages(p: ConvProblem, x: np.ndarray, u: np.ndarray, bias: np.ndarray,
 
 def convolution(p: ConvProblem, x: np.ndarray, u: np.ndarray, bias: np.ndarray | None,
                 alpha: int) -> np.ndarray:
-    """The convolution (N, K, OH, OW), channels-last memory, from x (N, C, H, W) and the
-    transformed filters u (alpha^2, G, C/g, K/g)."""
+    """The convolution (N, K, OH, OW) from x (N, C, H, W) and the transformed filters u
+    (alpha^2, G, C/g, K/g): channels-last memory for a channels-last problem; for an NCHW one,
+    the input put channels last and the result back (blocked transposes), NCHW-contiguous."""
     b = (np.zeros(p.k, x.dtype) if bias is None
          else np.ascontiguousarray(bias, dtype=x.dtype))
     threads = compiled.threads()
+    xn = layout_kernels.channels_last(x, threads)
     if fused(p, alpha, threads):
-        return fused_stages(p, x, u, b, alpha, threads).transpose(0, 3, 1, 2)
-    workers = min(threads, tile_count(p, alpha))
-    v = input_stage(p, x, alpha, workers)
-    m = channel_gemms(p, v, u)  # (alpha^2, P, K)
-    del v
-    return output_stage(p, m, b, alpha, workers).transpose(0, 3, 1, 2)
+        y = fused_stages(p, xn, u, b, alpha, threads)
+        del xn
+    else:
+        workers = min(threads, tile_count(p, alpha))
+        v = input_stage(p, xn, alpha, workers)
+        del xn
+        m = channel_gemms(p, v, u)  # (alpha^2, P, K)
+        del v
+        y = output_stage(p, m, b, alpha, workers)
+        del m
+    if p.channels_last:
+        return y.transpose(0, 3, 1, 2)
+    return layout_kernels.channels_first(y, threads)
 
 
 def workspace_bytes(p: ConvProblem, alpha: int) -> int:
     """Peak memory above the call's start, less the output (what convbench measures): the
     transformed filters and the bias's zeros throughout, plus at each stage: the weights'
-    (C, K)-order copy (the filter transform); fused: the output and each worker's block and
-    tile buffers; staged: V and the workers' tile buffers, V and the products (with groups,
-    their channels-first copy beside them), the products, the output and the tile buffers."""
+    (C, K)-order copy (the filter transform); fused: the NHWC output and each worker's block
+    and tile buffers; staged: V and the workers' tile buffers, V and the products (with groups,
+    their channels-first copy beside them), the products, the NHWC output and the tile
+    buffers. An NCHW problem adds the input's channels-last copy (to the end of the input
+    transform) and the NHWC result beside the NCHW output at the end."""
     a2, tiles, threads = alpha * alpha, tile_count(p, alpha), compiled.threads()
     filters = a2 * p.k * (p.c // p.groups) + p.k
     output = p.n * p.k * p.out_h * p.out_w
+    x_copy = 0 if p.channels_last else p.n * p.h * p.w * p.c
     buffers = 2 * a2 * max(p.c, p.k)  # a worker's tile buffers
-    stages = [p.k * (p.c // p.groups) * p.r * p.s]
+    stages = [p.k * (p.c // p.groups) * p.r * p.s, 0 if p.channels_last else 2 * output]
     if fused(p, alpha, threads):
         per_block = block_tiles(p, alpha)
         workers = min(threads, math.ceil(tiles / per_block))
-        stages.append(output + workers * (a2 * per_block * (p.c + p.k) + buffers))
+        stages.append(x_copy + output + workers * (a2 * per_block * (p.c + p.k) + buffers))
     else:
         workers = min(threads, tiles)
         v, products = a2 * tiles * p.c, a2 * tiles * p.k
-        stages += [v + workers * buffers, v + products * (1 if p.groups == 1 else 2),
+        stages += [x_copy + v + workers * buffers, v + products * (1 if p.groups == 1 else 2),
                    products + output + workers * buffers]
     return (filters + max(stages) - output) * p.itemsize
 
@@ -377,4 +366,7 @@ def cost_s(p: ConvProblem, alpha: int) -> float:
         inputs += cost.copy_s(a2 * tiles * (p.c + p.k), item)
         if p.groups > 1:
             channels += cost.copy_s(a2 * tiles * p.k, item, kg)
+    if not p.channels_last:  # the two blocked transposes
+        inputs += (cost.transpose_s(p.n * p.h * p.w * p.c, item)
+                   + cost.transpose_s(p.n * p.out_h * p.out_w * p.k, item))
     return filters + cost.kernel_loop_s(flops) + inputs + channels + cost.calls_s(8)
