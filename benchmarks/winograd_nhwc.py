@@ -36,6 +36,7 @@ import torch  # noqa: E402
 from convbench import oracle  # noqa: E402
 from convbench.algorithms import registry  # noqa: E402
 from convbench.algorithms.conv import winograd, winograd_nhwc  # noqa: E402
+from convbench.algorithms.conv import layout_kernels  # noqa: E402
 from convbench.algorithms.conv import winograd_nhwc_kernels as kernels  # noqa: E402
 from convbench.backends import compiled  # noqa: E402
 from convbench.measure.environment import keep_freed_memory  # noqa: E402
@@ -135,7 +136,7 @@ def compiled_stages_ms(p: ConvProblem, x: np.ndarray, w: np.ndarray, alpha: int,
                        repeats: int) -> dict[str, float]:
     u = winograd_nhwc.filter_transform(p, w, alpha, winograd._nhwc_transforms(p, x, alpha)[1])
     bias, threads = np.zeros(p.k, x.dtype), compiled.threads()
-    x = kernels.channels_last(p, x, threads)
+    x = layout_kernels.channels_last(x, threads)
     if kernels.fused(p, alpha, threads):
         parts = {"fused": lambda: kernels.fused_stages(p, x, u, bias, alpha, threads)}
     else:

@@ -73,8 +73,9 @@ def is_subsampled_pointwise(p: ConvProblem) -> bool:
 
 def compiled_path(p: ConvProblem) -> bool:
     """Whether numpy arrays of `p` take the compiled path (layout_kernels), compiled kernels
-    enabled and worth it (compiled.worth): a 2-D problem of one group in channels-last memory (a pointwise layer's GEMM on
-    the input itself, no copy), or NCHW that needs an unfold, at a stride, with at least
+    enabled and worth it (compiled.worth): a 2-D problem of one group in channels-last memory
+    (a pointwise layer's GEMM on the input itself, no copy), or NCHW that needs an unfold, at
+    a stride, with at least
     PER_IMAGE_MIN_COLUMNS outputs per image, where numpy's unfold copies one value at a time.
     Measured on ResNet-50 at N=8, 2 threads, side by side in one process (compiled against
     the NCHW path): the stride-2 3x3 layers at 28x28 and 14x14 outputs 19.2 against 23.5 ms

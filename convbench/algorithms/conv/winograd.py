@@ -298,6 +298,8 @@ def _filters(p: ConvProblem, w: Array, alpha: int) -> Array:
     """The filter transform of either rank (what `prepare` does once for inference)."""
     if p.rank != 2:
         return winograd_nd.filter_transform(p, w, alpha)
+    if p.groups == 1 and winograd_nhwc_kernels.applies(p, w, w):
+        return winograd_nhwc_kernels.filter_transform(p, w, alpha)
     if p.channels_last or winograd_nhwc_kernels.applies(p, w, w):  # the kernels' order too
         return winograd_nhwc.filter_transform(p, w, alpha, transforms_like(alpha, p.r, p.s, w)[1])
     return filter_transform(p, w, alpha)
