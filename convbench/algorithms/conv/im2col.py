@@ -82,16 +82,16 @@ def compiled_path(p: ConvProblem) -> bool:
     and 14.8 against 16.8, at 7x7 11.1 against 9.9 (slower: the two transposes and a GEMM no
     faster); the 7x7 stem and layer4's stride-1 3x3 level (20.3 / 20.7, 12.1 / 12.1); in
     channels-last memory the stride-2 3x3 at 28x28 10.4 against 14.5."""
+    # the cheapest refusals first: every call of im2col asks (16 us on the smoke suite's 1x1)
+    if not p.channels_last and p.stride == (1, 1):
+        return False
     if p.rank != 2 or p.groups != 1 or p.dtype not in layout_kernels.DTYPES:
         return False
     if not compiled.worth(p.macs):
         return False
     if p.channels_last:  # a 1x1 layer's GEMM on the input itself
         return True
-    if layout_kernels.pointwise(p):
-        return False  # its per-image GEMMs on the input itself
-    return (p.stride != (1, 1) and not is_subsampled_pointwise(p)
-            and p.out_h * p.out_w >= PER_IMAGE_MIN_COLUMNS)
+    return not is_subsampled_pointwise(p) and p.out_h * p.out_w >= PER_IMAGE_MIN_COLUMNS
 
 
 def _compiled_images(p: ConvProblem) -> int:
