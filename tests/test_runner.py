@@ -220,6 +220,35 @@ def run_im2col(p, x, w, b):
     return conv2d_im2col(p, x, w, b)
 
 
+def test_a_slow_first_call_within_the_estimate_is_timed_again_warm(
+        tmp_path: Path, temporary_algorithm: AddAlgorithm) -> None:
+    """A first call that pays once (a kernel compiled on the machine's first run) past the case
+    limit, by an algorithm whose estimate fits: a second, warm call decides, and the row is
+    timed. Without an estimate that fits, the first call decides, as before, and the reason
+    says which call."""
+    from convbench.algorithms.cost import ESTIMATE_SAFETY
+
+    limit_s, calls = 0.05, {"t_compiles": 0, "t_unbounded": 0}
+
+    def slow_once(name: str):  # noqa: ANN202
+        def fn(p, x, w, b):  # noqa: ANN001, ANN202
+            calls[name] += 1
+            if calls[name] == 1:
+                time.sleep(0.08)  # never shorter: past the limit for sure
+            return run_im2col(p, x, w, b)
+        return fn
+
+    temporary_algorithm("t_compiles", slow_once("t_compiles"),
+                        cost_s=lambda p: 0.001 / ESTIMATE_SAFETY)
+    temporary_algorithm("t_unbounded", slow_once("t_unbounded"))
+    suite = load_suite(str(_write_suite(tmp_path / "s.toml", ["t_compiles", "t_unbounded"],
+                                        limit_s=limit_s, cases=1)))
+    frame = read_results(run(suite, tmp_path / "out", RunOptions(threads=1))).set_index("algo")
+    assert frame.loc["t_compiles", "status"] == "ok" and calls["t_compiles"] > 2
+    assert frame.loc["t_unbounded", "status"] == "skipped" and calls["t_unbounded"] == 1
+    assert frame.loc["t_unbounded", "reason"].startswith("over budget: the checked call took")
+
+
 @pytest.mark.parametrize("interleave", [True, False])
 def test_a_series_past_the_limit_is_over_budget_with_its_samples_kept(
         tmp_path: Path, temporary_algorithm: AddAlgorithm, interleave: bool) -> None:

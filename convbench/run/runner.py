@@ -183,6 +183,12 @@ def over_budget(task: Task, limit_s: float, took_s: float, what: str) -> dict[st
             f"over the case limit of {limit_s:g} s ({said}); not timed further"}
 
 
+def _fits_estimate(task: Task, limit_s: float) -> bool:
+    """Whether the algorithm's estimate (bound_s) says a call of the task fits in limit_s."""
+    estimate = task.algorithm.bound_s(task.case.problem, task.backend)
+    return estimate is not None and estimate <= limit_s
+
+
 def _timed_row(row: dict[str, Any], task: Task, m: Measurement, limit_s: float
                ) -> dict[str, Any]:
     """A row with its (merged) measurement; over budget when the series was abandoned."""
@@ -214,9 +220,17 @@ def execute(suite: Suite, task: Task, data: _CaseData, timer: Timer = measure) -
         limit = "bit-exact" if suite.exact and algorithm.exact else f"{check.tolerance:.3g}"
         return row | {"status": "wrong", "reason": f"normalised error {check.norm_err:.3g} "
                       f"(max abs {check.max_abs_err:.3g}) over tolerance {limit}"}
+    checked = "the checked call"
+    if first_call_s > suite.limit_s and _fits_estimate(task, suite.limit_s):
+        # A first call can pay once for what later calls reuse (compiling a kernel on a
+        # machine's first run: seconds); where the estimate says a call fits, a second one,
+        # warm, decides.
+        start = time.perf_counter()
+        _host(call())
+        first_call_s, checked = time.perf_counter() - start, "a second (warm) call"
     if first_call_s > suite.limit_s:  # the estimate was far off: a safety net, not the rule
         return row | _timing_fields(Measurement((first_call_s,)), p.flops) | over_budget(
-            task, suite.limit_s, first_call_s, "the checked call")
+            task, suite.limit_s, first_call_s, checked)
     policy = TimingPolicy(budget_s=suite.budget_s, min_repeats=suite.min_repeats,
                           limit_s=suite.limit_s)
     if backend in GPU_BACKENDS:

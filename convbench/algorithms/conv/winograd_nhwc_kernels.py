@@ -3,14 +3,20 @@
 The array version (winograd_nhwc.py) moves every tile through a padded copy, a gather and two
 GEMMs of k = alpha; numpy's array operations there run far below memory bandwidth (on
 ResNet-50's layer1 at N=8 its input transform took longer than the 36 channel GEMMs). These
-kernels do each transform in one pass over a tile at a time:
+kernels, generated per transform from the pinned matrices (each row of BT, AT and G one
+straight-line combination over a run of channels, `source`), do each transform in one pass:
 
 - input: a tile's alpha x alpha runs of C values are read straight from the NHWC input (the
   padding is the bounds of the loop, no padded copy), BT_h applied down its rows into a small
   buffer, then BT_w along them into V (alpha^2, tiles, C); every inner loop runs over C
   contiguous values, so LLVM vectorises it;
 - output: AT_h down the rows of a tile's products, AT_w along them, the bias added, each output
-  pixel's K values written into the NHWC output where it lies inside it (the crop is the loop's).
+  pixel's K values written into the NHWC output where it lies inside it (the crop is the loop's);
+- filters: per input channel its R*S taps gathered into runs of K, G_h down, G_w along, into U
+  (alpha^2, C, K), written once.
+
+NCHW problems run the same pipeline: layout_kernels puts the input channels last and the
+result back.
 
 Two arrangements (`fused` picks):
 - staged: the input transform of every tile, the alpha^2 channel GEMMs by numpy's BLAS (its
@@ -113,7 +119,8 @@ def _rows_source(name: str, matrix: np.ndarray, bias: bool) -> str:
 
 
 # The per-tile and per-block code, the same for every transform: the generated row functions
-# (BT_H, BT_W, AT_H, AT_W_BIAS) and the sizes (A, MH, MW) come before it in each module.
+# (BT_H, BT_W, AT_H, AT_W_BIAS, G_H, G_W) and the sizes (A, MH, MW, R, S) come before it in
+# each module.
 _PIPELINE = '''
 
 @jit
