@@ -16,7 +16,8 @@ from convbench import oracle
 from convbench.algorithms.conv import toom_cook, winograd
 from convbench.problems.descriptor import parse
 from convbench.measure.memory import peak_extra_bytes
-from convbench.problems import ConvProblem
+from convbench.algorithms.registry import Algorithm
+from convbench.problems import ConvProblem, Problem
 from convbench.run.rundir import read_results
 from convbench.run.runner import RunOptions, run
 from convbench.run.suite import load_suite
@@ -177,9 +178,15 @@ def test_measured_workspace_within_10_percent_of_the_model(name: str, descriptor
     reason = algorithm.why_not(p, "numpy")
     if reason:
         pytest.skip(reason)
-    inputs = oracle.make_inputs(p)
-    algorithm.fn(p, *inputs.arrays)  # as in a run: caches (transform matrices) already made
-    measured = peak_extra_bytes(lambda: algorithm.fn(p, *inputs.arrays)).peak_extra_bytes
+    assert_workspace_matches_the_model(p, algorithm)
+
+
+def assert_workspace_matches_the_model(p: Problem, algorithm: Algorithm) -> None:
+    """tracemalloc's peak above the call's start within 10% of algorithm.workspace_bytes(p),
+    on its second call (as in a run: caches such as transform matrices already made)."""
+    arrays = oracle.make_inputs(p).arrays
+    algorithm.fn(p, *arrays)
+    measured = peak_extra_bytes(lambda: algorithm.fn(p, *arrays)).peak_extra_bytes
     model = algorithm.workspace_bytes(p)
     slack = 16 * 1024  # Python objects and array headers, independent of the problem
     assert abs(measured - model) <= 0.10 * model + slack, (measured, model)
@@ -192,12 +199,7 @@ def test_measured_workspace_within_10_percent_of_the_model(name: str, descriptor
 ])
 def test_im2col_backward_workspace_within_10_percent_of_the_model(descriptor: str) -> None:
     p = parse(descriptor)
-    algorithm = registry.get(p.op, "im2col")
-    arrays = oracle.make_inputs(p).arrays
-    algorithm.fn(p, *arrays)
-    measured = peak_extra_bytes(lambda: algorithm.fn(p, *arrays)).peak_extra_bytes
-    model = algorithm.workspace_bytes(p)
-    assert abs(measured - model) <= 0.10 * model + 16 * 1024, (measured, model)
+    assert_workspace_matches_the_model(p, registry.get(p.op, "im2col"))
 
 
 def test_auto_never_picks_an_unsupported_algorithm() -> None:

@@ -14,9 +14,9 @@ from convbench import oracle
 from convbench.algorithms import registry
 from convbench.algorithms.conv import polyphase
 from convbench.backends import xp
-from convbench.measure.memory import peak_extra_bytes
 from convbench.problems import ConvProblem
 from convbench.problems.descriptor import parse
+from test_fast import assert_workspace_matches_the_model
 
 NAMES = list(polyphase.FAMILY)
 
@@ -137,12 +137,7 @@ def test_measured_workspace_within_10_percent_of_the_model(name: str, descriptor
     reason = algorithm.why_not(p, "numpy")
     if reason:
         pytest.skip(reason)
-    arrays = oracle.make_inputs(p).arrays
-    algorithm.fn(p, *arrays)  # as in a run: caches (transform matrices) already made
-    measured = peak_extra_bytes(lambda: algorithm.fn(p, *arrays)).peak_extra_bytes
-    model = algorithm.workspace_bytes(p)
-    slack = 16 * 1024  # Python objects and array headers, independent of the problem
-    assert abs(measured - model) <= 0.10 * model + slack, (measured, model)
+    assert_workspace_matches_the_model(p, algorithm)
 
 
 @pytest.mark.parametrize("name", NAMES)

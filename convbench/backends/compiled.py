@@ -77,10 +77,14 @@ def set_threads(threads: int | None) -> int | None:
 
 def threads() -> int:
     """How many threads a kernel runs on now."""
-    if _threads is not None:
-        return _threads
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
-        os.cpu_count() or 1)
+    return _threads if _threads is not None else _usable_cores()
+
+
+@functools.cache
+def _usable_cores() -> int:
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 @functools.cache

@@ -104,23 +104,29 @@ def columns(first, last, x, hh, ww, cc, oh, ow, kr, ks, sh, sw, ph, pw, dh, dw, 
                         out[tap + c] = x[at + c]
 '''
 
-DTYPES = ("float32", "float64")
-
-
 @functools.cache
 def _kernels() -> Any:
     return compiled.module("layout", SOURCE)
 
 
 def usable(*arrays: Any) -> bool:
-    """Whether the kernels take these arrays: numpy arrays of a dtype they are compiled for,
-    and compiled kernels enabled."""
-    return (all(type(a) is np.ndarray and a.dtype.name in DTYPES for a in arrays)
-            and compiled.enabled())
+    """Whether the kernels take these arrays: numpy arrays (of a problem's dtype, float32 or
+    float64, which the kernels are generated for), compiled kernels enabled."""
+    return all(type(a) is np.ndarray for a in arrays) and compiled.enabled()
 
 
 def _flat(a: np.ndarray) -> np.ndarray:
     return a.reshape(-1)
+
+
+def _transposed(x: np.ndarray, rows: int, cols: int, shape: tuple[int, ...], workers: int
+                ) -> np.ndarray:
+    """out[n] = x[n].T for each image of a contiguous x seen as (N, rows, cols), as `shape`."""
+    out = np.empty(shape, x.dtype)
+    kernel = _kernels().transpose
+    compiled.parallel(lambda q, first, last: kernel(first, last, _flat(x), _flat(out), rows,
+                                                    cols), x.shape[0], workers)
+    return out
 
 
 def channels_last(x: np.ndarray, workers: int) -> np.ndarray:
@@ -129,20 +135,13 @@ def channels_last(x: np.ndarray, workers: int) -> np.ndarray:
     view = x.transpose(0, 2, 3, 1)
     if view.flags.c_contiguous or not x.flags.c_contiguous:
         return np.ascontiguousarray(view)
-    out = np.empty(view.shape, x.dtype)
-    rows, cols, kernel = x.shape[1], x.shape[2] * x.shape[3], _kernels().transpose
-    compiled.parallel(lambda q, first, last: kernel(first, last, _flat(x), _flat(out), rows,
-                                                    cols), x.shape[0], workers)
-    return out
+    return _transposed(x, x.shape[1], x.shape[2] * x.shape[3], view.shape, workers)
 
 
 def channels_first(y: np.ndarray, workers: int) -> np.ndarray:
     """An NHWC-contiguous y (N, OH, OW, K) as an NCHW-contiguous (N, K, OH, OW)."""
-    out = np.empty((y.shape[0], y.shape[3], y.shape[1], y.shape[2]), y.dtype)
-    rows, cols, kernel = y.shape[1] * y.shape[2], y.shape[3], _kernels().transpose
-    compiled.parallel(lambda q, first, last: kernel(first, last, _flat(y), _flat(out), rows,
-                                                    cols), y.shape[0], workers)
-    return out
+    n, h, w, k = y.shape
+    return _transposed(y, h * w, k, (n, k, h, w), workers)
 
 
 def filters(p: ConvProblem, w: np.ndarray, workers: int) -> np.ndarray:

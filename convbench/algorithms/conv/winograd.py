@@ -298,9 +298,10 @@ def _filters(p: ConvProblem, w: Array, alpha: int) -> Array:
     """The filter transform of either rank (what `prepare` does once for inference)."""
     if p.rank != 2:
         return winograd_nd.filter_transform(p, w, alpha)
-    if p.groups == 1 and winograd_nhwc_kernels.applies(p, w, w):
+    kernels = winograd_nhwc_kernels.applies(p, w, w)
+    if kernels and p.groups == 1:
         return winograd_nhwc_kernels.filter_transform(p, w, alpha)
-    if p.channels_last or winograd_nhwc_kernels.applies(p, w, w):  # the kernels' order too
+    if p.channels_last or kernels:  # the kernels' (C, K) order
         return winograd_nhwc.filter_transform(p, w, alpha, transforms_like(alpha, p.r, p.s, w)[1])
     return filter_transform(p, w, alpha)
 

@@ -43,12 +43,11 @@ import numpy as np
 from convbench.algorithms import cost
 from convbench.algorithms.conv import layout_kernels
 from convbench.algorithms.conv.winograd_nd import matrices
-from convbench.algorithms.conv.winograd_nhwc import channel_gemms
+from convbench.algorithms.conv.winograd_nhwc import channel_gemms, tiles
 from convbench.backends import compiled
 from convbench.backends.xp import CPU_CHUNK_BYTES
 from convbench.problems import ConvProblem
 
-DTYPES = ("float32", "float64")
 # fused when the transformed filters fit in this many bytes (a share of a core's L2 beside the
 # block buffers; every block reads all of them)
 FUSED_MAX_FILTER_BYTES = 2 * CPU_CHUNK_BYTES
@@ -58,8 +57,9 @@ FUSED_BLOCK_BYTES = 2 * CPU_CHUNK_BYTES
 
 def modelled(p: ConvProblem) -> bool:
     """Whether the kernels run `p` on numpy arrays (so cost_s and workspace_bytes are theirs):
-    2-D, a dtype they are compiled for, numba enabled, and large enough (compiled.worth)."""
-    return p.rank == 2 and p.dtype in DTYPES and compiled.worth(p.macs)
+    2-D, numba enabled, and large enough (compiled.worth); every problem's dtype (float32,
+    float64) has its generated kernels."""
+    return p.rank == 2 and compiled.worth(p.macs)
 
 
 def applies(p: ConvProblem, x: Any, w: Any) -> bool:
@@ -76,7 +76,7 @@ def fused(p: ConvProblem, alpha: int, threads: int) -> bool:
 
 
 def tile_count(p: ConvProblem, alpha: int) -> int:
-    th, tw = math.ceil(p.out_h / (alpha - p.r + 1)), math.ceil(p.out_w / (alpha - p.s + 1))
+    _, _, th, tw = tiles(p, alpha)
     return p.n * th * tw
 
 
@@ -258,11 +258,6 @@ def _module(alpha: int, r: int, s: int, dtype: str) -> Any:
     return compiled.module(f"winograd_nhwc_a{alpha}r{r}s{s}_{dtype}", source(axes, dtype))
 
 
-def _tiling(p: ConvProblem, alpha: int) -> tuple[int, int, int, int]:
-    mh, mw = alpha - p.r + 1, alpha - p.s + 1
-    return mh, mw, math.ceil(p.out_h / mh), math.ceil(p.out_w / mw)
-
-
 def _flat(a: np.ndarray) -> np.ndarray:
     return a.reshape(-1)
 
@@ -286,31 +281,37 @@ def filter_transform(p: ConvProblem, w: np.ndarray, alpha: int) -> np.ndarray:
     return u
 
 
+def _tile_buffers(p: ConvProblem, alpha: int, workers: int, dtype: np.dtype
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Each worker's two tile buffers (a tile's alpha^2 runs of C or K values each)."""
+    return tuple(np.empty((workers, alpha * alpha * max(p.c, p.k)), dtype) for _ in range(2))
+
+
 def input_stage(p: ConvProblem, x: np.ndarray, alpha: int, workers: int) -> np.ndarray:
     """V (alpha^2, P, C) of every tile of x (N, H, W, C) (the staged arrangement's first
     stage)."""
-    _, _, th, tw = _tiling(p, alpha)
-    a2, tiles, kernel = alpha * alpha, tile_count(p, alpha), _kernels(p, alpha).input_transform
+    _, _, th, tw = tiles(p, alpha)
+    a2, count, kernel = alpha * alpha, tile_count(p, alpha), _kernels(p, alpha).input_transform
     xn = _flat(x)
-    v = np.empty((a2, tiles, p.c), x.dtype)
-    tmp, tile = (np.empty((workers, a2 * max(p.c, p.k)), x.dtype) for _ in range(2))
+    v = np.empty((a2, count, p.c), x.dtype)
+    tmp, tile = _tile_buffers(p, alpha, workers, x.dtype)
     compiled.parallel(lambda q, first, last: kernel(
         first, last, xn, p.h, p.w, p.c, *p.padding, th, tw, _flat(v), tmp[q], tile[q]),
-        tiles, workers)
+        count, workers)
     return v
 
 
 def output_stage(p: ConvProblem, m: np.ndarray, bias: np.ndarray, alpha: int, workers: int
                  ) -> np.ndarray:
     """The NHWC output (N, OH, OW, K) of the products m (alpha^2, P, K), bias added."""
-    _, _, th, tw = _tiling(p, alpha)
-    a2, tiles, kernel = alpha * alpha, tile_count(p, alpha), _kernels(p, alpha).output_transform
+    _, _, th, tw = tiles(p, alpha)
+    a2, count, kernel = alpha * alpha, tile_count(p, alpha), _kernels(p, alpha).output_transform
     y = np.empty((p.n, p.out_h, p.out_w, p.k), m.dtype)
     mf = _flat(np.ascontiguousarray(m))
-    tmp, tile = (np.empty((workers, a2 * max(p.c, p.k)), m.dtype) for _ in range(2))
+    tmp, tile = _tile_buffers(p, alpha, workers, m.dtype)
     compiled.parallel(lambda q, first, last: kernel(
         first, last, mf, p.k, th, tw, p.out_h, p.out_w, bias, _flat(y), tmp[q], tile[q]),
-        tiles, workers)
+        count, workers)
     return y
 
 
@@ -318,7 +319,7 @@ def fused_stages(p: ConvProblem, x: np.ndarray, u: np.ndarray, bias: np.ndarray,
                  threads: int) -> np.ndarray:
     """The NHWC output (N, OH, OW, K) of x (N, H, W, C), every stage fused per block of
     tiles."""
-    _, _, th, tw = _tiling(p, alpha)
+    _, _, th, tw = tiles(p, alpha)
     a2, per_block = alpha * alpha, block_tiles(p, alpha)
     blocks = math.ceil(tile_count(p, alpha) / per_block)
     workers = min(threads, blocks)
@@ -327,7 +328,7 @@ def fused_stages(p: ConvProblem, x: np.ndarray, u: np.ndarray, bias: np.ndarray,
     y = np.empty((p.n, p.out_h, p.out_w, p.k), x.dtype)
     vb = np.empty((workers, a2 * per_block * p.c), x.dtype)
     mb = np.empty((workers, a2 * per_block * p.k), x.dtype)
-    tmp, tile = (np.empty((workers, a2 * max(p.c, p.k)), x.dtype) for _ in range(2))
+    tmp, tile = _tile_buffers(p, alpha, workers, x.dtype)
     with compiled.single_threaded_blas():
         compiled.parallel(lambda q, first, last: kernel(
             first, last, xn, p.n, p.h, p.w, p.c, *p.padding, th, tw, u0, p.out_h, p.out_w,
@@ -368,7 +369,7 @@ def workspace_bytes(p: ConvProblem, alpha: int) -> int:
     their channels-first copy beside them), the products, the NHWC output and the tile
     buffers. An NCHW problem adds the input's channels-last copy (to the end of the input
     transform) and the NHWC result beside the NCHW output at the end."""
-    a2, tiles, threads = alpha * alpha, tile_count(p, alpha), compiled.threads()
+    a2, count, threads = alpha * alpha, tile_count(p, alpha), compiled.threads()
     filters = a2 * p.k * (p.c // p.groups) + p.k
     output = p.n * p.k * p.out_h * p.out_w
     x_copy = 0 if p.channels_last else p.n * p.h * p.w * p.c
@@ -376,11 +377,11 @@ def workspace_bytes(p: ConvProblem, alpha: int) -> int:
     stages = [p.k * (p.c // p.groups) * p.r * p.s, 0 if p.channels_last else 2 * output]
     if fused(p, alpha, threads):
         per_block = block_tiles(p, alpha)
-        workers = min(threads, math.ceil(tiles / per_block))
+        workers = min(threads, math.ceil(count / per_block))
         stages.append(x_copy + output + workers * (a2 * per_block * (p.c + p.k) + buffers))
     else:
-        workers = min(threads, tiles)
-        v, products = a2 * tiles * p.c, a2 * tiles * p.k
+        workers = min(threads, count)
+        v, products = a2 * count * p.c, a2 * count * p.k
         stages += [x_copy + v + workers * buffers, v + products * (1 if p.groups == 1 else 2),
                    products + output + workers * buffers]
     return (filters + max(stages) - output) * p.itemsize
@@ -391,9 +392,9 @@ def cost_s(p: ConvProblem, alpha: int) -> float:
     and one GEMM), the tile transforms' arithmetic (vectorised loops, BT and AT's nonzeros)
     and the input read and output written once, the alpha^2 channel GEMMs; staged, V and the
     products also written and read back from memory (fused keeps them in cache)."""
-    mh, mw, th, tw = _tiling(p, alpha)
+    mh, mw, th, tw = tiles(p, alpha)
     item, a2, kg, cg = p.itemsize, alpha * alpha, p.k // p.groups, p.c // p.groups
-    tiles = tile_count(p, alpha)
+    count = tile_count(p, alpha)
     if p.groups == 1:  # compiled: the taps gathered, G down and along, U written once
         filters = (cost.transpose_s(p.k * p.c * p.r * p.s, item)
                    + cost.copy_s(a2 * p.k * p.c, item)
@@ -403,14 +404,14 @@ def cost_s(p: ConvProblem, alpha: int) -> float:
                    + cost.gemm_s(a2, p.k * cg, p.r * p.s, item))
     # per tile: BT down alpha columns then along alpha rows, AT likewise (about alpha/2
     # nonzeros per row of each), two flops per multiply-add, per channel
-    flops = 2 * tiles * (p.c * 2 * a2 * alpha / 2 + p.k * (mh * alpha + mh * mw) * alpha / 2)
+    flops = 2 * count * (p.c * 2 * a2 * alpha / 2 + p.k * (mh * alpha + mh * mw) * alpha / 2)
     inputs = cost.copy_s(p.n * p.h * p.w * p.c, item) + cost.copy_s(p.n * p.out_h * p.out_w
                                                                       * p.k, item)
-    channels = cost.gemm_s(tiles, kg, cg, item, batch=a2 * p.groups)
+    channels = cost.gemm_s(count, kg, cg, item, batch=a2 * p.groups)
     if not fused(p, alpha, compiled.threads()):
-        inputs += cost.copy_s(a2 * tiles * (p.c + p.k), item)
+        inputs += cost.copy_s(a2 * count * (p.c + p.k), item)
         if p.groups > 1:
-            channels += cost.copy_s(a2 * tiles * p.k, item, kg)
+            channels += cost.copy_s(a2 * count * p.k, item, kg)
     if not p.channels_last:  # the two blocked transposes
         inputs += (cost.transpose_s(p.n * p.h * p.w * p.c, item)
                    + cost.transpose_s(p.n * p.out_h * p.out_w * p.k, item))
