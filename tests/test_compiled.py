@@ -16,11 +16,12 @@ import pytest
 
 from convbench import oracle
 from convbench.algorithms import registry
-from convbench.algorithms.conv import im2col, winograd
+from convbench.algorithms.conv import im2col, layout_kernels, polyphase, winograd
 from convbench.algorithms.conv import winograd_nhwc_kernels as kernels
 from convbench.backends import compiled
 from convbench.problems import parse
 from convbench.run.processes import pinned_threads
+from test_fast import assert_workspace_matches_the_model
 
 pytestmark = pytest.mark.skipif(not compiled.enabled(),
                                 reason="numba is not installed or CONVBENCH_COMPILED=0")
@@ -230,3 +231,74 @@ def test_im2col_keeps_its_numpy_paths_where_they_are_faster() -> None:
         assert not im2col.compiled_path(parse(descriptor)), descriptor
     assert im2col.compiled_path(parse("n8c128h56k128r3st2p1"))
     assert im2col.compiled_path(parse("nhwc_n8c512h7k512r3p1"))
+
+
+POLYPHASE = [
+    ("n2c8h13k6r3st2p1b1", "polyphase_winograd_a4"),  # a partial last tile, bias
+    ("n2c8h13k6r3st2p1b1", "polyphase_winograd_a6"),
+    ("n2c8h13k6r3st2p1b1", "polyphase_winograd_a8"),
+    ("n1c3h32k8r7st2p3", "polyphase_winograd_a8"),  # the stem's shape: 4x4 sub-kernels
+    ("n2c5h12w9k4r3st2pe1", "polyphase_winograd_a6"),  # padding at the end only
+    ("n1c4h13w10k5r3s2sh2sw1p1", "polyphase_winograd_a4"),  # stride 2x1, a 3x2 kernel
+    ("n2c4h14k6r5st3p2", "polyphase_winograd_a4"),  # stride 3, 2x2 sub-kernels
+    ("n1c6h11k4r3st2p4", "polyphase_winograd_a6"),  # padding past the kernel
+    ("n8c16h28k32r3st2p1", "polyphase_winograd_a6"),  # enough tiles for the fused arrangement
+]
+
+
+@pytest.mark.parametrize("descriptor, name, dtype", [
+    *((d, name, "float32") for d, name in POLYPHASE),
+    *((d, name, "float64") for d, name in POLYPHASE[:4])])  # each kernel compiles per dtype
+def test_compiled_polyphase_matches_the_array_version(
+        monkeypatch: pytest.MonkeyPatch, spy: list[str], descriptor: str, name: str,
+        dtype: str) -> None:
+    """The phases' space-to-depth input (layout_kernels.phases) through the compiled stride-1
+    pipeline: within the family's floor of the oracle, equal to the array version within
+    rounding, prepared filters giving the same output."""
+    p = parse(descriptor if dtype == "float32" else f"{descriptor}f64")
+    algorithm = registry.get("conv2d", name)
+    assert algorithm.why_not(p, "numpy") is None and polyphase.compiled_path(p)
+    with pinned_threads(2):
+        inputs = oracle.make_inputs(p, seed=5)
+        y = algorithm.run(p, *inputs.arrays)
+        prepared = algorithm.run(p, *inputs.arrays,
+                                 prepared=algorithm.prepared(p, *inputs.arrays))
+    q = polyphase.phase_problem(p, polyphase.FAMILY[name])
+    assert spy == [str(q)] * 2 and q.stride == (1, 1) and q.channels_last
+    assert y.flags.c_contiguous and y.shape == p.output_shape
+    np.testing.assert_array_equal(prepared, y)
+    check = oracle.check_algorithm(p, y, oracle.reference(p, inputs), algorithm)
+    assert check.ok, check
+    monkeypatch.setenv(compiled.SWITCH, "0")
+    assert not polyphase.compiled_path(p)
+    portable = algorithm.run(p, *inputs.arrays)
+    assert len(spy) == 2  # the array version ran
+    scale = float(np.abs(portable).max())
+    np.testing.assert_allclose(y, portable, rtol=0,
+                               atol=256 * float(np.finfo(y.dtype).eps) * scale)
+
+
+def test_the_phases_are_the_strided_pixels_in_phase_channel_order() -> None:
+    """layout_kernels.phases against numpy's strided slices of the zero-padded input."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 9, 11, 3)).astype(np.float32)  # NHWC
+    (sh, sw), (ph, pw), (oh, ow) = (2, 3), (1, 2), (6, 5)
+    got = layout_kernels.phases(x, (sh, sw), (2, 3), (ph, pw), (oh, ow), 2)
+    padded = np.zeros((2, sh * oh + 2, sw * ow + 3, 3), np.float32)
+    padded[:, ph : ph + 9, pw : pw + 11] = x
+    want = np.concatenate([padded[:, a : a + sh * oh : sh, b : b + sw * ow : sw]
+                           for a in range(2) for b in range(3)], axis=-1)
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("descriptor, name", [
+    ("n8c64h56k64r3st2p1", "polyphase_winograd_a6"),  # staged: U too large to stay in cache
+    ("n8c16h28k32r3st2p1", "polyphase_winograd_a4"),  # fused
+    ("n2c3h64k16r7st2p3", "polyphase_winograd_a8"),  # the stem's shape
+])
+def test_compiled_polyphase_workspace_within_10_percent_of_the_model(descriptor: str,
+                                                                      name: str) -> None:
+    p = parse(descriptor)
+    assert polyphase.compiled_path(p)
+    with pinned_threads(2):
+        assert_workspace_matches_the_model(p, registry.get("conv2d", name))

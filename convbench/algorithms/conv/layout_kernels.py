@@ -102,6 +102,31 @@ def columns(first, last, x, hh, ww, cc, oh, ow, kr, ks, sh, sw, ph, pw, dh, dw, 
                     at = src + u64(w * cc)
                     for c in range(u64(cc)):
                         out[tap + c] = x[at + c]
+
+
+@jit
+def phases(first, last, x, hh, ww, cc, sh, sw, pa, pb, ph, pw, oh, ow, out):
+    """Rows [first, last) of N*OH' of the space-to-depth input out (N, OH', OW', pa*pb*C) of
+    the NHWC input x at stride (sh, sw), padding (ph, pw) before: out[n, i, j, (a*pb + b)*C + c]
+    = x[n, sh*i + a - ph, sw*j + b - pw, c], zero outside x; runs of C values each."""
+    width = pa * pb * cc
+    for row in range(first, last):
+        n = row // oh
+        i = row % oh
+        for j in range(ow):
+            dst = u64((row * ow + j) * width)
+            for a in range(pa):
+                h = i * sh + a - ph
+                for b in range(pb):
+                    w = j * sw + b - pw
+                    at = dst + u64((a * pb + b) * cc)
+                    if h < 0 or h >= hh or w < 0 or w >= ww:
+                        for c in range(u64(cc)):
+                            out[at + c] = 0
+                    else:
+                        src = u64(((n * hh + h) * ww + w) * cc)
+                        for c in range(u64(cc)):
+                            out[at + c] = x[src + c]
 '''
 
 @functools.cache
@@ -156,6 +181,21 @@ def filters(p: ConvProblem, w: np.ndarray, workers: int) -> np.ndarray:
     kernel = _kernels().filters
     compiled.parallel(lambda q, first, last: kernel(first, last, _flat(w), _flat(out), p.k,
                                                     p.c, taps), -(-p.c * taps // 32), workers)
+    return out
+
+
+def phases(xn: np.ndarray, stride: tuple[int, int], phase_counts: tuple[int, int],
+           padding: tuple[int, int], out_hw: tuple[int, int], workers: int) -> np.ndarray:
+    """The space-to-depth input (N, OH', OW', pa*pb*C) of the NHWC input xn (N, H, W, C):
+    pixel (i, j) holds the pa x pb phases' pixels (stride*(i, j) + (a, b) - padding), (phase,
+    channel) order, zeros in the padding (polyphase Winograd's stride-1 problem)."""
+    n, h, w, c = xn.shape
+    (pa, pb), (oh, ow) = phase_counts, out_hw
+    out = np.empty((n, oh, ow, pa * pb * c), xn.dtype)
+    flat, kernel = _flat(np.ascontiguousarray(xn)), _kernels().phases
+    compiled.parallel(lambda q, first, last: kernel(
+        first, last, flat, h, w, c, *stride, pa, pb, *padding, oh,
+        ow, _flat(out)), n * oh, workers)
     return out
 
 

@@ -23,9 +23,12 @@ plain Winograd, winograd_f*), dilation 1.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from dataclasses import dataclass
+
+import numpy as np
 
 from convbench.algorithms import cost
 from convbench.algorithms.conv.winograd import (
@@ -34,10 +37,11 @@ from convbench.algorithms.conv.winograd import (
     output_nchw,
     transforms_like,
 )
+from convbench.algorithms.conv import layout_kernels, winograd_nhwc_kernels
 from convbench.algorithms.conv.winograd_matrices import MATRICES
 from convbench.algorithms.registry import register
 from convbench.algorithms.windows import add_bias
-from convbench.backends import ARRAY_API_BACKENDS
+from convbench.backends import ARRAY_API_BACKENDS, compiled
 from convbench.backends.xp import (
     CPU_CHUNK_BYTES,
     Array,
@@ -189,10 +193,102 @@ def filter_transform(p: ConvProblem, w: Array, alpha: int) -> Array:
                           p.c // p.groups * pl.phase_count))
 
 
+def compiled_path(p: ConvProblem) -> bool:
+    """Whether numpy arrays of `p` run through the compiled kernels (one group: the phases'
+    (phase, channel) order would split groups)."""
+    return p.groups == 1 and winograd_nhwc_kernels.modelled(p)
+
+
+@functools.lru_cache(maxsize=1024)
+def phase_problem(p: ConvProblem, alpha: int) -> ConvProblem:
+    """The stride-1 problem of the phases, channels last: the space-to-depth input (N, OH + k_h
+    - 1, OW + k_w - 1, phases * C), the sub-kernel, no padding (layout_kernels.phases writes
+    the zeros), the same output."""
+    pl = plan(p, alpha)
+    (kh, kw) = pl.sub_kernel
+    return dataclasses.replace(
+        p, c=p.c * pl.phase_count, size=(p.out_h + kh - 1, p.out_w + kw - 1),
+        kernel=(kh, kw), stride=(1, 1), padding=(0, 0), padding_end=None, layout="nhwc")
+
+
+def phase_weights(p: ConvProblem, w: np.ndarray, alpha: int) -> np.ndarray:
+    """The weights of phase_problem (K, phases * C, k_h, k_w), (phase, channel) order:
+    [k, (a * pb + b) * C + c, i, j] = w[k, c, s_h*i + a, s_w*j + b], zero past the kernel."""
+    pl = plan(p, alpha)
+    (sh, sw), (kh, kw), (pa, pb) = p.stride, pl.sub_kernel, pl.phases
+    wide = np.zeros((p.k, p.c, kh * sh, kw * sw), w.dtype)
+    wide[:, :, : p.r, : p.s] = w
+    split = wide.reshape(p.k, p.c, kh, sh, kw, sw)[:, :, :, :pa, :, :pb]
+    split = split.transpose(0, 3, 5, 1, 2, 4)  # (K, a, b, C, k_h, k_w)
+    return split.reshape(p.k, pa * pb * p.c, kh, kw)  # the copy
+
+
+def _compiled_filters(p: ConvProblem, w: np.ndarray, alpha: int) -> np.ndarray:
+    q = phase_problem(p, alpha)
+    return winograd_nhwc_kernels.filter_transform(q, phase_weights(p, w, alpha), alpha)
+
+
+def _filters(p: ConvProblem, w: Array, alpha: int) -> Array:
+    """The filter transform in the order the call will use (what `prepare` does once)."""
+    if compiled_path(p) and type(w) is np.ndarray:
+        return _compiled_filters(p, w, alpha)
+    return filter_transform(p, w, alpha)
+
+
+def _compiled(p: ConvProblem, x: np.ndarray, u: np.ndarray, bias: np.ndarray | None,
+              alpha: int) -> np.ndarray:
+    """The phases' space-to-depth input channels last (layout_kernels.phases, after a blocked
+    transpose of an NCHW input), then the compiled channels-last Winograd pipeline of the
+    stride-1 phase problem, its result put back into NCHW for an NCHW problem."""
+    q, pl, threads = phase_problem(p, alpha), plan(p, alpha), compiled.threads()
+    xn = layout_kernels.channels_last(x, threads)
+    x2 = layout_kernels.phases(xn, p.stride, pl.phases, p.padding, q.size, threads)
+    del xn
+    y = winograd_nhwc_kernels.convolution(q, x2.transpose(0, 3, 1, 2), u, bias, alpha)
+    del x2
+    return layout_kernels.channels_first(y.transpose(0, 2, 3, 1), threads)
+
+
+def _compiled_workspace(p: ConvProblem, alpha: int) -> int:
+    """The compiled path's peak above the call's start, less the output: making the filters
+    (the zero-padded kernel beside its phases' copy, then that copy beside U and the filter
+    kernel's buffers), then beside U throughout: the input's channels-last copy beside the
+    space-to-depth input; that input, the bias's zeros and the stride-1 pipeline's stages
+    (winograd_nhwc_kernels.pipeline_elements); the NHWC result beside the NCHW output."""
+    q, pl, workers = phase_problem(p, alpha), plan(p, alpha), compiled.threads()
+    (sh, sw), (kh, kw) = p.stride, pl.sub_kernel
+    u = alpha * alpha * q.c * p.k
+    wide, split = p.k * p.c * kh * sh * kw * sw, p.k * q.c * kh * kw
+    making = max(wide + split, split + u + workers * p.k * kw * (kh + alpha))
+    output = p.n * p.k * p.out_h * p.out_w
+    x2 = p.n * q.h * q.w * q.c
+    stages = (p.n * p.c * p.h * p.w + x2, x2 + p.k + winograd_nhwc_kernels.pipeline_elements(
+        q, alpha), 2 * output)
+    return (max(making, u + max(stages)) - output) * p.itemsize
+
+
+def _compiled_cost(p: ConvProblem, alpha: int) -> float:
+    """The two blocked transposes, the space-to-depth copy (runs of C), the phase weights'
+    copies and the stride-1 pipeline with its compiled filter transform
+    (winograd_nhwc_kernels.cost_s)."""
+    q, pl, item = phase_problem(p, alpha), plan(p, alpha), p.itemsize
+    (sh, sw), (kh, kw) = p.stride, pl.sub_kernel
+    layout = (cost.transpose_s(p.n * p.c * p.h * p.w, item)
+              + cost.transpose_s(p.n * p.k * p.out_h * p.out_w, item))
+    weights = (cost.copy_s(p.k * p.c * kh * sh * kw * sw, item)
+               + cost.copy_s(p.k * q.c * kh * kw, item, kw))
+    phases = cost.copy_s(p.n * q.h * q.w * q.c, item, p.c)
+    return (layout + weights + phases + winograd_nhwc_kernels.cost_s(q, alpha)
+            + cost.calls_s(8))
+
+
 def polyphase_winograd(p: ConvProblem, x: Array, w: Array, bias: Array | None, alpha: int,
                        prepared: Array | None = None) -> Array:
     """(N, K, OH, OW): all phases' products summed by the channel GEMMs, transformed back once,
     copied into NCHW and cropped to the output."""
+    if compiled_path(p) and type(x) is np.ndarray and type(w) is np.ndarray:
+        u = _compiled_filters(p, w, alpha) if prepared is None else prepared
+        return _compiled(p, x, u, bias, alpha)
     xp = namespace(x, w)
     pl = plan(p, alpha)
     (mh, mw), (th, tw) = pl.tile, pl.tiles
@@ -208,6 +304,8 @@ def workspace_bytes(p: ConvProblem, alpha: int) -> int:
     copy; then at each stage: the padded input, the transformed input and the gathered tiles
     (all at once beside their transform, or two chunk buffers); the transformed input and the
     products; the products and the output tiles; the output tiles and the output."""
+    if compiled_path(p):
+        return _compiled_workspace(p, alpha)
     pl = plan(p, alpha)
     a2, tiles, phases = alpha * alpha, p.n * pl.tile_count, pl.phase_count
     (mh, mw), (kh, kw), cg = pl.tile, pl.sub_kernel, p.c // p.groups
@@ -258,7 +356,10 @@ def input_cost_s(p: ConvProblem, alpha: int) -> float:
 def cost_s(p: ConvProblem, alpha: int) -> float:
     """Filter transform, input transform, the alpha^2 channel GEMMs per group (K/g x C/g *
     phases) @ (C/g * phases x tiles), one output transform GEMM and the copy into NCHW (runs of
-    a tile's row), cropped where the tiles reach past the output."""
+    a tile's row), cropped where the tiles reach past the output; the compiled path's own
+    stages where it runs."""
+    if compiled_path(p):
+        return _compiled_cost(p, alpha)
     pl = plan(p, alpha)
     (mh, mw), (th, tw) = pl.tile, pl.tiles
     tiles, a2, item = p.n * th * tw, alpha * alpha, p.itemsize
@@ -297,7 +398,7 @@ def _register(name: str, alpha: int) -> None:
         "conv2d", name, backends=ARRAY_API_BACKENDS, checks=_checks(name, alpha),
         per_side=True, workspace_bytes=functools.partial(workspace_bytes, alpha=alpha),
         cost_s=functools.partial(cost_s, alpha=alpha),
-        prepare=lambda p, x, w, bias: filter_transform(p, w, alpha),
+        prepare=lambda p, x, w, bias: _filters(p, w, alpha),
         tolerance_floor_eps=TOLERANCE_FLOOR_EPS[alpha], error_spreads=True,
         summary=f"polyphase Winograd, {alpha}x{alpha} tiles: a strided layer as one stride-1 "
         "Winograd convolution of the input's phases (3x3 at stride 2: F"

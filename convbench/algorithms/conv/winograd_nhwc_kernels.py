@@ -364,27 +364,33 @@ def convolution(p: ConvProblem, x: np.ndarray, u: np.ndarray, bias: np.ndarray |
 def workspace_bytes(p: ConvProblem, alpha: int) -> int:
     """Peak memory above the call's start, less the output (what convbench measures): the
     transformed filters and the bias's zeros throughout, plus at each stage: the weights'
-    (C, K)-order copy (the filter transform); fused: the NHWC output and each worker's block
-    and tile buffers; staged: V and the workers' tile buffers, V and the products (with groups,
-    their channels-first copy beside them), the products, the NHWC output and the tile
-    buffers. An NCHW problem adds the input's channels-last copy (to the end of the input
-    transform) and the NHWC result beside the NCHW output at the end."""
+    (C, K)-order copy (the filter transform), then the pipeline's stages (pipeline_elements).
+    An NCHW problem adds the NHWC result beside the NCHW output at the end."""
+    filters = alpha * alpha * p.k * (p.c // p.groups) + p.k
+    output = p.n * p.k * p.out_h * p.out_w
+    stages = [p.k * (p.c // p.groups) * p.r * p.s, 0 if p.channels_last else 2 * output,
+              pipeline_elements(p, alpha)]
+    return (filters + max(stages) - output) * p.itemsize
+
+
+def pipeline_elements(p: ConvProblem, alpha: int) -> int:
+    """The most elements the tile pipeline holds at once beside its input and filters, its
+    NHWC result included: fused, the NHWC output and each worker's block and tile buffers;
+    staged, V and the workers' tile buffers, V and the products (with groups, their
+    channels-first copy beside them), the products, the NHWC output and the tile buffers. An
+    NCHW problem's input adds its channels-last copy (to the end of the input transform)."""
     a2, count, threads = alpha * alpha, tile_count(p, alpha), compiled.threads()
-    filters = a2 * p.k * (p.c // p.groups) + p.k
     output = p.n * p.k * p.out_h * p.out_w
     x_copy = 0 if p.channels_last else p.n * p.h * p.w * p.c
     buffers = 2 * a2 * max(p.c, p.k)  # a worker's tile buffers
-    stages = [p.k * (p.c // p.groups) * p.r * p.s, 0 if p.channels_last else 2 * output]
     if fused(p, alpha, threads):
         per_block = block_tiles(p, alpha)
         workers = min(threads, math.ceil(count / per_block))
-        stages.append(x_copy + output + workers * (a2 * per_block * (p.c + p.k) + buffers))
-    else:
-        workers = min(threads, count)
-        v, products = a2 * count * p.c, a2 * count * p.k
-        stages += [x_copy + v + workers * buffers, v + products * (1 if p.groups == 1 else 2),
-                   products + output + workers * buffers]
-    return (filters + max(stages) - output) * p.itemsize
+        return x_copy + output + workers * (a2 * per_block * (p.c + p.k) + buffers)
+    workers = min(threads, count)
+    v, products = a2 * count * p.c, a2 * count * p.k
+    return max(x_copy + v + workers * buffers, v + products * (1 if p.groups == 1 else 2),
+               products + output + workers * buffers)
 
 
 def cost_s(p: ConvProblem, alpha: int) -> float:
