@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from convbench.algorithms import auto, cost
+from convbench.backends import compiled
 from convbench.cli import EXIT_OK, main
 from convbench.measure import calibrate, machine
 from convbench.measure.timing import TimingPolicy
@@ -55,6 +56,10 @@ def test_a_real_calibration_gives_positive_finite_rates(monkeypatch: pytest.Monk
             value = getattr(model, name)
             assert math.isfinite(value) and value > 0, name
     assert set(measured["rates"]) >= set(RATES) - {"cache_bytes"}
+    # the compiled kernels' loop rate where they run (numba installed, not switched off)
+    assert ("compiled_flops_per_s" in measured["rates"]) == compiled.enabled()
+    if compiled.enabled():
+        assert math.isfinite(model.compiled_flops_per_s) and model.compiled_flops_per_s > 0
     assert measured["threads"] == 1 and measured["fingerprint"] == machine.fingerprint(1)
 
 

@@ -15,6 +15,10 @@ rates here, in a few seconds, with the primitives the algorithms are made of:
   the copy takes beyond its bytes at the contiguous rate;
 - transform_flops_per_s: real 2-D FFTs (2.5 N log2 N flops each), as FFT convolution calls them;
 - call_s: per array call (an allocation, a reshape, a tiny product);
+- compiled_flops_per_s: the compiled kernels' vectorised loops (backends/compiled.py): the
+  channels-last Winograd input and output transforms of COMPILED_PROBLEM, their times less
+  their bytes at the copy rate, against the flops the cost model counts for them; left at the default where the
+  kernels are off (numba missing, CONVBENCH_COMPILED=0);
 - cache_bytes: the L2 cache of one core, read from the OS (sysfs), not timed.
 
 Each figure is from the fastest of its samples (timing.measure): on a machine that other
@@ -56,6 +60,8 @@ TINY_GEMMS = (4096, 4)  # batch, side
 COPY_BYTES = 8 * 2**20  # a layer's tensors at N=8: a few MiB, beyond L2, within L3
 RUNS = (7, 14, 28, 56)  # items per run: a 7x7 to 56x56 image's rows
 FFT_SHAPES = ((512, 16, 16), (128, 32, 32), (32, 64, 64))  # transforms, height, width
+# ResNet-50's layer2 3x3 at N=8, channels last, through F(4,3)'s 6x6 tiles: 1.6 MB in, 3.6 out
+COMPILED_PROBLEM, COMPILED_ALPHA = "nhwc_n8c64h28k64r3p1", 6
 
 
 def _best_s(fn: Callable[[], object]) -> float:
@@ -131,6 +137,33 @@ def call_s() -> float:
     return statistics.median(_best_s(fn) for fn in calls)
 
 
+def compiled_flops_per_s(copy_rate: float, threads: int) -> float | None:
+    """The compiled kernels' loop rate on `threads` threads (None where they are off): the
+    Winograd input and output transforms' flops (winograd_nhwc_kernels.transform_flops) over
+    their fastest times less the bytes each reads and writes at the copy rate (at least a
+    quarter of each time left, on a machine where the bytes alone would take it all)."""
+    from convbench.backends import compiled
+
+    if not compiled.enabled():
+        return None
+    from convbench.algorithms.conv import winograd_nhwc_kernels as kernels
+    from convbench.problems.descriptor import parse
+
+    p, alpha = parse(COMPILED_PROBLEM), COMPILED_ALPHA
+    x = np.ones((p.n, p.h, p.w, p.c), dtype=np.float32)
+    v = kernels.input_stage(p, x, alpha, threads)  # compiles the kernels, or loads them
+    m, bias = np.ones(v.shape[:2] + (p.k,), dtype=np.float32), np.zeros(p.k, np.float32)
+    y = kernels.output_stage(p, m, bias, alpha, threads)
+    loops_s = 0.0
+    for stage, nbytes in ((lambda: kernels.input_stage(p, x, alpha, threads),
+                           x.nbytes + v.nbytes),
+                          (lambda: kernels.output_stage(p, m, bias, alpha, threads),
+                           m.nbytes + y.nbytes)):
+        time_s = _best_s(stage)
+        loops_s += max(time_s - nbytes / copy_rate, time_s / 4)
+    return sum(kernels.transform_flops(p, alpha)) / loops_s
+
+
 def l2_cache_bytes(cpu: int = 0) -> int | None:
     """One core's L2 cache, from sysfs (Linux); None where the OS does not say."""
     for index in sorted(Path(f"/sys/devices/system/cpu/cpu{cpu}/cache").glob("index*")):
@@ -158,8 +191,10 @@ def rates(threads: int) -> dict[str, float]:
             "run_s": run_s(copy_rate), "transform_flops_per_s": transform_flops_per_s(),
             "call_s": call_s(),
         }
+        loops = compiled_flops_per_s(copy_rate, threads)
     cache = l2_cache_bytes()
-    return measured | ({"cache_bytes": cache} if cache else {})
+    return (measured | ({"compiled_flops_per_s": loops} if loops else {})
+            | ({"cache_bytes": cache} if cache else {}))
 
 
 def calibrate(threads: int) -> dict[str, Any]:

@@ -393,6 +393,17 @@ def pipeline_elements(p: ConvProblem, alpha: int) -> int:
                products + output + workers * buffers)
 
 
+def transform_flops(p: ConvProblem, alpha: int) -> tuple[float, float]:
+    """The input and the output transforms' arithmetic as the cost model counts it: per tile
+    and channel, BT down alpha columns then along alpha rows, AT likewise (about alpha/2
+    nonzeros per row of each), two flops per multiply-add (convbench.measure.calibrate times
+    the input transform against this count)."""
+    mh, mw, _, _ = tiles(p, alpha)
+    count = tile_count(p, alpha)
+    return (2 * count * p.c * 2 * alpha * alpha * alpha / 2,
+            2 * count * p.k * (mh * alpha + mh * mw) * alpha / 2)
+
+
 def cost_s(p: ConvProblem, alpha: int) -> float:
     """The filter transform (compiled for one group; else the weights' copy into (C, K) order
     and one GEMM), the tile transforms' arithmetic (vectorised loops, BT and AT's nonzeros)
@@ -408,9 +419,7 @@ def cost_s(p: ConvProblem, alpha: int) -> float:
     else:
         filters = (cost.copy_s(p.k * cg * p.r * p.s, item, p.r * p.s)
                    + cost.gemm_s(a2, p.k * cg, p.r * p.s, item))
-    # per tile: BT down alpha columns then along alpha rows, AT likewise (about alpha/2
-    # nonzeros per row of each), two flops per multiply-add, per channel
-    flops = 2 * count * (p.c * 2 * a2 * alpha / 2 + p.k * (mh * alpha + mh * mw) * alpha / 2)
+    flops = sum(transform_flops(p, alpha))
     inputs = cost.copy_s(p.n * p.h * p.w * p.c, item) + cost.copy_s(p.n * p.out_h * p.out_w
                                                                       * p.k, item)
     channels = cost.gemm_s(count, kg, cg, item, batch=a2 * p.groups)
