@@ -5,15 +5,20 @@
 Options: --n N (8), --threads T (2), --rounds R (interleaved rounds, 25), --gap-ms G (pause
 before each timed call, 20), --layers a,b (names from the reference CSV; default every strided
 layer with a kernel over 1x1: the 7x7 stem and the three 3x3 stride-2 layers), --out CSV (every
-timed call: layer, call, round, seconds).
+timed call: layer, call, round, seconds), --array (the array-API version: compiled kernels
+off, as CONVBENCH_COMPILED=0).
 
 In one process, call by call in alternation round after round (a drift in the machine's speed
 falls on all alike): torch, im2col, and each polyphase_winograd_a* twice, training-style (the
 filter transform in the timed call) and inference-style (filters prepared once, outside it).
 Each cell is the median in ms with the run's noise, IQR/median, and the ratio to torch's median.
-Then the stages of each polyphase call (median ms, timed apart): filter (transform),
-input (pad, gather of every phase's tiles, transform), gemm (the alpha^2 fused channel GEMMs),
-otrans (output transform), scatter (into NCHW, crop).
+Then the stages of each polyphase call (median ms, timed apart). The compiled kernels (the
+default, where numba is installed): filter (phase weights and their compiled transform),
+to_nhwc (the input's blocked transpose), phases (the space-to-depth copy), then input (tile
+transform), gemm (the alpha^2 channel GEMMs) and otrans (output transform) where the pipeline
+is staged, or fused (all three per block of tiles), and to_nchw (the result's transpose). The
+array version: filter (transform), input (pad, gather of every phase's tiles, transform), gemm
+(the alpha^2 fused channel GEMMs), otrans (output transform), scatter (into NCHW, crop).
 """
 
 from __future__ import annotations
@@ -35,7 +40,11 @@ from threadpoolctl import threadpool_info, threadpool_limits  # noqa: E402
 
 from convbench import oracle  # noqa: E402
 from convbench.algorithms import registry  # noqa: E402
+from convbench.algorithms.conv import layout_kernels  # noqa: E402
 from convbench.algorithms.conv import polyphase as P  # noqa: E402
+from convbench.algorithms.conv import winograd_nhwc_kernels as kernels  # noqa: E402
+from convbench.algorithms.conv.winograd_nhwc import channel_gemms  # noqa: E402
+from convbench.backends import compiled  # noqa: E402
 from convbench.measure.environment import keep_freed_memory  # noqa: E402
 from convbench.measure.noise import LoadMonitor  # noqa: E402
 from convbench.problems import ConvProblem  # noqa: E402
@@ -68,8 +77,35 @@ def time_s(fn, repeats: int = 9) -> float:
     return statistics.median(times)
 
 
+def compiled_stages_ms(p: ConvProblem, x: np.ndarray, w: np.ndarray, alpha: int
+                       ) -> dict[str, float]:
+    """Each stage of the compiled path, timed on its own (median ms)."""
+    q, pl, threads = P.phase_problem(p, alpha), P.plan(p, alpha), compiled.threads()
+    u = P._compiled_filters(p, w, alpha)
+    xn = layout_kernels.channels_last(x, threads)
+    x2 = layout_kernels.phases(xn, p.stride, pl.phases, p.padding, q.size, threads)
+    bias = np.zeros(p.k, x.dtype)
+    y = np.empty((p.n, p.out_h, p.out_w, p.k), x.dtype)
+    timed = {"filter": lambda: P._compiled_filters(p, w, alpha),
+             "to_nhwc": lambda: layout_kernels.channels_last(x, threads),
+             "phases": lambda: layout_kernels.phases(xn, p.stride, pl.phases, p.padding, q.size,
+                                                     threads)}
+    if kernels.fused(q, alpha, threads):
+        timed["fused"] = lambda: kernels.fused_stages(q, x2, u, bias, alpha, threads)
+    else:
+        v = kernels.input_stage(q, x2, alpha, threads)
+        m = channel_gemms(q, v, u)
+        timed |= {"input": lambda: kernels.input_stage(q, x2, alpha, threads),
+                  "gemm": lambda: channel_gemms(q, v, u),
+                  "otrans": lambda: kernels.output_stage(q, m, bias, alpha, threads)}
+    timed["to_nchw"] = lambda: layout_kernels.channels_first(y, threads)
+    return {k: time_s(fn) * 1e3 for k, fn in timed.items()}
+
+
 def stages_ms(p: ConvProblem, x: np.ndarray, w: np.ndarray, alpha: int) -> dict[str, float]:
     """Each stage of polyphase_winograd, timed on its own (median ms)."""
+    if P.compiled_path(p):
+        return compiled_stages_ms(p, x, w, alpha)
     pl = P.plan(p, alpha)
     (mh, mw), (th, tw) = pl.tile, pl.tiles
     at = P.transforms_like(alpha, *pl.sub_kernel, x)[0]
@@ -143,7 +179,12 @@ def main() -> None:
     parser.add_argument("--gap-ms", type=float, default=20.0)
     parser.add_argument("--layers", default="")
     parser.add_argument("--out", type=Path, help="write every timed call here (CSV)")
+    parser.add_argument("--array", action="store_true",
+                        help="the array-API version (compiled kernels off)")
     args = parser.parse_args()
+    if args.array:
+        os.environ[compiled.SWITCH] = "0"
+    compiled.set_threads(args.threads)
     rows: list[tuple[str, str, int, float]] = []
     keep_freed_memory()
     torch.set_num_threads(args.threads)
@@ -153,8 +194,10 @@ def main() -> None:
     with threadpool_limits(args.threads):
         blas = [(i["internal_api"], i.get("version"), i.get("architecture"), i["num_threads"])
                 for i in threadpool_info()]
+        kernels_used = (f"compiled kernels: numba {compiled.version()}" if compiled.enabled()
+                        else "the array-API version")
         print(f"threads {args.threads}, torch {torch.__version__} ({torch.get_num_threads()} "
-              f"threads), BLAS {blas}")
+              f"threads), BLAS {blas}; {kernels_used}")
         for name, p in layers.items():
             x, w = oracle.make_inputs(p).arrays[:2]
             monitor = LoadMonitor()
