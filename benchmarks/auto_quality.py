@@ -13,7 +13,8 @@ when this machine has none) and by the defaults, each as its time over our best.
 layer's winner on the odd rounds and scores it on the even ones, as `convbench tune` then a run
 would. Noise: IQR / median of every timed closure, and how far the best's median on odd and
 even rounds differ. Last, im2col on the 1x1 layers as a share of the measured SGEMM peak
-(`convbench machine`) and of the calibration's GEMM rate.
+(`convbench machine`), of the calibration's GEMM rate, and of a 1024^3 SGEMM timed in each 1x1
+layer's own rounds (the share measured side by side, under the same load).
 
 Everything is reported twice: by each closure's median over the rounds, and by its minimum (on
 a machine other processes share, a preempted sample is slower, never faster).
@@ -52,7 +53,8 @@ from convbench.run.processes import pinned_threads  # noqa: E402
 from convbench.run.suite import load_suite  # noqa: E402
 
 SLOW_FACTOR = 4.0
-REFERENCES = ("torch_im2col", "torch")
+REFERENCES = ("torch_im2col", "torch", "sgemm")
+SGEMM_SIZE = 1024  # the 1x1 layers' rounds time an SGEMM of this size beside them
 POLICIES = {"full": TimingPolicy(budget_s=0.3, min_repeats=8),
             "quick": TimingPolicy(budget_s=0.1, min_repeats=6)}
 
@@ -90,6 +92,10 @@ def closures(p: object) -> dict[str, object]:
         if usable and algorithm.why_not(p, "numpy") is None:
             fn = algorithm.bind(p)
             found[algorithm.name] = (lambda fn=fn: fn(p, x, w, bias))
+    if p.kernel == (1, 1):  # the GEMM-bound layers: the SGEMM rate in the same rounds
+        a = np.ones((SGEMM_SIZE, SGEMM_SIZE), dtype=np.float32)
+        out = np.empty_like(a)
+        found["sgemm"] = lambda: np.matmul(a, a, out=out)
     return found
 
 
@@ -178,6 +184,7 @@ def report(rows: list[dict[str, object]], peak_flops: float, model_gemm: float,
     against_torch(rows)
     pointwise(rows, peak_flops, "the SGEMM peak (convbench machine)")
     pointwise(rows, model_gemm, "the calibration's GEMM rate")
+    pointwise(rows, None, f"a {SGEMM_SIZE}^3 SGEMM's rate in the same rounds")
 
 
 def against_torch(rows: list[dict[str, object]]) -> None:
@@ -197,16 +204,25 @@ def against_torch(rows: list[dict[str, object]]) -> None:
         f"{n} {x:.2f}" for n, x in threes.items()))
 
 
-def pointwise(rows: list[dict[str, object]], peak_flops: float, which: str) -> None:
-    shares = []
+def pointwise(rows: list[dict[str, object]], peak_flops: float | None, which: str) -> None:
+    """im2col's rate on the 1x1 layers as a share of `peak_flops`, or (None) of the SGEMM
+    timed in each layer's own rounds."""
+    shares, rates = [], []
     for r in rows:
-        p = descriptor.parse(r["problem"])
-        if p.kernel == (1, 1) and "im2col" in r["times_ms"]:
-            shares.append(2 * p.macs / (r["times_ms"]["im2col"] / 1e3) / peak_flops)
+        p, times = descriptor.parse(r["problem"]), r["times_ms"]
+        if p.kernel != (1, 1) or "im2col" not in times:
+            continue
+        rate = peak_flops
+        if rate is None:
+            if "sgemm" not in times:
+                continue
+            rate = 2 * SGEMM_SIZE**3 / (times["sgemm"] / 1e3)
+        rates.append(rate)
+        shares.append(2 * p.macs / (times["im2col"] / 1e3) / rate)
     if shares:
         print(f"im2col on the {len(shares)} 1x1 layers: median {statistics.median(shares):.0%} "
-              f"of {which}, {peak_flops / 1e9:.0f} GFLOP/s; min {min(shares):.0%}, "
-              f"max {max(shares):.0%}")
+              f"of {which}, {statistics.median(rates) / 1e9:.0f} GFLOP/s (median); min "
+              f"{min(shares):.0%}, max {max(shares):.0%}")
 
 
 def write_csv(rows: list[dict[str, object]], path: Path, labels: list[str]) -> None:
