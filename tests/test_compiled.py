@@ -243,6 +243,8 @@ POLYPHASE = [
     ("n2c4h14k6r5st3p2", "polyphase_winograd_a4"),  # stride 3, 2x2 sub-kernels
     ("n1c6h11k4r3st2p4", "polyphase_winograd_a6"),  # padding past the kernel
     ("n8c16h28k32r3st2p1", "polyphase_winograd_a6"),  # enough tiles for the fused arrangement
+    ("nhwc_n2c8h13k6r3st2p1b1", "polyphase_winograd_a6"),  # channels last: no transposes
+    ("nhwc_n1c3h32k8r7st2p3", "polyphase_winograd_a8"),
 ]
 
 
@@ -265,7 +267,8 @@ def test_compiled_polyphase_matches_the_array_version(
                                  prepared=algorithm.prepared(p, *inputs.arrays))
     q = polyphase.phase_problem(p, polyphase.FAMILY[name])
     assert spy == [str(q)] * 2 and q.stride == (1, 1) and q.channels_last
-    assert y.flags.c_contiguous and y.shape == p.output_shape
+    memory = np.moveaxis(y, 1, -1) if p.channels_last else y
+    assert memory.flags.c_contiguous and y.shape == p.output_shape
     np.testing.assert_array_equal(prepared, y)
     check = oracle.check_algorithm(p, y, oracle.reference(p, inputs), algorithm)
     assert check.ok, check
@@ -295,6 +298,7 @@ def test_the_phases_are_the_strided_pixels_in_phase_channel_order() -> None:
     ("n8c64h56k64r3st2p1", "polyphase_winograd_a6"),  # staged: U too large to stay in cache
     ("n8c16h28k32r3st2p1", "polyphase_winograd_a4"),  # fused
     ("n2c3h64k16r7st2p3", "polyphase_winograd_a8"),  # the stem's shape
+    ("nhwc_n8c32h28k32r3st2p1", "polyphase_winograd_a6"),  # channels last
 ])
 def test_compiled_polyphase_workspace_within_10_percent_of_the_model(descriptor: str,
                                                                       name: str) -> None:

@@ -45,6 +45,15 @@ def _problems() -> dict[str, ConvProblem]:
         "float64": ConvProblem(2, 4, 9, 8, 5, 3, 3, stride=2, padding=1, bias=True,
                                dtype="float64"),
         "long_reduction": ConvProblem(1, 256, 8, 8, 4, 3, 3, stride=2, padding=1),
+        # channels last: the phases' input side by side, the channels-last pipeline
+        "nhwc": ConvProblem(2, 5, 13, 11, 6, 3, 3, stride=2, padding=1, bias=True,
+                            layout="nhwc"),
+        "nhwc_stem_like": ConvProblem(1, 3, 20, 18, 4, 7, 7, stride=2, padding=3,
+                                      layout="nhwc"),
+        "nhwc_per_side": ConvProblem(1, 4, 12, 9, 3, 5, 3, stride=(3, 2), padding=(0, 1),
+                                     padding_end=(2, 0), layout="nhwc"),
+        "nhwc_float64": ConvProblem(2, 4, 9, 8, 5, 3, 3, stride=2, padding=1, bias=True,
+                                    dtype="float64", layout="nhwc"),
     })
     return grid
 
@@ -76,9 +85,12 @@ def test_the_grid_reaches_every_algorithm() -> None:
         assert len(runs) >= 20, name
 
 
+@pytest.mark.parametrize("layout", ["nchw", "nhwc"])
 @pytest.mark.parametrize("name", NAMES)
-def test_prepared_filters_give_the_same_output(name: str) -> None:
-    p = ConvProblem(2, 6, 15, 14, 4, 3, 3, stride=2, padding=1, groups=2, bias=True)
+def test_prepared_filters_give_the_same_output(name: str, layout: str) -> None:
+    groups = 2 if layout == "nchw" else 1  # channels last: one group
+    p = ConvProblem(2, 6, 15, 14, 4, 3, 3, stride=2, padding=1, groups=groups, bias=True,
+                    layout=layout)
     algorithm = registry.get("conv2d", name)
     arrays = oracle.make_inputs(p).arrays
     state = algorithm.prepared(p, *arrays)
@@ -94,6 +106,8 @@ def test_prepared_filters_give_the_same_output(name: str) -> None:
     (ConvProblem(1, 3, 12, 12, 4, 1, 1, stride=2), "leave Winograd no multiplies to save"),
     (ConvProblem(1, 3, 32, 32, 4, 7, 7, stride=2, padding=3), "must be at most 3 per axis"),
     (ConvProblem(1, 3, 32, 32, 4, 11, 11, stride=2), "sub-kernel 6x6"),  # past the tile
+    (ConvProblem(1, 4, 12, 12, 4, 3, 3, stride=2, groups=2, layout="nhwc"),
+     "channels-last memory with one group only, got groups=2"),
 ])
 def test_says_why_not(problem: ConvProblem, reason: str) -> None:
     assert reason in registry.get("conv2d", "polyphase_winograd_a4").why_not(problem, "numpy")
@@ -126,7 +140,9 @@ def test_summary_counts_the_multiplies() -> None:
 
 
 MEMORY_CASES = ["n2c16h20k16r3st2p1", "n8c64h56k64r3st2p1", "n1c3h56k16r7st2p3",
-                "n2c16h21k16r3st2p1g4b1", "n2c64h14k128r3st2p1", "n2c8h23k8r5st3p2"]
+                "n2c16h21k16r3st2p1g4b1", "n2c64h14k128r3st2p1", "n2c8h23k8r5st3p2",
+                "nhwc_n2c16h20k16r3st2p1", "nhwc_n1c3h56k16r7st2p3", "nhwc_n2c64h14k128r3st2p1",
+                "nhwc_n8c64h56k64r3st2p1"]  # the last: the compiled kernels
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -32,12 +32,13 @@ import numpy as np
 
 from convbench.algorithms import cost
 from convbench.algorithms.conv.winograd import (
+    _nhwc_transforms,
     axis_transforms_like,
     output_cost_s,
     output_nchw,
     transforms_like,
 )
-from convbench.algorithms.conv import layout_kernels, winograd_nhwc_kernels
+from convbench.algorithms.conv import layout_kernels, winograd_nhwc, winograd_nhwc_kernels
 from convbench.algorithms.conv.winograd_matrices import MATRICES
 from convbench.algorithms.registry import register
 from convbench.algorithms.windows import add_bias
@@ -54,7 +55,7 @@ from convbench.backends.xp import (
     reshape_copy,
     strided,
 )
-from convbench.problems import ConvProblem
+from convbench.problems import LAYOUTS, ConvProblem
 
 # Input tile alpha of each registered algorithm: the tile sets the sub-kernel's F(m, k).
 FAMILY: dict[str, int] = {
@@ -211,16 +212,45 @@ def phase_problem(p: ConvProblem, alpha: int) -> ConvProblem:
         kernel=(kh, kw), stride=(1, 1), padding=(0, 0), padding_end=None, layout="nhwc")
 
 
-def phase_weights(p: ConvProblem, w: np.ndarray, alpha: int) -> np.ndarray:
+def phase_weights(p: ConvProblem, w: Array, alpha: int) -> Array:
     """The weights of phase_problem (K, phases * C, k_h, k_w), (phase, channel) order:
     [k, (a * pb + b) * C + c, i, j] = w[k, c, s_h*i + a, s_w*j + b], zero past the kernel."""
+    xp = namespace(w)
     pl = plan(p, alpha)
     (sh, sw), (kh, kw), (pa, pb) = p.stride, pl.sub_kernel, pl.phases
-    wide = np.zeros((p.k, p.c, kh * sh, kw * sw), w.dtype)
+    wide = xp.zeros((p.k, p.c, kh * sh, kw * sw), dtype=w.dtype, device=device(w))
     wide[:, :, : p.r, : p.s] = w
-    split = wide.reshape(p.k, p.c, kh, sh, kw, sw)[:, :, :, :pa, :, :pb]
-    split = split.transpose(0, 3, 5, 1, 2, 4)  # (K, a, b, C, k_h, k_w)
-    return split.reshape(p.k, pa * pb * p.c, kh, kw)  # the copy
+    split = xp.reshape(wide, (p.k, p.c, kh, sh, kw, sw))[:, :, :, :pa, :, :pb]
+    split = xp.permute_dims(split, (0, 3, 5, 1, 2, 4))  # (K, a, b, C, k_h, k_w)
+    return xp.reshape(split, (p.k, pa * pb * p.c, kh, kw))  # the copy
+
+
+def phase_input(p: ConvProblem, x: Array, alpha: int) -> Array:
+    """The space-to-depth input of phase_problem (N, OH + k_h - 1, OW + k_w - 1, phases * C),
+    (phase, channel) order, from a channels-last x (N, C, H, W) with array operations: the
+    zero-padded input channels last, then its phases' strided views side by side (the
+    portable version of layout_kernels.phases)."""
+    xp = namespace(x)
+    q, pl = phase_problem(p, alpha), plan(p, alpha)
+    (sh, sw), (pa, pb), (ph, pw) = p.stride, pl.phases, p.padding
+    hp, wp = sh * q.size[0], sw * q.size[1]
+    padded = xp.zeros((p.n, hp, wp, p.c), dtype=x.dtype, device=device(x))
+    h, w = max(0, min(p.h, hp - ph)), max(0, min(p.w, wp - pw))
+    padded[:, ph : ph + h, pw : pw + w, :] = xp.permute_dims(x, (0, 2, 3, 1))[:, :h, :w, :]
+    return xp.concat([padded[:, a::sh, b::sw, :] for a in range(pa) for b in range(pb)],
+                     axis=-1)
+
+
+def _channels_last(p: ConvProblem, x: Array, w: Array, alpha: int,
+                   prepared: Array | None) -> Array:
+    """A channels-last problem by array operations: the phases' input (phase_input), then
+    the channels-last Winograd pipeline (winograd_nhwc) of the stride-1 phase problem."""
+    q = phase_problem(p, alpha)
+    x2 = phase_input(p, x, alpha)
+    xp = namespace(x2)
+    w2 = phase_weights(p, w, alpha) if prepared is None else None
+    return winograd_nhwc.winograd_nhwc(q, xp.permute_dims(x2, (0, 3, 1, 2)), w2, alpha,
+                                       _nhwc_transforms(q, x2, alpha), prepared)
 
 
 def _compiled_filters(p: ConvProblem, w: np.ndarray, alpha: int) -> np.ndarray:
@@ -232,6 +262,10 @@ def _filters(p: ConvProblem, w: Array, alpha: int) -> Array:
     """The filter transform in the order the call will use (what `prepare` does once)."""
     if compiled_path(p) and type(w) is np.ndarray:
         return _compiled_filters(p, w, alpha)
+    if p.channels_last:
+        q = phase_problem(p, alpha)
+        return winograd_nhwc.filter_transform(q, phase_weights(p, w, alpha), alpha,
+                                              _nhwc_transforms(q, w, alpha)[1])
     return filter_transform(p, w, alpha)
 
 
@@ -246,6 +280,8 @@ def _compiled(p: ConvProblem, x: np.ndarray, u: np.ndarray, bias: np.ndarray | N
     del xn
     y = winograd_nhwc_kernels.convolution(q, x2.transpose(0, 3, 1, 2), u, bias, alpha)
     del x2
+    if p.channels_last:
+        return y
     return layout_kernels.channels_first(y.transpose(0, 2, 3, 1), threads)
 
 
@@ -262,23 +298,53 @@ def _compiled_workspace(p: ConvProblem, alpha: int) -> int:
     making = max(wide + split, split + u + workers * p.k * kw * (kh + alpha))
     output = p.n * p.k * p.out_h * p.out_w
     x2 = p.n * q.h * q.w * q.c
-    stages = (p.n * p.c * p.h * p.w + x2, x2 + p.k + winograd_nhwc_kernels.pipeline_elements(
-        q, alpha), 2 * output)
+    x_copy, back = (0, 0) if p.channels_last else (p.n * p.c * p.h * p.w, 2 * output)
+    stages = (x_copy + x2, x2 + p.k + winograd_nhwc_kernels.pipeline_elements(q, alpha), back)
     return (max(making, u + max(stages)) - output) * p.itemsize
+
+
+def _channels_last_workspace(p: ConvProblem, alpha: int) -> int:
+    """The channels-last array path's peak above the call's start, less the output: the
+    zero-padded input beside the phases' input, then beside that input the zero-padded
+    kernel and its phases' copy, then that copy and the channels-last pipeline's own
+    workspace (winograd_nhwc.workspace_bytes of the phase problem)."""
+    q, pl = phase_problem(p, alpha), plan(p, alpha)
+    (sh, sw), (kh, kw) = p.stride, pl.sub_kernel
+    x2 = p.n * q.h * q.w * q.c
+    padded = p.n * sh * q.h * sw * q.w * p.c
+    wide, split = p.k * p.c * kh * sh * kw * sw, p.k * q.c * kh * kw
+    pipeline = winograd_nhwc.workspace_bytes(q, alpha) // p.itemsize
+    return max(padded + x2, x2 + wide + split, x2 + split + pipeline) * p.itemsize
 
 
 def _compiled_cost(p: ConvProblem, alpha: int) -> float:
     """The two blocked transposes, the space-to-depth copy (runs of C), the phase weights'
     copies and the stride-1 pipeline with its compiled filter transform
     (winograd_nhwc_kernels.cost_s)."""
-    q, pl, item = phase_problem(p, alpha), plan(p, alpha), p.itemsize
-    (sh, sw), (kh, kw) = p.stride, pl.sub_kernel
-    layout = (cost.transpose_s(p.n * p.c * p.h * p.w, item)
-              + cost.transpose_s(p.n * p.k * p.out_h * p.out_w, item))
-    weights = (cost.copy_s(p.k * p.c * kh * sh * kw * sw, item)
-               + cost.copy_s(p.k * q.c * kh * kw, item, kw))
+    q, item = phase_problem(p, alpha), p.itemsize
+    layout = 0.0 if p.channels_last else (cost.transpose_s(p.n * p.c * p.h * p.w, item)
+                                          + cost.transpose_s(p.n * p.k * p.out_h * p.out_w,
+                                                             item))
     phases = cost.copy_s(p.n * q.h * q.w * q.c, item, p.c)
-    return (layout + weights + phases + winograd_nhwc_kernels.cost_s(q, alpha)
+    return (layout + _weights_cost(p, alpha) + phases + winograd_nhwc_kernels.cost_s(q, alpha)
+            + cost.calls_s(8))
+
+
+def _weights_cost(p: ConvProblem, alpha: int) -> float:
+    """phase_weights: the zero-padded kernel written, its phases' copy (runs of k_w)."""
+    q, (sh, sw), (kh, kw) = phase_problem(p, alpha), p.stride, plan(p, alpha).sub_kernel
+    return (cost.copy_s(p.k * p.c * kh * sh * kw * sw, p.itemsize)
+            + cost.copy_s(p.k * q.c * kh * kw, p.itemsize, kw))
+
+
+def _channels_last_cost(p: ConvProblem, alpha: int) -> float:
+    """The zero-padded input (the input copied in runs of a row), the phases' input (runs of
+    C), the phase weights and the channels-last array pipeline (winograd_nhwc.cost_s)."""
+    q, item, (sh, sw) = phase_problem(p, alpha), p.itemsize, p.stride
+    padded = (cost.copy_s(p.n * sh * q.h * sw * q.w * p.c, item)
+              + cost.copy_s(p.n * p.h * p.w * p.c, item, p.w * p.c))
+    phases = cost.copy_s(p.n * q.h * q.w * q.c, item, p.c)
+    return (padded + phases + _weights_cost(p, alpha) + winograd_nhwc.cost_s(q, alpha)
             + cost.calls_s(8))
 
 
@@ -289,6 +355,8 @@ def polyphase_winograd(p: ConvProblem, x: Array, w: Array, bias: Array | None, a
     if compiled_path(p) and type(x) is np.ndarray and type(w) is np.ndarray:
         u = _compiled_filters(p, w, alpha) if prepared is None else prepared
         return _compiled(p, x, u, bias, alpha)
+    if p.channels_last:
+        return add_bias(_channels_last(p, x, w, alpha, prepared), bias)
     xp = namespace(x, w)
     pl = plan(p, alpha)
     (mh, mw), (th, tw) = pl.tile, pl.tiles
@@ -306,6 +374,8 @@ def workspace_bytes(p: ConvProblem, alpha: int) -> int:
     products; the products and the output tiles; the output tiles and the output."""
     if compiled_path(p):
         return _compiled_workspace(p, alpha)
+    if p.channels_last:
+        return _channels_last_workspace(p, alpha)
     pl = plan(p, alpha)
     a2, tiles, phases = alpha * alpha, p.n * pl.tile_count, pl.phase_count
     (mh, mw), (kh, kw), cg = pl.tile, pl.sub_kernel, p.c // p.groups
@@ -360,6 +430,8 @@ def cost_s(p: ConvProblem, alpha: int) -> float:
     stages where it runs."""
     if compiled_path(p):
         return _compiled_cost(p, alpha)
+    if p.channels_last:
+        return _channels_last_cost(p, alpha)
     pl = plan(p, alpha)
     (mh, mw), (th, tw) = pl.tile, pl.tiles
     tiles, a2, item = p.n * th * tw, alpha * alpha, p.itemsize
@@ -378,6 +450,12 @@ def _checks(name: str, alpha: int) -> tuple:
             return f"dilation 1 only, got dilation {p.dilation}"
         return None
 
+    def channels_last_groups(p: ConvProblem) -> str | None:
+        if p.channels_last and p.groups > 1:
+            return (f"channels-last memory with one group only, got groups={p.groups}: the "
+                    "phases' (phase, channel) order would split the groups")
+        return None
+
     def sub_kernel_fits(p: ConvProblem) -> str | None:
         sub = sub_kernel(p)
         shown = "x".join(map(str, sub))
@@ -390,13 +468,14 @@ def _checks(name: str, alpha: int) -> tuple:
         return (f"{name} takes {alpha}x{alpha} tiles: the phases' sub-kernel {shown} "
                 f"(kernel / stride, rounded up) must be at most {alpha - 1} per axis")
 
-    return (stride_and_dilation, sub_kernel_fits)
+    return (stride_and_dilation, channels_last_groups, sub_kernel_fits)
 
 
 def _register(name: str, alpha: int) -> None:
     register(
         "conv2d", name, backends=ARRAY_API_BACKENDS, checks=_checks(name, alpha),
-        per_side=True, workspace_bytes=functools.partial(workspace_bytes, alpha=alpha),
+        per_side=True, layouts=LAYOUTS,
+        workspace_bytes=functools.partial(workspace_bytes, alpha=alpha),
         cost_s=functools.partial(cost_s, alpha=alpha),
         prepare=lambda p, x, w, bias: _filters(p, w, alpha),
         tolerance_floor_eps=TOLERANCE_FLOOR_EPS[alpha], error_spreads=True,
