@@ -44,7 +44,7 @@ import torch  # noqa: E402
 from convbench import oracle  # noqa: E402
 from convbench.algorithms import auto, cost  # noqa: E402
 from convbench.backends import compiled  # noqa: E402
-from convbench.measure import calibrate, machine  # noqa: E402
+from convbench.measure import machine  # noqa: E402
 from convbench.measure.environment import keep_freed_memory  # noqa: E402
 from convbench.measure.timing import Measurement, TimingPolicy, _time_calls  # noqa: E402
 from convbench.measure.timing import measure_interleaved  # noqa: E402
@@ -70,7 +70,7 @@ def models(threads: int) -> dict[str, cost.MachineModel]:
     model, source = auto.calibrated_model(threads)
     if model is cost.DEFAULTS:
         print(f"# {source}; calibrating now (not cached)", flush=True)
-        record = calibrate.calibrate(threads)
+        record = auto.calibrate(threads)
         model = cost.from_rates(record["rates"])
         source = (f"calibrated in this process in {record['took_s']:.1f} s, other processes "
                   f"{record['other_load']:.0%}")

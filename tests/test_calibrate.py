@@ -49,7 +49,7 @@ def test_a_real_calibration_gives_positive_finite_rates(monkeypatch: pytest.Monk
     monkeypatch.setattr(calibrate, "NARROW_GEMMS", ((4, 64, 64, 32), (2, 64, 64, 64)))
     monkeypatch.setattr(calibrate, "COPY_BYTES", 1 << 20)
     monkeypatch.setattr(calibrate, "FFT_SHAPES", ((8, 16, 16),))
-    measured = calibrate.calibrate(1)
+    measured = auto.calibrate(1)
     model = cost.from_rates(measured["rates"])
     for name in RATES:
         if name in measured["rates"]:
@@ -128,10 +128,11 @@ def test_the_command_calibrates_and_shows_the_model(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setattr(machine, "measure_round",
                         lambda threads: machine.PeakRound(195.0, 20.0, 0.01))
-    monkeypatch.setattr(calibrate, "rates", lambda threads: dict(RATES))
+    monkeypatch.setattr(calibrate, "rates", lambda threads, extra: dict(RATES))
     assert main(["machine", "--threads", "1", "--force"]) == EXIT_OK
     out = " ".join(capsys.readouterr().out.split())
     assert "cost model (calibrated in" in out and "GEMM 190 GFLOP/s, half rate at 20 wide" in out
+    assert "compiled loops off" in out  # RATES has no loop rate
     assert calibrate.model_path(1).exists()
     assert main(["machine", "--threads", "1", "--show"]) == EXIT_OK
     assert "cost model (calibrated 20" in " ".join(capsys.readouterr().out.split())
@@ -139,7 +140,7 @@ def test_the_command_calibrates_and_shows_the_model(
 
 def test_a_failed_calibration_keeps_the_peaks_and_the_defaults(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    def broken(threads: int) -> dict[str, float]:
+    def broken(threads: int, extra: object) -> dict[str, float]:
         raise RuntimeError("no BLAS")
 
     monkeypatch.setattr(machine, "measure_round",

@@ -77,6 +77,15 @@ def calibrated_model(threads: int) -> tuple[cost.MachineModel, str]:
         return cost.DEFAULTS, f"default rates: calibration unusable: {error}"
 
 
+def calibrate(threads: int) -> dict[str, object]:
+    """`convbench machine`'s calibration record at `threads`: measure.calibrate's rates and
+    the compiled kernels' loop rate (measured by the kernels' module, a layer above measure)."""
+    from convbench.algorithms.conv import winograd_nhwc_kernels
+    from convbench.measure import calibrate as rates
+
+    return rates.calibrate(threads, {"compiled_flops_per_s": winograd_nhwc_kernels.loop_rate})
+
+
 def machine_model(threads: int | None = None) -> tuple[cost.MachineModel, str]:
     """The model auto prices with: one set by cost.set_machine, else this machine's calibrated
     one at `threads` (default: the current thread count), else the defaults."""

@@ -11,6 +11,7 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
+from convbench.algorithms import auto
 from convbench.commands.args import positive_int
 from convbench.measure import calibrate, machine
 
@@ -96,13 +97,15 @@ def _print_model(record: dict[str, Any] | None, source: str, console: Console) -
         f"ns a GEMM; copy {rates['copy_bytes_per_s'] / 1e9:.1f} GB/s written, "
         f"{rates['run_s'] * 1e9:.1f} ns a strided run; FFT "
         f"{rates['transform_flops_per_s'] / 1e9:.1f} GFLOP/s; {rates['call_s'] * 1e6:.2f} us "
-        f"a call; L2 {rates.get('cache_bytes', 0) // 1024} KiB")
+        f"a call; L2 {rates.get('cache_bytes', 0) // 1024} KiB; compiled loops "
+        + (f"{rates['compiled_flops_per_s'] / 1e9:.0f} GFLOP/s" if "compiled_flops_per_s" in rates
+           else "off (numba missing or CONVBENCH_COMPILED=0)"))
 
 
 def _calibrate(threads: int, force: bool, console: Console) -> None:
     """Calibrate the cost model and cache it; on any failure say why and leave the defaults."""
     try:
-        record = calibrate.calibrate(threads)
+        record = auto.calibrate(threads)
         path = calibrate.save(record, force=force)
     except Exception as error:  # a failed calibration must not fail the peaks' command
         console.print(f"cost model not calibrated, auto keeps the default rates: "

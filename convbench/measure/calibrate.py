@@ -60,11 +60,13 @@ TINY_GEMMS = (4096, 4)  # batch, side
 COPY_BYTES = 8 * 2**20  # a layer's tensors at N=8: a few MiB, beyond L2, within L3
 RUNS = (7, 14, 28, 56)  # items per run: a 7x7 to 56x56 image's rows
 FFT_SHAPES = ((512, 16, 16), (128, 32, 32), (32, 64, 64))  # transforms, height, width
-# ResNet-50's layer2 3x3 at N=8, channels last, through F(4,3)'s 6x6 tiles: 1.6 MB in, 3.6 out
-COMPILED_PROBLEM, COMPILED_ALPHA = "nhwc_n8c64h28k64r3p1", 6
+# A rate measured by the layer that owns what it times (the compiled kernels' loops, measured
+# by convbench.algorithms): (copy rate, threads) -> the rate, or None where it does not apply.
+Rate = Callable[[float, int], "float | None"]
 
 
-def _best_s(fn: Callable[[], object]) -> float:
+def fastest_s(fn: Callable[[], object]) -> float:
+    """The fastest sample of `fn` under POLICY."""
     return measure(fn, POLICY).min_s
 
 
@@ -99,12 +101,12 @@ def narrow_halves(peak: float, call_s: float, copy_rate: float, times_s: list[fl
 def copy_bytes_per_s(nbytes: int = COPY_BYTES) -> float:
     src = np.ones(nbytes // 4, dtype=np.float32)
     dst = np.empty_like(src)
-    return nbytes / _best_s(lambda: np.copyto(dst, src))
+    return nbytes / fastest_s(lambda: np.copyto(dst, src))
 
 
 def gemm_call_s(peak: float, batch: int = TINY_GEMMS[0], side: int = TINY_GEMMS[1]) -> float:
     a = np.ones((batch, side, side), dtype=np.float32)
-    time_s = _best_s(lambda: np.matmul(a, a))
+    time_s = fastest_s(lambda: np.matmul(a, a))
     return max(time_s / batch - 2 * side**3 / peak, 1e-9)
 
 
@@ -115,7 +117,7 @@ def run_s(copy_rate: float, nbytes: int = COPY_BYTES) -> float:
         rows = nbytes // 4 // run
         src = np.ones((rows, run + 1), dtype=np.float32)[:, :run]  # runs of `run`, a gap each
         dst = np.empty((rows, run), dtype=np.float32)
-        time_s = _best_s(lambda: np.copyto(dst, src))
+        time_s = fastest_s(lambda: np.copyto(dst, src))
         per_run.append((time_s - nbytes / copy_rate) / rows)
     return max(statistics.median(per_run), 1e-11)
 
@@ -124,7 +126,7 @@ def transform_flops_per_s() -> float:
     rates = []
     for transforms, h, w in FFT_SHAPES:
         x = np.ones((transforms, h, w), dtype=np.float32)
-        time_s = _best_s(lambda: np.fft.rfftn(x, axes=(-2, -1)))
+        time_s = fastest_s(lambda: np.fft.rfftn(x, axes=(-2, -1)))
         rates.append(2.5 * h * w * math.log2(h * w) * transforms / time_s)
     return statistics.median(rates)
 
@@ -134,34 +136,7 @@ def call_s() -> float:
     a = np.ones((4, 4), dtype=np.float32)
     calls = (lambda: np.empty((4, 4), dtype=np.float32), lambda: np.reshape(a, (16,)),
              lambda: np.ascontiguousarray(a.T), lambda: a @ a)
-    return statistics.median(_best_s(fn) for fn in calls)
-
-
-def compiled_flops_per_s(copy_rate: float, threads: int) -> float | None:
-    """The compiled kernels' loop rate on `threads` threads (None where they are off): the
-    Winograd input and output transforms' flops (winograd_nhwc_kernels.transform_flops) over
-    their fastest times less the bytes each reads and writes at the copy rate (at least a
-    quarter of each time left, on a machine where the bytes alone would take it all)."""
-    from convbench.backends import compiled
-
-    if not compiled.enabled():
-        return None
-    from convbench.algorithms.conv import winograd_nhwc_kernels as kernels
-    from convbench.problems.descriptor import parse
-
-    p, alpha = parse(COMPILED_PROBLEM), COMPILED_ALPHA
-    x = np.ones((p.n, p.h, p.w, p.c), dtype=np.float32)
-    v = kernels.input_stage(p, x, alpha, threads)  # compiles the kernels, or loads them
-    m, bias = np.ones(v.shape[:2] + (p.k,), dtype=np.float32), np.zeros(p.k, np.float32)
-    y = kernels.output_stage(p, m, bias, alpha, threads)
-    loops_s = 0.0
-    for stage, nbytes in ((lambda: kernels.input_stage(p, x, alpha, threads),
-                           x.nbytes + v.nbytes),
-                          (lambda: kernels.output_stage(p, m, bias, alpha, threads),
-                           m.nbytes + y.nbytes)):
-        time_s = _best_s(stage)
-        loops_s += max(time_s - nbytes / copy_rate, time_s / 4)
-    return sum(kernels.transform_flops(p, alpha)) / loops_s
+    return statistics.median(fastest_s(fn) for fn in calls)
 
 
 def l2_cache_bytes(cpu: int = 0) -> int | None:
@@ -177,8 +152,9 @@ def l2_cache_bytes(cpu: int = 0) -> int | None:
     return None
 
 
-def rates(threads: int) -> dict[str, float]:
-    """Every rate, measured at `threads` (MachineModel's field names)."""
+def rates(threads: int, extra: dict[str, Rate] | None = None) -> dict[str, float]:
+    """Every rate, measured at `threads` (MachineModel's field names), and each of `extra`
+    where it applies."""
     with threadpool_limits(limits=threads):
         large_s, *narrow_s = gemm_times_s()
         peak = 2 * GEMM_SIZE**3 / large_s
@@ -191,16 +167,19 @@ def rates(threads: int) -> dict[str, float]:
             "run_s": run_s(copy_rate), "transform_flops_per_s": transform_flops_per_s(),
             "call_s": call_s(),
         }
-        loops = compiled_flops_per_s(copy_rate, threads)
+        for name, rate in (extra or {}).items():
+            value = rate(copy_rate, threads)
+            if value is not None:
+                measured[name] = value
     cache = l2_cache_bytes()
-    return (measured | ({"compiled_flops_per_s": loops} if loops else {})
-            | ({"cache_bytes": cache} if cache else {}))
+    return measured | ({"cache_bytes": cache} if cache else {})
 
 
-def calibrate(threads: int) -> dict[str, Any]:
-    """The record to cache: the rates, the threads, when, and how long it took."""
+def calibrate(threads: int, extra: dict[str, Rate] | None = None) -> dict[str, Any]:
+    """The record to cache: the rates (`extra` among them), the threads, when, and how long it
+    took."""
     start, monitor = time.perf_counter(), LoadMonitor()
-    measured = rates(threads)
+    measured = rates(threads, extra)
     load = monitor.stop().other_load
     return {"fingerprint": fingerprint(threads), "threads": threads, "rates": measured,
             "measured_at": now().isoformat(), "took_s": round(time.perf_counter() - start, 2),

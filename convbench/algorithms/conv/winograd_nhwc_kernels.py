@@ -46,6 +46,7 @@ from convbench.algorithms.conv.winograd_nd import matrices
 from convbench.algorithms.conv.winograd_nhwc import channel_gemms, tiles
 from convbench.backends import compiled
 from convbench.backends.xp import CPU_CHUNK_BYTES
+from convbench.measure import calibrate
 from convbench.problems import ConvProblem
 
 # fused when the transformed filters fit in this many bytes (a share of a core's L2 beside the
@@ -53,6 +54,9 @@ from convbench.problems import ConvProblem
 FUSED_MAX_FILTER_BYTES = 2 * CPU_CHUNK_BYTES
 # a fused block's V and products together take at most this many bytes
 FUSED_BLOCK_BYTES = 2 * CPU_CHUNK_BYTES
+# loop_rate times the transforms of ResNet-50's layer2 3x3 at N=8, channels last, through
+# F(4,3)'s 6x6 tiles (1.6 MB in, 3.6 MB transformed)
+LOOP_PROBLEM, LOOP_ALPHA = ConvProblem(8, 64, 28, 28, 64, 3, 3, padding=1, layout="nhwc"), 6
 
 
 def modelled(p: ConvProblem) -> bool:
@@ -431,3 +435,24 @@ def cost_s(p: ConvProblem, alpha: int) -> float:
         inputs += (cost.transpose_s(p.n * p.h * p.w * p.c, item)
                    + cost.transpose_s(p.n * p.out_h * p.out_w * p.k, item))
     return filters + cost.kernel_loop_s(flops) + inputs + channels + cost.calls_s(8)
+
+
+def loop_rate(copy_rate: float, threads: int) -> float | None:
+    """The compiled kernels' loop rate on `threads` threads, cost.MachineModel's
+    compiled_flops_per_s (None where the kernels are off): the input and output transforms'
+    flops (transform_flops) of LOOP_PROBLEM over their fastest times less the bytes each reads and writes at the copy rate (at least a
+    quarter of each time left, on a machine where the bytes alone would take it all)."""
+    if not compiled.enabled():
+        return None
+    p, alpha = LOOP_PROBLEM, LOOP_ALPHA
+    x = np.ones((p.n, p.h, p.w, p.c), dtype=np.float32)
+    v = input_stage(p, x, alpha, threads)  # compiles the kernels, or loads them
+    m, bias = np.ones(v.shape[:2] + (p.k,), dtype=np.float32), np.zeros(p.k, np.float32)
+    y = output_stage(p, m, bias, alpha, threads)
+    loops_s = 0.0
+    for stage, nbytes in ((lambda: input_stage(p, x, alpha, threads), x.nbytes + v.nbytes),
+                          (lambda: output_stage(p, m, bias, alpha, threads),
+                           m.nbytes + y.nbytes)):
+        time_s = calibrate.fastest_s(stage)
+        loops_s += max(time_s - nbytes / copy_rate, time_s / 4)
+    return sum(transform_flops(p, alpha)) / loops_s
