@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from convbench.backends import compiled
 from convbench.algorithms import auto, registry
 
 from convbench import oracle
@@ -179,6 +180,17 @@ def test_measured_workspace_within_10_percent_of_the_model(name: str, descriptor
     if reason:
         pytest.skip(reason)
     assert_workspace_matches_the_model(p, algorithm)
+
+
+@pytest.mark.parametrize("descriptor", [
+    "nhwc_n1c16h16k64r3p1",  # one output block: one block's transformed tiles at a time
+    "nhwc_n1c4h113k64r3p0",  # tiles past the output: the crop's copy beside the products
+])
+def test_channels_last_array_winograd_workspace_within_10_percent(
+        monkeypatch: pytest.MonkeyPatch, descriptor: str) -> None:
+    """winograd_nhwc's own model (the compiled kernels off, as where numba is missing)."""
+    monkeypatch.setenv(compiled.SWITCH, "0")
+    assert_workspace_matches_the_model(parse(descriptor), registry.get("conv2d", "winograd_f4x3"))
 
 
 def assert_workspace_matches_the_model(p: Problem, algorithm: Algorithm) -> None:

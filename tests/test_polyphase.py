@@ -13,7 +13,7 @@ import pytest
 from convbench import oracle
 from convbench.algorithms import registry
 from convbench.algorithms.conv import polyphase
-from convbench.backends import xp
+from convbench.backends import compiled, xp
 from convbench.problems import ConvProblem
 from convbench.problems.descriptor import parse
 from test_fast import assert_workspace_matches_the_model
@@ -142,6 +142,7 @@ def test_summary_counts_the_multiplies() -> None:
 MEMORY_CASES = ["n2c16h20k16r3st2p1", "n8c64h56k64r3st2p1", "n1c3h56k16r7st2p3",
                 "n2c16h21k16r3st2p1g4b1", "n2c64h14k128r3st2p1", "n2c8h23k8r5st3p2",
                 "nhwc_n2c16h20k16r3st2p1", "nhwc_n1c3h56k16r7st2p3", "nhwc_n2c64h14k128r3st2p1",
+                "nhwc_n1c4h30k64r3st2p1",  # K = 64: the output stage's blocks count
                 "nhwc_n8c64h56k64r3st2p1"]  # the last: the compiled kernels
 
 
@@ -154,6 +155,16 @@ def test_measured_workspace_within_10_percent_of_the_model(name: str, descriptor
     if reason:
         pytest.skip(reason)
     assert_workspace_matches_the_model(p, algorithm)
+
+
+@pytest.mark.parametrize("name", ["polyphase_winograd_a6", "polyphase_winograd_a8"])
+def test_the_array_version_on_the_stem_within_10_percent_of_the_model(
+        monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    """ResNet-50's stem in channels-last memory, the compiled kernels off: the phase
+    problem's tiles reach past its output (the crop's copy beside the products)."""
+    monkeypatch.setenv(compiled.SWITCH, "0")
+    assert_workspace_matches_the_model(parse("nhwc_n1c3h224k64r7st2p3"),
+                                       registry.get("conv2d", name))
 
 
 @pytest.mark.parametrize("name", NAMES)

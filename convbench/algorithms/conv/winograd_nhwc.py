@@ -172,9 +172,11 @@ def winograd_nhwc(p: ConvProblem, x: Array, w: Array, alpha: int,
 
 def workspace_bytes(p: ConvProblem, alpha: int) -> int:
     """Peak memory above the call's start, less the output: the transformed filters
-    throughout, plus at each stage: the weights in (C, K) order; the padded input, V and a block's two buffers; V and the
-    products (and with groups, their channels-first copy); the products, a block's transformed
-    tiles and the output (tile-aligned, plus the cropped copy when tiles reach past it)."""
+    throughout, plus at each stage: the weights in (C, K) order; the padded input, V and a
+    block's two buffers; V and the products (and with groups, their channels-first copy); the
+    products, the tile-aligned output and the blocks' transformed tiles (two blocks' where
+    there are several); the products, the tile-aligned output and its cropped copy when tiles
+    reach past it."""
     mh, mw, th, tw = tiles(p, alpha)
     tiles_, a2 = p.n * th * tw, alpha * alpha
     filters = a2 * p.k * (p.c // p.groups)
@@ -182,14 +184,18 @@ def workspace_bytes(p: ConvProblem, alpha: int) -> int:
     aligned_out = p.n * p.k * th * mh * tw * mw
     x_pad = p.n * (th * mh + p.r - 1) * (tw * mw + p.s - 1) * p.c
     in_block = max(_block_tiles(p, alpha, b)[1] for b in blocks(p, alpha, p.c))
-    out_block = max(_block_tiles(p, alpha, b)[1] for b in blocks(p, alpha, p.k))
+    out_blocks = blocks(p, alpha, p.k)
+    out_block = max(_block_tiles(p, alpha, b)[1] for b in out_blocks)
     products = a2 * tiles_ * p.k
+    # a block's transformed tiles: the next block's are made while the last one's are held
+    parts = (2 if len(out_blocks) > 1 else 1) * mh * mw * out_block * p.k
     stages = (
         p.k * (p.c // p.groups) * p.r * p.s,
         x_pad + a2 * tiles_ * p.c + 2 * a2 * in_block * p.c,
         a2 * tiles_ * p.c + products * (1 if p.groups == 1 else 2),
-        products + aligned_out + 2 * mh * mw * out_block * p.k,
-        aligned_out + output if aligned_out != output else 0,
+        products + aligned_out + parts,
+        # the crop's copy, made while the caller still holds the products
+        products + aligned_out + output if aligned_out != output else 0,
     )
     return (filters + max(stages) - output) * p.itemsize
 
