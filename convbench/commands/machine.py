@@ -11,7 +11,8 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-from convbench.algorithms import auto
+from convbench.algorithms import auto, cost
+from convbench.backends import compiled
 from convbench.commands.args import positive_int
 from convbench.measure import calibrate, machine
 
@@ -98,8 +99,17 @@ def _print_model(record: dict[str, Any] | None, source: str, console: Console) -
         f"{rates['run_s'] * 1e9:.1f} ns a strided run; FFT "
         f"{rates['transform_flops_per_s'] / 1e9:.1f} GFLOP/s; {rates['call_s'] * 1e6:.2f} us "
         f"a call; L2 {rates.get('cache_bytes', 0) // 1024} KiB; compiled loops "
-        + (f"{rates['compiled_flops_per_s'] / 1e9:.0f} GFLOP/s" if "compiled_flops_per_s" in rates
-           else "off (numba missing or CONVBENCH_COMPILED=0)"))
+        + _loops(rates))
+
+
+def _loops(rates: dict[str, Any]) -> str:
+    """The compiled loops' rate, or why the model has none."""
+    if "compiled_flops_per_s" in rates:
+        return f"{rates['compiled_flops_per_s'] / 1e9:.0f} GFLOP/s"
+    if not compiled.enabled():
+        return "off (numba missing or CONVBENCH_COMPILED=0)"
+    return (f"not calibrated (a record from before the kernels were calibrated: the default "
+            f"{cost.DEFAULTS.compiled_flops_per_s / 1e9:.0f} GFLOP/s)")
 
 
 def _calibrate(threads: int, force: bool, console: Console) -> None:

@@ -15,10 +15,9 @@ rates here, in a few seconds, with the primitives the algorithms are made of:
   the copy takes beyond its bytes at the contiguous rate;
 - transform_flops_per_s: real 2-D FFTs (2.5 N log2 N flops each), as FFT convolution calls them;
 - call_s: per array call (an allocation, a reshape, a tiny product);
-- compiled_flops_per_s: the compiled kernels' vectorised loops (backends/compiled.py): the
-  channels-last Winograd input and output transforms of COMPILED_PROBLEM, their times less
-  their bytes at the copy rate, against the flops the cost model counts for them; left at the default where the
-  kernels are off (numba missing, CONVBENCH_COMPILED=0);
+- the rates of `extra`, measured by the layer that owns what they time: compiled_flops_per_s,
+  the compiled kernels' loops (winograd_nhwc_kernels.loop_rate, which
+  convbench.algorithms.auto.calibrate passes; left at the default where the kernels are off);
 - cache_bytes: the L2 cache of one core, read from the OS (sysfs), not timed.
 
 Each figure is from the fastest of its samples (timing.measure): on a machine that other

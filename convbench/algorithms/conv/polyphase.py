@@ -13,12 +13,21 @@ reduce over C*s^2 (one GEMM per frequency point for all phases, wider than C and
 GEMM peak), and the output transform runs once, not once per phase.
 
 Multiplies per output per (C, K) pair: s^2 * alpha^2 / m^2 against direct's r^2: at stride 2,
-3x3 with alpha 6 (F(5,2)) 5.76 against 9; the 7x7 stem with alpha 8 (F(5,4)) 30.7 against 49.
+3x3 with alpha 6 (F(5,2)) 5.76 against 9; the 7x7 stem with alpha 8 (F(5,4)) 10.24 against 49.
 
-The space-to-depth input is never built: the tiles of every phase are one strided view of the
-padded input, gathered once, chunk by chunk of channels, as winograd.py gathers stride-1 tiles.
-2-D (rank 1 lifted), NCHW, any padding per side, groups; stride >= 2 on some axis (stride 1 is
-plain Winograd, winograd_f*), dilation 1.
+Three ways to run it, each in one place below:
+- the NCHW array version: the space-to-depth input is never built; the tiles of every phase
+  are one strided view of the padded input, gathered once, chunk by chunk of channels, as
+  winograd.py gathers stride-1 tiles;
+- channels last (_channels_last): the phases' input side by side (phase_input), (phase,
+  channel) order, then the channels-last pipeline (winograd_nhwc) on the stride-1 phase problem
+  (phase_problem);
+- compiled (numba, numpy arrays, _compiled): the same phase problem, its input written in one
+  pass by layout_kernels.phases, run by the compiled pipeline (winograd_nhwc_kernels); NCHW
+  inputs are put channels last and the result back.
+2-D (rank 1 lifted), NCHW and channels-last memory, any padding per side, groups (NCHW only:
+the (phase, channel) order would split them); stride >= 2 on some axis (stride 1 is plain
+Winograd, winograd_f*), dilation 1.
 """
 
 from __future__ import annotations
@@ -110,13 +119,17 @@ def _chunk_channels(p: ConvProblem, alpha: int, budget: int = CPU_CHUNK_BYTES) -
 
 
 def _padded(p: ConvProblem, x: Array, alpha: int) -> Array:
-    """(N, C, *plan.padded): the input at its padding before, zeros around it; rows and columns
-    past the last tile's reach (left out by the output size's floor) are dropped."""
+    """(N, C, *plan.padded): the input at its padding before, zeros around it. Rows and columns
+    that no output reads (past the last window, s*(O - 1) + r, and past the last tile's reach)
+    are left zero: they only feed the tiles' cropped outputs, but the transforms' rounding
+    would carry them into the kept ones (an output whose window lies all in the padding came
+    out 3e-5 off its bias where the tile's other rows held the input)."""
     xp = namespace(x)
     hp, wp = plan(p, alpha).padded
     (ph, pw) = p.padding
+    (rh, rw) = (s * (o - 1) + k for s, o, k in zip(p.stride, p.out_size, p.kernel))
     out = xp.zeros((p.n, p.c, hp, wp), dtype=x.dtype, device=device(x))
-    h, w = max(0, min(p.h, hp - ph)), max(0, min(p.w, wp - pw))
+    h, w = max(0, min(p.h, min(hp, rh) - ph)), max(0, min(p.w, min(wp, rw) - pw))
     out[:, :, ph : ph + h, pw : pw + w] = x[:, :, :h, :w]
     return out
 
@@ -258,9 +271,14 @@ def _compiled_filters(p: ConvProblem, w: np.ndarray, alpha: int) -> np.ndarray:
     return winograd_nhwc_kernels.filter_transform(q, phase_weights(p, w, alpha), alpha)
 
 
-def _filters(p: ConvProblem, w: Array, alpha: int) -> Array:
+def _runs_compiled(p: ConvProblem, x: Array, w: Array) -> bool:
+    """Whether this call takes the compiled kernels (prepare and run ask alike)."""
+    return compiled_path(p) and type(x) is np.ndarray and type(w) is np.ndarray
+
+
+def _filters(p: ConvProblem, x: Array, w: Array, alpha: int) -> Array:
     """The filter transform in the order the call will use (what `prepare` does once)."""
-    if compiled_path(p) and type(w) is np.ndarray:
+    if _runs_compiled(p, x, w):
         return _compiled_filters(p, w, alpha)
     if p.channels_last:
         q = phase_problem(p, alpha)
@@ -352,7 +370,7 @@ def polyphase_winograd(p: ConvProblem, x: Array, w: Array, bias: Array | None, a
                        prepared: Array | None = None) -> Array:
     """(N, K, OH, OW): all phases' products summed by the channel GEMMs, transformed back once,
     copied into NCHW and cropped to the output."""
-    if compiled_path(p) and type(x) is np.ndarray and type(w) is np.ndarray:
+    if _runs_compiled(p, x, w):
         u = _compiled_filters(p, w, alpha) if prepared is None else prepared
         return _compiled(p, x, u, bias, alpha)
     if p.channels_last:
@@ -477,7 +495,7 @@ def _register(name: str, alpha: int) -> None:
         per_side=True, layouts=LAYOUTS,
         workspace_bytes=functools.partial(workspace_bytes, alpha=alpha),
         cost_s=functools.partial(cost_s, alpha=alpha),
-        prepare=lambda p, x, w, bias: _filters(p, w, alpha),
+        prepare=lambda p, x, w, bias: _filters(p, x, w, alpha),
         tolerance_floor_eps=TOLERANCE_FLOOR_EPS[alpha], error_spreads=True,
         summary=f"polyphase Winograd, {alpha}x{alpha} tiles: a strided layer as one stride-1 "
         "Winograd convolution of the input's phases (3x3 at stride 2: F"

@@ -400,8 +400,8 @@ def pipeline_elements(p: ConvProblem, alpha: int) -> int:
 def transform_flops(p: ConvProblem, alpha: int) -> tuple[float, float]:
     """The input and the output transforms' arithmetic as the cost model counts it: per tile
     and channel, BT down alpha columns then along alpha rows, AT likewise (about alpha/2
-    nonzeros per row of each), two flops per multiply-add (convbench.measure.calibrate times
-    the input transform against this count)."""
+    nonzeros per row of each), two flops per multiply-add (loop_rate times both transforms
+    against this count)."""
     mh, mw, _, _ = tiles(p, alpha)
     count = tile_count(p, alpha)
     return (2 * count * p.c * 2 * alpha * alpha * alpha / 2,
