@@ -220,9 +220,15 @@ def test_im2col_paths_meet_at_the_column_limit(monkeypatch: pytest.MonkeyPatch) 
     inputs = oracle.make_inputs(p, seed=18, exact=True)
     reference = oracle.reference(p, inputs).y
     unfolded = im2col.conv2d_im2col(p, *inputs.arrays)
+    assert im2col._route(p) == "unfolded"
     monkeypatch.setattr(im2col, "PER_IMAGE_MIN_COLUMNS", 1)
     assert im2col.is_subsampled_pointwise(p)
-    per_image = im2col.conv2d_im2col(p, *inputs.arrays)
+    im2col._route.cache_clear()  # the route is decided once per problem
+    try:
+        assert im2col._route(p) == "per_image"
+        per_image = im2col.conv2d_im2col(p, *inputs.arrays)
+    finally:
+        im2col._route.cache_clear()
     assert np.array_equal(unfolded.astype(np.float64), reference)
     assert np.array_equal(per_image.astype(np.float64), reference)
 
