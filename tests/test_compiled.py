@@ -16,10 +16,11 @@ import pytest
 
 from convbench import oracle
 from convbench.algorithms import registry
+from convbench.algorithms.registry import Algorithm
 from convbench.algorithms.conv import im2col, layout_kernels, polyphase, winograd
 from convbench.algorithms.conv import winograd_nhwc_kernels as kernels
 from convbench.backends import compiled
-from convbench.problems import parse
+from convbench.problems import Problem, parse
 from convbench.run.processes import pinned_threads
 from test_fast import assert_workspace_matches_the_model
 
@@ -93,14 +94,24 @@ def test_compiled_kernels_match_the_array_version(
         prepared = algorithm.run(p, *inputs.arrays,
                                  prepared=algorithm.prepared(p, *inputs.arrays))
     assert len(spy) == 2  # the kernels ran (per-side padding: on the padded problem)
+    _assert_like_the_array_version(monkeypatch, spy, algorithm, p, inputs, y, prepared)
+
+
+def _assert_like_the_array_version(monkeypatch: pytest.MonkeyPatch, spy: list[str],
+                                   algorithm: Algorithm, p: Problem, inputs: oracle.Inputs,
+                                   y: np.ndarray, prepared: np.ndarray) -> None:
+    """The kernels' result y: laid out as the problem's layout says, equal to the prepared
+    run's, within the family's floor of the oracle, and within 256 eps of the array version
+    (run here with the kernels switched off: the spy sees no further kernel call)."""
     memory = np.moveaxis(y, 1, -1) if p.channels_last else y
     assert memory.flags.c_contiguous and y.shape == p.output_shape
     np.testing.assert_array_equal(prepared, y)
     check = oracle.check_algorithm(p, y, oracle.reference(p, inputs), algorithm)
     assert check.ok, check
+    ran = len(spy)
     monkeypatch.setenv(compiled.SWITCH, "0")
     portable = algorithm.run(p, *inputs.arrays)
-    assert len(spy) == 2  # the array version ran
+    assert len(spy) == ran  # the array version ran
     scale = float(np.abs(portable).max())
     eps = float(np.finfo(y.dtype).eps)
     np.testing.assert_allclose(y, portable, rtol=0, atol=256 * eps * scale)
@@ -267,18 +278,8 @@ def test_compiled_polyphase_matches_the_array_version(
                                  prepared=algorithm.prepared(p, *inputs.arrays))
     q = polyphase.phase_problem(p, polyphase.FAMILY[name])
     assert spy == [str(q)] * 2 and q.stride == (1, 1) and q.channels_last
-    memory = np.moveaxis(y, 1, -1) if p.channels_last else y
-    assert memory.flags.c_contiguous and y.shape == p.output_shape
-    np.testing.assert_array_equal(prepared, y)
-    check = oracle.check_algorithm(p, y, oracle.reference(p, inputs), algorithm)
-    assert check.ok, check
-    monkeypatch.setenv(compiled.SWITCH, "0")
-    assert not polyphase.compiled_path(p)
-    portable = algorithm.run(p, *inputs.arrays)
-    assert len(spy) == 2  # the array version ran
-    scale = float(np.abs(portable).max())
-    np.testing.assert_allclose(y, portable, rtol=0,
-                               atol=256 * float(np.finfo(y.dtype).eps) * scale)
+    _assert_like_the_array_version(monkeypatch, spy, algorithm, p, inputs, y, prepared)
+    assert not polyphase.compiled_path(p)  # the switch is off now
 
 
 def test_the_phases_are_the_strided_pixels_in_phase_channel_order() -> None:

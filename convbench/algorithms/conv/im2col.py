@@ -125,11 +125,12 @@ def _compiled_cost(p: ConvProblem) -> float:
     width = p.r * p.s * p.c
     layout = 0.0 if p.channels_last else (cost.transpose_s(p.n * p.c * p.h * p.w, item)
                                           + cost.transpose_s(pixels * p.k, item))
-    chunks = -(-p.n // _compiled_images(p))
+    images = _compiled_images(p)
+    chunks = -(-p.n // images)
     weights = cost.transpose_s(width * p.k, item) if p.r * p.s > 1 else 0.0
     unfold = 0.0
     if not layout_kernels.pointwise(p):
-        columns = _compiled_images(p) * p.out_h * p.out_w * width
+        columns = images * p.out_h * p.out_w * width
         read = chunks * columns * item / cost.MACHINE.copy_bytes_per_s
         unfold = cost.copy_s(pixels * width, item, p.s * p.c) + (
             read if columns * item > cost.MACHINE.cache_bytes else 0.0)

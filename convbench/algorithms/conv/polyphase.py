@@ -188,13 +188,21 @@ def phase_kernels(p: ConvProblem, w: Array, alpha: int) -> Array:
     zero-padded to the common sub-kernel, in the input transform's (channel, phase) order."""
     xp = namespace(w)
     pl = plan(p, alpha)
+    split = xp.permute_dims(_split_kernel(p, w, alpha), (0, 1, 3, 5, 2, 4))
+    return xp.reshape(split, (p.k * (p.c // p.groups) * pl.phase_count,
+                              math.prod(pl.sub_kernel)))  # the copy
+
+
+def _split_kernel(p: ConvProblem, w: Array, alpha: int) -> Array:
+    """(K, C/g, k_h, a, k_w, b): the kernel zero-padded to s * k per axis, a view of its taps
+    s*i + a by phase, the phases past the kernel left out."""
+    xp = namespace(w)
+    pl = plan(p, alpha)
     (sh, sw), (kh, kw), cg = p.stride, pl.sub_kernel, p.c // p.groups
     wide = xp.zeros((p.k, cg, kh * sh, kw * sw), dtype=w.dtype, device=device(w))
     wide[:, :, : p.r, : p.s] = w
-    split = xp.reshape(wide, (p.k, cg, kh, sh, kw, sw))[:, :, :, : pl.phases[0], :,
-                                                         : pl.phases[1]]
-    split = xp.permute_dims(split, (0, 1, 3, 5, 2, 4))  # (K, C/g, a, b, k_h, k_w)
-    return xp.reshape(split, (p.k * cg * pl.phase_count, kh * kw))  # the copy
+    return xp.reshape(wide, (p.k, cg, kh, sh, kw, sw))[:, :, :, : pl.phases[0], :,
+                                                       : pl.phases[1]]
 
 
 def filter_transform(p: ConvProblem, w: Array, alpha: int) -> Array:
@@ -229,13 +237,9 @@ def phase_weights(p: ConvProblem, w: Array, alpha: int) -> Array:
     """The weights of phase_problem (K, phases * C, k_h, k_w), (phase, channel) order:
     [k, (a * pb + b) * C + c, i, j] = w[k, c, s_h*i + a, s_w*j + b], zero past the kernel."""
     xp = namespace(w)
-    pl = plan(p, alpha)
-    (sh, sw), (kh, kw), (pa, pb) = p.stride, pl.sub_kernel, pl.phases
-    wide = xp.zeros((p.k, p.c, kh * sh, kw * sw), dtype=w.dtype, device=device(w))
-    wide[:, :, : p.r, : p.s] = w
-    split = xp.reshape(wide, (p.k, p.c, kh, sh, kw, sw))[:, :, :, :pa, :, :pb]
-    split = xp.permute_dims(split, (0, 3, 5, 1, 2, 4))  # (K, a, b, C, k_h, k_w)
-    return xp.reshape(split, (p.k, pa * pb * p.c, kh, kw))  # the copy
+    (kh, kw) = plan(p, alpha).sub_kernel
+    split = xp.permute_dims(_split_kernel(p, w, alpha), (0, 3, 5, 1, 2, 4))  # (K, a, b, C, ...)
+    return xp.reshape(split, (p.k, phase_problem(p, alpha).c, kh, kw))  # the copy
 
 
 def phase_input(p: ConvProblem, x: Array, alpha: int) -> Array:
@@ -309,10 +313,10 @@ def _compiled_workspace(p: ConvProblem, alpha: int) -> int:
     kernel's buffers), then beside U throughout: the input's channels-last copy beside the
     space-to-depth input; that input, the bias's zeros and the stride-1 pipeline's stages
     (winograd_nhwc_kernels.pipeline_elements); the NHWC result beside the NCHW output."""
-    q, pl, workers = phase_problem(p, alpha), plan(p, alpha), compiled.threads()
-    (sh, sw), (kh, kw) = p.stride, pl.sub_kernel
+    q, workers = phase_problem(p, alpha), compiled.threads()
+    (kh, kw) = plan(p, alpha).sub_kernel
     u = alpha * alpha * q.c * p.k
-    wide, split = p.k * p.c * kh * sh * kw * sw, p.k * q.c * kh * kw
+    wide, split = _weights_elements(p, alpha)
     making = max(wide + split, split + u + workers * p.k * kw * (kh + alpha))
     output = p.n * p.k * p.out_h * p.out_w
     x2 = p.n * q.h * q.w * q.c
@@ -326,11 +330,10 @@ def _channels_last_workspace(p: ConvProblem, alpha: int) -> int:
     zero-padded input beside the phases' input, then beside that input the zero-padded
     kernel and its phases' copy, then that copy and the channels-last pipeline's own
     workspace (winograd_nhwc.workspace_bytes of the phase problem)."""
-    q, pl = phase_problem(p, alpha), plan(p, alpha)
-    (sh, sw), (kh, kw) = p.stride, pl.sub_kernel
+    q, (sh, sw) = phase_problem(p, alpha), p.stride
     x2 = p.n * q.h * q.w * q.c
     padded = p.n * sh * q.h * sw * q.w * p.c
-    wide, split = p.k * p.c * kh * sh * kw * sw, p.k * q.c * kh * kw
+    wide, split = _weights_elements(p, alpha)
     pipeline = winograd_nhwc.workspace_bytes(q, alpha) // p.itemsize
     return max(padded + x2, x2 + wide + split, x2 + split + pipeline) * p.itemsize
 
@@ -348,11 +351,17 @@ def _compiled_cost(p: ConvProblem, alpha: int) -> float:
             + cost.calls_s(8))
 
 
+def _weights_elements(p: ConvProblem, alpha: int) -> tuple[int, int]:
+    """phase_weights' two arrays: the zero-padded kernel and its phases' copy."""
+    (sh, sw), (kh, kw) = p.stride, plan(p, alpha).sub_kernel
+    return p.k * p.c * kh * sh * kw * sw, p.k * phase_problem(p, alpha).c * kh * kw
+
+
 def _weights_cost(p: ConvProblem, alpha: int) -> float:
     """phase_weights: the zero-padded kernel written, its phases' copy (runs of k_w)."""
-    q, (sh, sw), (kh, kw) = phase_problem(p, alpha), p.stride, plan(p, alpha).sub_kernel
-    return (cost.copy_s(p.k * p.c * kh * sh * kw * sw, p.itemsize)
-            + cost.copy_s(p.k * q.c * kh * kw, p.itemsize, kw))
+    wide, split = _weights_elements(p, alpha)
+    return (cost.copy_s(wide, p.itemsize)
+            + cost.copy_s(split, p.itemsize, plan(p, alpha).sub_kernel[1]))
 
 
 def _channels_last_cost(p: ConvProblem, alpha: int) -> float:

@@ -46,7 +46,6 @@ from convbench.algorithms.conv.winograd_nd import matrices
 from convbench.algorithms.conv.winograd_nhwc import channel_gemms, tiles
 from convbench.backends import compiled
 from convbench.backends.xp import CPU_CHUNK_BYTES
-from convbench.measure import calibrate
 from convbench.problems import ConvProblem
 
 # fused when the transformed filters fit in this many bytes (a share of a core's L2 beside the
@@ -444,6 +443,8 @@ def loop_rate(copy_rate: float, threads: int) -> float | None:
     quarter of each time left, on a machine where the bytes alone would take it all)."""
     if not compiled.enabled():
         return None
+    from convbench.measure import calibrate  # `convbench machine`'s, not import time's
+
     p, alpha = LOOP_PROBLEM, LOOP_ALPHA
     x = np.ones((p.n, p.h, p.w, p.c), dtype=np.float32)
     v = input_stage(p, x, alpha, threads)  # compiles the kernels, or loads them
