@@ -14,14 +14,16 @@ layer's winner on the odd rounds and scores it on the even ones, as `convbench t
 would. Noise: IQR / median of every timed closure, and how far the best's median on odd and
 even rounds differ. Last, im2col on the 1x1 layers as a share of the measured SGEMM peak
 (`convbench machine`), of the calibration's GEMM rate, and of a 1024^3 SGEMM timed in each 1x1
-layer's own rounds (the share measured side by side, under the same load).
+layer's own rounds, numpy's and torch's (the share of the faster, measured side by side,
+under the same load). The GEMM engine of our algorithms (convbench.backends.gemm) is the
+calibration's pick unless --engine names one.
 
 Everything is reported twice: by each closure's median over the rounds, and by its minimum (on
 a machine other processes share, a preempted sample is slower, never faster).
 
 Options: --quick (shorter rounds), --threads T, --layers SUBSTRING (only those layers), --csv
 PATH (every layer's times and picks: PATH.median.csv and PATH.min.csv), --layout nhwc (the
-same layers in channels-last memory, torch on channels_last tensors).
+same layers in channels-last memory, torch on channels_last tensors), --engine numpy|torch.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ import torch  # noqa: E402
 
 from convbench import oracle  # noqa: E402
 from convbench.algorithms import auto, cost  # noqa: E402
-from convbench.backends import compiled  # noqa: E402
+from convbench.backends import compiled, gemm  # noqa: E402
 from convbench.measure import machine  # noqa: E402
 from convbench.measure.environment import keep_freed_memory  # noqa: E402
 from convbench.measure.timing import Measurement, TimingPolicy, _time_calls  # noqa: E402
@@ -53,7 +55,7 @@ from convbench.run.processes import pinned_threads  # noqa: E402
 from convbench.run.suite import load_suite  # noqa: E402
 
 SLOW_FACTOR = 4.0
-REFERENCES = ("torch_im2col", "torch", "sgemm")
+REFERENCES = ("torch_im2col", "torch", "sgemm", "sgemm_torch")
 SGEMM_SIZE = 1024  # the 1x1 layers' rounds time an SGEMM of this size beside them
 POLICIES = {"full": TimingPolicy(budget_s=0.3, min_repeats=8),
             "quick": TimingPolicy(budget_s=0.1, min_repeats=6)}
@@ -65,16 +67,23 @@ def layers(batch: int, only: str | None, layout: str = "nchw") -> list[tuple[str
             if not only or only in c.name]
 
 
-def models(threads: int) -> dict[str, cost.MachineModel]:
-    """The calibrated model (cached, or measured now) and the defaults."""
+def models(threads: int, engine: str | None) -> dict[str, cost.MachineModel]:
+    """The calibrated model (cached, or measured now) and the defaults. The GEMM engine is
+    `engine` where given, else the calibration's pick (as a run's would be)."""
     model, source = auto.calibrated_model(threads)
+    picked = gemm.engine(threads)
     if model is cost.DEFAULTS:
         print(f"# {source}; calibrating now (not cached)", flush=True)
         record = auto.calibrate(threads)
         model = cost.from_rates(record["rates"])
+        picked = record["gemm_engine"]
         source = (f"calibrated in this process in {record['took_s']:.1f} s, other processes "
-                  f"{record['other_load']:.0%}")
+                  f"{record['other_load']:.0%}, GEMM engines "
+                  f"{record['gemm_engines_flops_per_s']}")
+    gemm.set_engine(engine or picked)
     print(f"# calibrated model: {source}: {model}", flush=True)
+    print(f"# GEMM engine: {gemm.engine()} ({'--engine' if engine else 'the calibration'})",
+          flush=True)
     return {"calibrated": model, "defaults": cost.DEFAULTS}
 
 
@@ -96,6 +105,8 @@ def closures(p: object) -> dict[str, object]:
         a = np.ones((SGEMM_SIZE, SGEMM_SIZE), dtype=np.float32)
         out = np.empty_like(a)
         found["sgemm"] = lambda: np.matmul(a, a, out=out)
+        ta, tout = torch.from_numpy(a), torch.from_numpy(out)
+        found["sgemm_torch"] = lambda: torch.matmul(ta, ta, out=tout)
     return found
 
 
@@ -184,7 +195,8 @@ def report(rows: list[dict[str, object]], peak_flops: float, model_gemm: float,
     against_torch(rows)
     pointwise(rows, peak_flops, "the SGEMM peak (convbench machine)")
     pointwise(rows, model_gemm, "the calibration's GEMM rate")
-    pointwise(rows, None, f"a {SGEMM_SIZE}^3 SGEMM's rate in the same rounds")
+    pointwise(rows, None, f"the faster {SGEMM_SIZE}^3 SGEMM (numpy's or torch's) in the same "
+              "rounds")
 
 
 def against_torch(rows: list[dict[str, object]]) -> None:
@@ -214,9 +226,10 @@ def pointwise(rows: list[dict[str, object]], peak_flops: float | None, which: st
             continue
         rate = peak_flops
         if rate is None:
-            if "sgemm" not in times:
+            sgemms = [times[n] for n in ("sgemm", "sgemm_torch") if n in times]
+            if not sgemms:
                 continue
-            rate = 2 * SGEMM_SIZE**3 / (times["sgemm"] / 1e3)
+            rate = 2 * SGEMM_SIZE**3 / (min(sgemms) / 1e3)
         rates.append(rate)
         shares.append(2 * p.macs / (times["im2col"] / 1e3) / rate)
     if shares:
@@ -244,13 +257,15 @@ def main() -> int:
     parser.add_argument("--layers")
     parser.add_argument("--csv", type=Path)
     parser.add_argument("--layout", choices=("nchw", "nhwc"), default="nchw")
+    parser.add_argument("--engine", choices=gemm.ENGINES,
+                        help="the GEMM engine (default: the calibration's pick)")
     args = parser.parse_args()
     keep_freed_memory()
     policy = POLICIES["quick" if args.quick else "full"]
     print(f"# {args.layout}, N={args.batch}, {args.threads} threads, compiled kernels: "
           f"{'numba ' + str(compiled.version()) if compiled.enabled() else 'off'}", flush=True)
     with pinned_threads(args.threads):
-        chosen = models(args.threads)
+        chosen = models(args.threads, args.engine)
         peak = machine.peaks(args.threads)["sgemm_gflops"] * 1e9
         raws = []
         for name, p in layers(args.batch, args.layers, args.layout):

@@ -128,10 +128,13 @@ def test_the_command_calibrates_and_shows_the_model(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setattr(machine, "measure_round",
                         lambda threads: machine.PeakRound(195.0, 20.0, 0.01))
-    monkeypatch.setattr(calibrate, "rates", lambda threads, extra: dict(RATES))
+    monkeypatch.setattr(calibrate, "rates", lambda threads, extra, engine: dict(RATES))
+    monkeypatch.setattr(calibrate, "engine_rates",
+                        lambda threads: {"numpy": 190e9, "torch": 250e9})
     assert main(["machine", "--threads", "1", "--force"]) == EXIT_OK
     out = " ".join(capsys.readouterr().out.split())
     assert "cost model (calibrated in" in out and "GEMM 190 GFLOP/s, half rate at 20 wide" in out
+    assert "GEMM engine torch (numpy 190, torch 250 GFLOP/s)" in out
     # RATES has no loop rate: a record from before the kernels were calibrated, or none to run
     assert ("compiled loops not calibrated" if compiled.enabled() else "compiled loops off") in out
     assert calibrate.model_path(1).exists()
@@ -141,7 +144,7 @@ def test_the_command_calibrates_and_shows_the_model(
 
 def test_a_failed_calibration_keeps_the_peaks_and_the_defaults(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    def broken(threads: int, extra: object) -> dict[str, float]:
+    def broken(threads: int, extra: object, engine: str) -> dict[str, float]:
         raise RuntimeError("no BLAS")
 
     monkeypatch.setattr(machine, "measure_round",

@@ -13,7 +13,10 @@ import math
 from typing import Any
 
 from array_api_compat import array_namespace, device, is_cupy_array, is_numpy_array
+import numpy as np
 from array_api_compat import is_torch_array
+
+from convbench.backends import gemm
 
 Array = Any
 
@@ -94,10 +97,21 @@ def reshape_copy(x: Array, shape: tuple[int, ...], out: Array) -> Array:
     return namespace(x).reshape(x, shape)
 
 
+def matmul(a: Array, b: Array) -> Array:
+    """a @ b: numpy arrays' by the GEMM engine (convbench.backends.gemm), others' by their
+    library."""
+    if type(a) is np.ndarray and type(b) is np.ndarray and gemm.large(a, b):
+        return gemm.matmul(a, b)
+    return a @ b
+
+
 def matmul_into(a: Array, b: Array, out: Array) -> Array:
-    """out = a @ b in an existing buffer (numpy, cupy, torch); generic: a new array."""
-    if is_numpy_array(out) or is_cupy_array(out):
-        return __import__("cupy" if is_cupy_array(out) else "numpy").matmul(a, b, out=out)
+    """out = a @ b in an existing buffer (numpy by the GEMM engine, cupy, torch); generic: a
+    new array."""
+    if is_numpy_array(out):
+        return gemm.matmul(a, b, out=out)
+    if is_cupy_array(out):
+        return __import__("cupy").matmul(a, b, out=out)
     if is_torch_array(out):
         return __import__("torch").matmul(a, b, out=out)
     return a @ b
@@ -182,7 +196,10 @@ def matmul_into_part(a: Array, b: Array, dst: Array, index: tuple, shape: tuple[
     if is_numpy_array(dst) or is_cupy_array(dst):
         view = part.view()
         view.shape = shape  # raises rather than copy if the view cannot take the shape
-        __import__("cupy" if is_cupy_array(dst) else "numpy").matmul(a, b, out=view)
+        if is_cupy_array(dst):
+            __import__("cupy").matmul(a, b, out=view)
+        else:
+            gemm.matmul(a, b, out=view)
         return
     if is_torch_array(dst):
         __import__("torch").matmul(a, b, out=part.view(shape))

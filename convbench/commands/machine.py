@@ -26,9 +26,10 @@ def add_parser(commands: Any) -> None:
         "while watching the other processes' load, until the best two quiet rounds agree. "
         "Cache them per machine fingerprint only when the machine was quiet (exit 1 otherwise, "
         "nothing cached), and print them. Every run copies them into its meta.json. Then "
-        "calibrate the cost model's rates (GEMM at large and narrow sizes, copies, strided "
-        "runs, FFTs, per-call overhead) that algo='auto' ranks algorithms with, and cache "
-        "them beside the peaks; a failed or loaded calibration leaves the default rates.")
+        "pick the GEMM engine of numpy arrays' large products (numpy's BLAS, or torch's "
+        "where its GEMM is 5% faster) and calibrate the cost model's rates (GEMM at large "
+        "and narrow sizes by that engine, copies, strided runs, FFTs, per-call overhead) that "
+        "algo='auto' ranks algorithms with, and cache them beside the peaks; a failed or loaded calibration leaves the default rates.")
     parser.add_argument("--threads", type=positive_int,
                         help="threads (default: all the CPUs this process may use)")
     when = parser.add_mutually_exclusive_group()
@@ -99,7 +100,16 @@ def _print_model(record: dict[str, Any] | None, source: str, console: Console) -
         f"{rates['run_s'] * 1e9:.1f} ns a strided run; FFT "
         f"{rates['transform_flops_per_s'] / 1e9:.1f} GFLOP/s; {rates['call_s'] * 1e6:.2f} us "
         f"a call; L2 {rates.get('cache_bytes', 0) // 1024} KiB; compiled loops "
-        + _loops(rates))
+        + _loops(rates) + "; GEMM engine " + _engine(record))
+
+
+def _engine(record: dict[str, Any]) -> str:
+    """The GEMM engine the record picked and each engine's large-GEMM rate, or why none."""
+    engines = record.get("gemm_engines_flops_per_s")
+    if not engines:
+        return "numpy (a record from before the engines were compared)"
+    measured = ", ".join(f"{name} {rate / 1e9:.0f}" for name, rate in engines.items())
+    return f"{record.get('gemm_engine', 'numpy')} ({measured} GFLOP/s)"
 
 
 def _loops(rates: dict[str, Any]) -> str:

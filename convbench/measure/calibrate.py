@@ -4,6 +4,9 @@
 with a machine's rates. The defaults there are one machine's; this module measures the same
 rates here, in a few seconds, with the primitives the algorithms are made of:
 
+- the GEMM engine: a large float32 GEMM by numpy and by torch (zero-copy on the same arrays),
+  interleaved; torch's is picked when it is PICK_MARGIN faster (convbench.backends.gemm runs
+  large products of numpy arrays by it), and the GEMM rates below are the engine's;
 - gemm_flops_per_s: a large float32 GEMM (GEMM_SIZE^3);
 - gemm_half_size: the narrow GEMMs' fall-off, fitted from batched GEMMs whose smallest side d
   is 32 to 256 (Winograd's channel GEMMs, im2col's on small images): each shape's time, less
@@ -51,6 +54,9 @@ POLICY = TimingPolicy(budget_s=0.15, min_repeats=5)
 # likely one that no other process interrupted (about 1 s on a quiet machine).
 GEMM_ROUNDS = TimingPolicy(budget_s=0.1, min_repeats=10)
 GEMM_SIZE = SGEMM_SIZE  # the peak's GEMM
+# The GEMM engine (convbench.backends.gemm) is torch's only when its large GEMM is this much
+# faster than numpy's.
+PICK_MARGIN = 0.05
 # (batch, m, k, n): narrow GEMMs as the fast algorithms issue them. m = k = channels, n = the
 # tiles or pixels, the smallest side (Winograd F(4,3) on a 7x7 image at N=8 has 32 tiles).
 NARROW_GEMMS = ((36, 256, 256, 32), (16, 256, 256, 64), (16, 256, 256, 128),
@@ -69,19 +75,49 @@ def fastest_s(fn: Callable[[], object]) -> float:
     return measure(fn, POLICY).min_s
 
 
-def _gemm(batch: int, m: int, k: int, n: int) -> Callable[[], object]:
+def _gemm(batch: int, m: int, k: int, n: int, engine: str = "numpy") -> Callable[[], object]:
+    """One float32 GEMM of numpy arrays by `engine`: numpy's matmul, or torch's on zero-copy
+    views of the same arrays (as convbench.backends.gemm runs it)."""
     rng = np.random.default_rng(0)
     a = rng.standard_normal((batch, m, k), dtype=np.float32)
     b = rng.standard_normal((batch, k, n), dtype=np.float32)
     out = np.empty((batch, m, n), dtype=np.float32)
+    if engine == "torch":
+        import torch
+
+        ta, tb, tout = torch.from_numpy(a), torch.from_numpy(b), torch.from_numpy(out)
+        return lambda: torch.matmul(ta, tb, out=tout)
     return lambda: np.matmul(a, b, out=out)
 
 
-def gemm_times_s() -> list[float]:
-    """The fastest sample of the large GEMM, then of each NARROW_GEMMS shape, timed in
-    interleaved rounds, so that the fall-off is fitted from figures taken under the same load."""
+def engine_rates(threads: int) -> dict[str, float]:
+    """The large GEMM's FLOP/s by each engine (numpy; torch where it is installed), timed in
+    interleaved rounds at `threads` (torch's intra-op pool set to them for the duration)."""
+    engines = ["numpy"]
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    else:
+        engines.append("torch")
+    shape = (1, GEMM_SIZE, GEMM_SIZE, GEMM_SIZE)
+    previous = torch.get_num_threads() if torch else None
+    try:
+        if torch:
+            torch.set_num_threads(threads)
+        times = measure_interleaved([_gemm(*shape, e) for e in engines], GEMM_ROUNDS)
+    finally:
+        if torch:
+            torch.set_num_threads(previous)
+    return {e: 2 * GEMM_SIZE**3 / m.min_s for e, m in zip(engines, times, strict=True)}
+
+
+def gemm_times_s(engine: str = "numpy") -> list[float]:
+    """The fastest sample of the large GEMM, then of each NARROW_GEMMS shape, by `engine`,
+    timed in interleaved rounds, so that the fall-off is fitted from figures taken under the
+    same load."""
     shapes = ((1, GEMM_SIZE, GEMM_SIZE, GEMM_SIZE), *NARROW_GEMMS)
-    fns = [_gemm(*shape) for shape in shapes]
+    fns = [_gemm(*shape, engine) for shape in shapes]
     return [m.min_s for m in measure_interleaved(fns, GEMM_ROUNDS)]
 
 
@@ -151,11 +187,12 @@ def l2_cache_bytes(cpu: int = 0) -> int | None:
     return None
 
 
-def rates(threads: int, extra: dict[str, Rate] | None = None) -> dict[str, float]:
-    """Every rate, measured at `threads` (MachineModel's field names), and each of `extra`
-    where it applies."""
+def rates(threads: int, extra: dict[str, Rate] | None = None, engine: str = "numpy"
+          ) -> dict[str, float]:
+    """Every rate, measured at `threads` (MachineModel's field names), the GEMMs' by `engine`,
+    and each of `extra` where it applies."""
     with threadpool_limits(limits=threads):
-        large_s, *narrow_s = gemm_times_s()
+        large_s, *narrow_s = gemm_times_s(engine)
         peak = 2 * GEMM_SIZE**3 / large_s
         copy_rate = copy_bytes_per_s()
         per_gemm = gemm_call_s(peak)
@@ -174,13 +211,26 @@ def rates(threads: int, extra: dict[str, Rate] | None = None) -> dict[str, float
     return measured | ({"cache_bytes": cache} if cache else {})
 
 
+def pick_engine(engines: dict[str, float]) -> str:
+    """The GEMM engine a calibration records, from each engine's large-GEMM FLOP/s: torch only
+    when it is PICK_MARGIN faster than numpy (a tie keeps one library for everything)."""
+    if engines.get("torch", 0.0) > engines["numpy"] * (1 + PICK_MARGIN):
+        return "torch"
+    return "numpy"
+
+
 def calibrate(threads: int, extra: dict[str, Rate] | None = None) -> dict[str, Any]:
-    """The record to cache: the rates (`extra` among them), the threads, when, and how long it
-    took."""
+    """The record to cache: the GEMM engine (the faster library's, convbench.backends.gemm)
+    and each engine's large-GEMM rate; the rates (`extra` among them), the GEMMs' by that
+    engine; the threads, when, and how long it took."""
     start, monitor = time.perf_counter(), LoadMonitor()
-    measured = rates(threads, extra)
+    with threadpool_limits(limits=threads):
+        engines = engine_rates(threads)
+    engine = pick_engine(engines)
+    measured = rates(threads, extra, engine)
     load = monitor.stop().other_load
     return {"fingerprint": fingerprint(threads), "threads": threads, "rates": measured,
+            "gemm_engine": engine, "gemm_engines_flops_per_s": engines,
             "measured_at": now().isoformat(), "took_s": round(time.perf_counter() - start, 2),
             "other_load": round(load, 4), "under_load": load > OTHER_LOAD_BOUND}
 

@@ -154,7 +154,7 @@ def collect(threads: int, commit: str | None = None) -> dict[str, Any]:
         "blas": blas(),
         "env": {k: v for k, v in os.environ.items()
                 if k.startswith(("OPENBLAS_", "OMP_", "GOMP_", "KMP_", "MKL_", "GOTO", "NUMBA_",
-                                 "CONVBENCH_COMPILED"))},
+                                 "CONVBENCH_COMPILED", "CONVBENCH_GEMM"))},
         "convbench": convbench_source(),
     } | ({"git": project} if (project := project_commit(commit)) else {})
 

@@ -232,7 +232,7 @@ def _client_meta(suite: Suite, tasks: int, options: RunOptions, cluster: Cluster
                  ) -> dict[str, Any]:
     """The run's meta.json as the client writes it: what a resume checks, and the cluster."""
     threads = runner.run_threads(options)
-    return environment.collect(threads, options.commit) | {
+    return environment.collect(threads, options.commit) | runner.gemm_meta(threads) | {
         "threads": threads, "suite": runner.suite_meta(suite), "tasks": tasks,
         "interleave": options.interleave, "processes": options.processes,
         "cluster": {"address": cluster.address, "how": cluster.how,

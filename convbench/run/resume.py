@@ -3,8 +3,8 @@ run would measure them, or one results.csv would mix two measurements under one 
 
 What must match: the problem of each row (its descriptor: batch, dtype, direction, shape), and
 every recorded setting that changes a measured number (SETTINGS): threads, interleaving, the
-processes, the timing policy, exactness mode, the seed, prepared weights, the machine and the
-libraries.
+processes, the timing policy, exactness mode, the seed, prepared weights, the machine, the
+libraries and the GEMM engine.
 What may differ: which algorithms and backends run (each row stands alone) and the reference
 (it only divides)."""
 
@@ -34,6 +34,7 @@ SETTINGS: dict[str, str] = {
     "versions.scipy": "the installed scipy",
     "versions.torch": "the installed torch",
     "versions.cupy": "the installed cupy",
+    "gemm_engine": "CONVBENCH_GEMM, or the calibration of `convbench machine`",
 }
 ADVICE = "run without --resume, or into another --out"
 

@@ -19,7 +19,7 @@ import psutil
 
 from convbench.measure import environment, machine, noise
 
-from convbench.backends import gpu
+from convbench.backends import gemm, gpu
 
 from convbench import oracle
 
@@ -259,6 +259,12 @@ def _with_driver(gpus: dict[str, Any]) -> dict[str, Any]:
     return gpus | {"gpu_driver": environment.gpu_driver()} if gpus else gpus
 
 
+def gemm_meta(threads: int) -> dict[str, str]:
+    """The GEMM engine numpy arrays' products take in this run, and why (raises ValueError for
+    a bad CONVBENCH_GEMM, before any case runs)."""
+    return {"gemm_engine": gemm.engine(threads), "gemm_engine_source": gemm.source(threads)}
+
+
 def machine_stamp(meta: dict[str, Any]) -> dict[str, Any]:
     """What every row says of where it ran: the host and the machine's fingerprint. Not shared
     with another timing process: convbench.run.cluster marks the rows of a shared machine."""
@@ -325,14 +331,15 @@ def run(
         meta = environment.collect(threads, options.commit) | {
             "suite": suite_meta(suite), "tasks": len(tasks), "interleave": options.interleave,
             "processes": options.processes, "machine": machine.peaks(threads),
-            "allocator": environment.keep_freed_memory()}
+            "allocator": environment.keep_freed_memory()} | gemm_meta(threads)
         meta |= _with_driver(_configure_gpus({t.backend for t in tasks}))
         write_meta(out_dir, meta, options.resume)
         stamp = machine_stamp(meta)
         monitor = noise.LoadMonitor()
         pending = [(index, task) for index, task in enumerate(tasks, start=1)
                    if (task.case.name, task.algorithm.name, task.backend) not in done]
-        with WorkerPool(options.processes - 1, threads) as pool:
+        engine = gemm.pinned(meta["gemm_engine"])  # the timing processes' too
+        with engine, WorkerPool(options.processes - 1, threads) as pool:
             for index, row in _rows(suite, pending, cache, threads, options.interleave, pool):
                 row |= stamp
                 results.append(row)
@@ -416,7 +423,7 @@ def _planned_meta(suite: Suite, options: RunOptions) -> dict[str, Any]:
     return {"threads": run_threads(options), "interleave": options.interleave,
             "processes": options.processes,
             "suite": suite_meta(suite), "cpu": environment.cpu_info(),
-            "versions": environment.versions()}
+            "versions": environment.versions()} | gemm_meta(run_threads(options))
 
 
 def suite_meta(suite: Suite) -> dict[str, Any]:

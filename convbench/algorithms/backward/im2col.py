@@ -13,7 +13,7 @@ from convbench.algorithms.backward.common import forward_cost, register_pair
 from convbench.algorithms.windows import tap_index
 from convbench.algorithms.conv import im2col as conv_im2col
 from convbench.algorithms.conv.im2col import is_pointwise, unfold
-from convbench.backends.xp import Array, contiguous, namespace
+from convbench.backends.xp import Array, contiguous, matmul, namespace
 from convbench.algorithms.conv import channels_last
 from convbench.problems import LAYOUTS, ConvProblem
 
@@ -23,7 +23,7 @@ def _col2im(p: ConvProblem, grad_out: Array, w: Array) -> Array:
     g, cg, kg = p.groups, p.c // p.groups, p.k // p.groups
     taps_first = xp.permute_dims(xp.reshape(w, (g, kg, cg, p.r, p.s)), (0, 3, 4, 2, 1))
     w_t = xp.reshape(contiguous(taps_first), (g, p.r * p.s * cg, kg))  # (G, R*S*C/g, K/g)
-    columns = xp.matmul(w_t, xp.reshape(grad_out, (p.n, g, kg, -1)))  # (N, G, R*S*C/g, OH*OW)
+    columns = matmul(w_t, xp.reshape(grad_out, (p.n, g, kg, -1)))  # (N, G, R*S*C/g, OH*OW)
     columns = xp.reshape(columns, (p.n, g, p.r, p.s, cg, p.out_h, p.out_w))
     grad_pad = padded_zeros(p, grad_out)  # (N, G, C/g, H + 2P, W + 2P)
     for r in range(p.r):
@@ -46,7 +46,7 @@ def backward_data(p: ConvProblem, grad_out: Array, w: Array) -> Array:
     xp = namespace(grad_out, w)
     g, cg, kg = p.groups, p.c // p.groups, p.k // p.groups
     w_t = xp.permute_dims(xp.reshape(w, (g, kg, cg)), (0, 2, 1))  # (G, C/g, K/g)
-    grad_x = xp.matmul(w_t, xp.reshape(grad_out, (p.n, g, kg, -1)))  # (N, G, C/g, H*W)
+    grad_x = matmul(w_t, xp.reshape(grad_out, (p.n, g, kg, -1)))  # (N, G, C/g, H*W)
     return xp.reshape(grad_x, p.input_shape)
 
 
@@ -58,10 +58,10 @@ def backward_weight(p: ConvProblem, grad_out: Array, x: Array) -> Array:
     if is_pointwise(p):
         # x_rows (N, G, H*W, C/g): a view of x
         x_rows = xp.permute_dims(xp.reshape(x, (p.n, g, -1, p.h * p.w)), (0, 1, 3, 2))
-        grad_w = xp.matmul(xp.reshape(grad_out, (p.n, g, kg, -1)), x_rows)  # (N, G, K/g, C/g)
+        grad_w = matmul(xp.reshape(grad_out, (p.n, g, kg, -1)), x_rows)  # (N, G, K/g, C/g)
         return xp.reshape(xp.sum(grad_w, axis=0), p.weight_shape)
     grad = gradient_rows(p, grad_out)  # (G, K/g, N*OH*OW), a copy
-    grad_w = xp.matmul(grad, xp.permute_dims(unfold(p, x), (0, 2, 1)))  # (G, K/g, C/g*R*S)
+    grad_w = matmul(grad, xp.permute_dims(unfold(p, x), (0, 2, 1)))  # (G, K/g, C/g*R*S)
     return xp.reshape(grad_w, p.weight_shape)
 
 

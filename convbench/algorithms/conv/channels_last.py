@@ -14,7 +14,7 @@ import itertools
 import math
 
 from convbench.backends.xp import Array, array_strides, contiguous, device, namespace, strided
-from convbench.backends.xp import pad_constant
+from convbench.backends.xp import matmul, pad_constant
 from convbench.problems import ConvProblem
 
 
@@ -63,7 +63,7 @@ def direct(p: ConvProblem, x: Array, w: Array) -> Array:
     y = xp.zeros((g, rows, kg), dtype=x.dtype, device=device(x))
     for tap in itertools.product(*(range(k) for k in p.kernel)):
         pixels = xp.reshape(_tap(p, x_pad, tap), (rows, g, cg))  # a copy unless contiguous
-        y += xp.matmul(xp.permute_dims(pixels, (1, 0, 2)), taps[tap])  # (G, rows, K/g)
+        y += matmul(xp.permute_dims(pixels, (1, 0, 2)), taps[tap])  # (G, rows, K/g)
     y = xp.reshape(contiguous(xp.permute_dims(y, (1, 0, 2))), (p.n, *p.out_size, p.k))
     return channels_first(p, y)
 
@@ -91,7 +91,7 @@ def im2col(p: ConvProblem, x: Array, w: Array) -> Array:
     g, kg = p.groups, p.k // p.groups
     weights = xp.reshape(_tap_weights(p, w), (math.prod(p.kernel), g, p.c // g, kg))
     weights = xp.reshape(contiguous(xp.permute_dims(weights, (1, 0, 2, 3))), (g, -1, kg))
-    y = xp.matmul(columns(p, x), weights)  # (G, N*out, K/g)
+    y = matmul(columns(p, x), weights)  # (G, N*out, K/g)
     y = xp.reshape(contiguous(xp.permute_dims(y, (1, 0, 2))), (p.n, *p.out_size, p.k))
     return channels_first(p, y)
 
@@ -155,7 +155,7 @@ def backward_weight(p: ConvProblem, grad_out: Array, x: Array, unfolded: bool) -
     g, cg, kg, rows = p.groups, p.c // p.groups, p.k // p.groups, p.n * p.pixels
     grad_t = xp.permute_dims(_gradient_rows(p, grad_out), (0, 2, 1))  # (G, K/g, rows)
     if unfolded:
-        grad_w = xp.matmul(grad_t, columns(p, x))  # (G, K/g, taps*C/g)
+        grad_w = matmul(grad_t, columns(p, x))  # (G, K/g, taps*C/g)
         per_tap = xp.reshape(grad_w, (g, kg, *p.kernel, cg))
         order = (*range(2, 2 + p.rank), 0, 2 + p.rank, 1)
         return _weights_from_taps(p, xp.permute_dims(per_tap, order))
@@ -163,7 +163,7 @@ def backward_weight(p: ConvProblem, grad_out: Array, x: Array, unfolded: bool) -
     per_tap = xp.empty((*p.kernel, g, cg, kg), dtype=x.dtype, device=device(x))
     for tap in _taps(p):
         pixels = xp.permute_dims(xp.reshape(_tap(p, x_pad, tap), (rows, g, cg)), (1, 0, 2))
-        per_tap[tap] = xp.permute_dims(xp.matmul(grad_t, pixels), (0, 2, 1))  # (G, C/g, K/g)
+        per_tap[tap] = xp.permute_dims(matmul(grad_t, pixels), (0, 2, 1))  # (G, C/g, K/g)
     return _weights_from_taps(p, per_tap)
 
 
@@ -180,9 +180,9 @@ def backward_data(p: ConvProblem, grad_out: Array, w: Array, unfolded: bool) -> 
     if unfolded:
         every = xp.reshape(xp.permute_dims(taps, (p.rank, p.rank + 2, *range(p.rank),
                                                   p.rank + 1)), (g, kg, -1))
-        shares = xp.reshape(xp.matmul(grad, every), (g, rows, len(_taps(p)), cg))
+        shares = xp.reshape(matmul(grad, every), (g, rows, len(_taps(p)), cg))
     for i, tap in enumerate(_taps(p)):
-        share = shares[:, :, i, :] if unfolded else xp.matmul(
+        share = shares[:, :, i, :] if unfolded else matmul(
             grad, xp.permute_dims(taps[tap], (0, 2, 1)))  # (G, rows, C/g)
         share = xp.reshape(xp.permute_dims(share, (1, 0, 2)), (p.n, *p.out_size, p.c))
         index = (slice(None), *(slice(t * d, t * d + (o - 1) * s + 1, s) for t, d, o, s in zip(

@@ -25,7 +25,7 @@ from convbench.algorithms.conv import channels_last, layout_kernels
 from convbench.backends import compiled
 from convbench.problems import LAYOUTS, ConvProblem
 from convbench.algorithms.registry import register
-from convbench.backends.xp import Array, contiguous, device, matmul_into, namespace
+from convbench.backends.xp import Array, contiguous, device, matmul, matmul_into, namespace
 
 
 PER_IMAGE_MIN_COLUMNS = 128
@@ -152,7 +152,7 @@ def _compiled(p: ConvProblem, x: Array, w: Array, bias: Array | None) -> Array:
     for n0 in range(0, p.n, step):
         part = dataclasses.replace(p, n=min(p.n, n0 + step) - n0)
         columns = layout_kernels.columns(part, xn[n0 : n0 + part.n], threads)
-        np.matmul(columns, weights, out=rows[n0 : n0 + part.n].reshape(-1, p.k))
+        matmul_into(columns, weights, rows[n0 : n0 + part.n].reshape(-1, p.k))
         del columns
     del xn
     if bias is not None:
@@ -219,7 +219,7 @@ def _pointwise(p: ConvProblem, x: Array, w: Array) -> Array:
     if p.stride != (1, 1):
         x = contiguous(x[:, :, :: p.stride[0], :: p.stride[1]])  # (N, C, OH, OW), the copy
     columns = xp.reshape(x, (p.n, g, cg, p.out_h * p.out_w))  # (N, G, C/g, OH*OW), a view
-    return xp.matmul(xp.reshape(w, (g, kg, cg)), columns)  # (N, G, K/g, OH*OW)
+    return matmul(xp.reshape(w, (g, kg, cg)), columns)  # (N, G, K/g, OH*OW)
 
 
 def unfold(p: ConvProblem, x: Array) -> Array:
@@ -255,7 +255,7 @@ def _unfolded(p: ConvProblem, x: Array, w: Array) -> Array:
         return _per_image(p, x, w)
     xp = namespace(x, w)
     g, kg = p.groups, p.k // p.groups
-    y = xp.matmul(xp.reshape(w, (g, kg, -1)), unfold(p, x))  # (G, K/g, N*OH*OW)
+    y = matmul(xp.reshape(w, (g, kg, -1)), unfold(p, x))  # (G, K/g, N*OH*OW)
     y = xp.reshape(y, (g, kg, p.n, p.out_h, p.out_w))
     return contiguous(xp.permute_dims(y, (2, 0, 1, 3, 4)))  # (N, G, K/g, OH, OW)
 

@@ -58,6 +58,7 @@ from convbench.backends.xp import (
     array_strides,
     cache_bytes,
     device,
+    matmul,
     matmul_into,
     matmul_into_part,
     namespace,
@@ -388,7 +389,7 @@ def polyphase_winograd(p: ConvProblem, x: Array, w: Array, bias: Array | None, a
     pl = plan(p, alpha)
     (mh, mw), (th, tw) = pl.tile, pl.tiles
     u = filter_transform(p, w, alpha) if prepared is None else prepared
-    m = xp.matmul(u, input_transform(p, x, alpha))  # (alpha^2, G, K/g, P)
+    m = matmul(u, input_transform(p, x, alpha))  # (alpha^2, G, K/g, P)
     at = transforms_like(alpha, *pl.sub_kernel, x)[0]
     return add_bias(output_nchw(p, m, at, (mh, mw, th, tw)), bias)
 

@@ -40,6 +40,7 @@ from convbench.backends.xp import (
     contiguous,
     device,
     device_key,
+    matmul,
     matmul_into,
     matmul_into_part,
     namespace,
@@ -188,7 +189,7 @@ def winograd(p: ConvProblem, x: Array, w: Array, bias: Array | None,
     at, _, _ = transforms_like(alpha, p.r, p.s, x)
     u = filter_transform(p, w, alpha) if prepared is None else prepared
     v = input_transform(p, x, alpha)  # (alpha^2, G, C/g, P), P = N*th*tw
-    m = xp.matmul(u, v)  # (alpha^2, G, K/g, C/g) @ (alpha^2, G, C/g, P) -> (alpha^2, G, K/g, P)
+    m = matmul(u, v)  # (alpha^2, G, K/g, C/g) @ (alpha^2, G, C/g, P) -> (alpha^2, G, K/g, P)
     del v
     return add_bias(output_nchw(p, m, at, (mh, mw, th, tw)), bias)
 

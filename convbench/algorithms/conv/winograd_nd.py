@@ -21,7 +21,7 @@ import numpy as np
 from convbench.algorithms import cost
 from convbench.algorithms.conv.winograd_matrices import MATRICES
 from convbench.backends.xp import Array, array_strides, constant, contiguous, device, namespace
-from convbench.backends.xp import strided
+from convbench.backends.xp import matmul, strided
 from convbench.problems import ConvProblem
 
 
@@ -50,7 +50,7 @@ def _along(xp: object, matrix: Array, a: Array, axis: int) -> Array:
     """`matrix` applied to axis `axis` of `a` (one broadcast GEMM over the axes around it)."""
     shape = a.shape
     before, after = math.prod(shape[:axis]), math.prod(shape[axis + 1:])
-    out = xp.matmul(matrix, xp.reshape(a, (before, shape[axis], after)))  # type: ignore[attr-defined]
+    out = matmul(matrix, xp.reshape(a, (before, shape[axis], after)))  # type: ignore[attr-defined]
     return xp.reshape(out, (*shape[:axis], matrix.shape[0], *shape[axis + 1:]))  # type: ignore[attr-defined]
 
 
@@ -93,7 +93,7 @@ def winograd_nd(p: ConvProblem, x: Array, w: Array, alpha: int,
     xp = namespace(x, w)
     sizes, counts = tiles(p, alpha)
     u = filter_transform(p, w, alpha) if prepared is None else prepared
-    m = xp.matmul(u, input_transform(p, x, alpha))  # (alpha^rank, G, K/g, tiles)
+    m = matmul(u, input_transform(p, x, alpha))  # (alpha^rank, G, K/g, tiles)
     y = xp.reshape(m, (*(alpha,) * p.rank, p.k, p.n, *counts))
     for axis, at in enumerate(_transforms(p, alpha, x, 0)):
         y = _along(xp, at, y, axis)  # (*sizes, K, N, *counts)

@@ -27,6 +27,7 @@ from convbench.backends.xp import (
     cache_bytes,
     contiguous,
     device,
+    matmul,
     matmul_into,
     matmul_into_part,
     namespace,
@@ -128,10 +129,10 @@ def channel_gemms(p: ConvProblem, v: Array, u: Array) -> Array:
     xp = namespace(v, u)
     a2, tiles_, _ = v.shape
     if p.groups == 1:
-        return xp.matmul(v, u[:, 0])  # (alpha^2, P, C) @ (alpha^2, C, K)
+        return matmul(v, u[:, 0])  # (alpha^2, P, C) @ (alpha^2, C, K)
     g, cg, kg = p.groups, p.c // p.groups, p.k // p.groups
     grouped = xp.permute_dims(xp.reshape(v, (a2, tiles_, g, cg)), (0, 2, 1, 3))
-    m = xp.matmul(grouped, u)  # (alpha^2, G, P, K/g)
+    m = matmul(grouped, u)  # (alpha^2, G, P, K/g)
     return xp.reshape(contiguous(xp.permute_dims(m, (0, 2, 1, 3))), (a2, tiles_, p.k))
 
 

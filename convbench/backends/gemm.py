@@ -1,0 +1,150 @@
+"""The GEMM engine of numpy arrays: numpy's BLAS (OpenBLAS in numpy's wheels) or torch's CPU
+GEMM (MKL in torch's x86 wheels), whichever `convbench machine` measured faster here.
+
+Every algorithm is a few array stages around GEMMs, and on one machine two BLAS libraries can
+differ by a fifth on the same product: on the 2-core Xeon (AVX-512) this project was measured on,
+torch's GEMM took 0.75-1.0 of numpy's time on every shape the algorithms issue (a 1024^3 SGEMM
+249 against 199 GFLOP/s), and torch's own im2col beat convbench's on most 1x1 layers by its
+GEMM alone. An algorithm should be judged with the faster library, so large products of numpy
+arrays go through `matmul` here, which hands them to torch zero-copy (torch.from_numpy, the
+result written into a numpy array) when the engine is torch.
+
+The engine is, in order: CONVBENCH_GEMM ("numpy" or "torch"); else the calibration record of
+this machine at the current thread count (`convbench machine` times a large GEMM with both and
+picks torch only when it is at least 5% faster: measure.calibrate.pick_engine); else numpy. Runs record it in their
+meta.json. Products under MIN_MACS multiply-adds stay with numpy whatever the engine (a call
+through torch costs a few microseconds more), as do operands torch cannot view:
+negatively strided arrays, other dtypes than float32 and float64, vectors, an `out` that is
+not C-contiguous.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from convbench.backends import compiled
+
+SWITCH = "CONVBENCH_GEMM"
+ENGINES = ("numpy", "torch")
+MIN_MACS = 1 << 22  # 4M multiply-adds: about 40 us at this machine's SGEMM rate
+_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+_engine: str | None = None  # set_engine's choice, above the calibration's
+
+
+def check(value: str) -> str:
+    """`value` if it names an engine; ValueError naming CONVBENCH_GEMM and the value otherwise."""
+    if value not in ENGINES:
+        raise ValueError(f"{SWITCH}={value!r}: expected one of {', '.join(ENGINES)}")
+    return value
+
+
+def set_engine(name: str | None) -> str | None:
+    """The engine from now on (None: back to the environment and the calibration); returns the
+    setting it replaces."""
+    global _engine
+    previous, _engine = _engine, (check(name) if name is not None else None)
+    return previous
+
+
+@contextlib.contextmanager
+def pinned(name: str) -> Iterator[str]:
+    """`name` for the block, in this process (set_engine) and in the processes it starts
+    (CONVBENCH_GEMM), so that a run's timing processes use the engine its meta.json records;
+    both restored after."""
+    previous, before = set_engine(name), os.environ.get(SWITCH)
+    os.environ[SWITCH] = name
+    try:
+        yield name
+    finally:
+        set_engine(previous)
+        if before is None:
+            os.environ.pop(SWITCH, None)
+        else:
+            os.environ[SWITCH] = before
+
+
+def engine(threads: int | None = None) -> str:
+    """The engine numpy products take now (see the module's docstring); `threads` defaults to
+    the compiled kernels' thread count, which a run pins to its own."""
+    if _engine is not None:
+        return _engine
+    chosen = os.environ.get(SWITCH)
+    if chosen:
+        return check(chosen)
+    return calibrated(compiled.threads() if threads is None else threads)[0]
+
+
+def source(threads: int | None = None) -> str:
+    """Where the engine comes from, in a phrase (for meta.json and `convbench machine`)."""
+    if _engine is not None:
+        return "set by convbench.backends.gemm.set_engine"
+    if os.environ.get(SWITCH):
+        return f"{SWITCH}={os.environ[SWITCH]}"
+    return calibrated(compiled.threads() if threads is None else threads)[1]
+
+
+@functools.cache
+def calibrated(threads: int) -> tuple[str, str]:
+    """(engine, why) from this machine's calibration at `threads`; numpy where there is none."""
+    from convbench.measure import calibrate
+
+    record, found = calibrate.load(threads)
+    if record is None:
+        return "numpy", f"numpy: {found}"
+    name = record.get("gemm_engine", "numpy")
+    if name not in ENGINES:
+        return "numpy", f"numpy: calibration names an unknown GEMM engine {name!r}"
+    return name, f"{name}: {found}"
+
+
+def _viewable(a: np.ndarray) -> bool:
+    return a.dtype in _DTYPES and all(s >= 0 and s % a.itemsize == 0 for s in a.strides)
+
+
+def _through_torch(a: Any, b: Any, out: Any) -> bool:
+    """Whether a @ b, a large product (`large`), goes to torch."""
+    if type(a) is not np.ndarray or type(b) is not np.ndarray or b.shape[-2] != a.shape[-1]:
+        return False  # a mismatch: numpy raises its own error
+    if engine() != "torch" or not (a.dtype == b.dtype and _viewable(a) and _viewable(b)):
+        return False
+    if out is None:
+        return True
+    batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    return (type(out) is np.ndarray and out.dtype == a.dtype and out.flags.c_contiguous
+            and out.flags.writeable and out.shape == (*batch, a.shape[-2], b.shape[-1]))
+
+
+def large(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether a @ b of numpy arrays has MIN_MACS multiply-adds or more (where one batch is a
+    broadcast of the other, as in every product the algorithms issue; an estimate otherwise).
+    Asked first, before the engine: tiny calls ask it of every product."""
+    return (a.ndim >= 2 and b.ndim >= 2
+            and max(a.size * b.shape[-1], b.size * a.shape[-2]) >= MIN_MACS)
+
+
+def matmul(a: Any, b: Any, out: Any = None) -> Any:
+    """np.matmul(a, b, out=out) of numpy arrays, by the engine where the product is large."""
+    if not (large(a, b) and _through_torch(a, b, out)):
+        return np.matmul(a, b) if out is None else np.matmul(a, b, out=out)
+    import torch
+
+    if not (a.flags.writeable and b.flags.writeable):  # read, never written: torch's warning
+        with warnings.catch_warnings():              # that it could be does not apply
+            warnings.simplefilter("ignore", UserWarning)
+            ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+    else:
+        ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+    if out is None:  # allocated by numpy, so that tracemalloc counts it as it does numpy's
+        batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+        out = np.empty((*batch, a.shape[-2], b.shape[-1]), dtype=a.dtype)
+    torch.matmul(ta, tb, out=torch.from_numpy(out))
+    return out
+
