@@ -33,10 +33,10 @@ def no_engine_set(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Each test starts from the environment's engine (none set) and an empty cache."""
     monkeypatch.delenv(gemm.SWITCH, raising=False)
     previous = gemm.set_engine(None)
-    gemm.calibrated.cache_clear()
+    gemm.forget()
     yield
     gemm.set_engine(previous)
-    gemm.calibrated.cache_clear()
+    gemm.forget()
 
 
 @pytest.fixture
@@ -101,6 +101,22 @@ def test_what_torch_cannot_view_stays_with_numpy(through_torch) -> None:
     assert through_torch == []
 
 
+def test_an_out_over_an_operand_or_with_odd_strides_stays_correct(through_torch) -> None:
+    """torch would read what it writes: numpy buffers, so such products stay with it. An out
+    torch cannot view (a negative stride on a size-1 axis) does too."""
+    rng = np.random.default_rng(2)
+    a = rng.standard_normal((64, 64)).astype(np.float32)
+    b = rng.standard_normal((64, 64)).astype(np.float32)
+    expected = np.matmul(a, b)
+    matmul_into(a, b, a)  # out is a
+    np.testing.assert_array_equal(a, expected)
+    odd = np.zeros((1, 64, 64), np.float32)[::-1]
+    assert odd.flags.c_contiguous and odd.strides[0] < 0
+    matmul_into(a, b, odd)
+    np.testing.assert_array_equal(odd[0], np.matmul(a, b))
+    assert through_torch == []
+
+
 def test_small_products_stay_with_numpy(monkeypatch: pytest.MonkeyPatch, through_torch) -> None:
     monkeypatch.setattr(gemm, "MIN_MACS", 6 * 5 * 4 + 1)
     matmul(np.ones((6, 5), np.float32), np.ones((5, 4), np.float32))
@@ -135,7 +151,7 @@ def test_the_engine_comes_from_the_environment_then_the_calibration(
     record = {"fingerprint": machine.fingerprint(1), "threads": 1, "rates": {},
               "gemm_engine": "torch", "measured_at": "2026-11-30T12:00:00+00:00"}
     calibrate.save(record | {"other_load": 0.0, "under_load": False})
-    gemm.calibrated.cache_clear()
+    gemm.forget()
     assert gemm.engine(1) == "torch" and gemm.source(1).startswith("torch: calibrated 2026-11-30")
     monkeypatch.setenv(gemm.SWITCH, "numpy")
     assert gemm.engine(1) == "numpy" and gemm.source(1) == "CONVBENCH_GEMM=numpy"
@@ -220,3 +236,17 @@ def test_a_run_records_its_engine_and_resume_keeps_it(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="gemm_engine = torch, this run has numpy"):
         run(smoke, tmp_path, RunOptions(algorithms=("im2col",), resume=True))
     assert json.loads((tmp_path / "meta.json").read_text())["gemm_engine"] == "torch"
+
+
+def test_a_run_recorded_before_the_engine_resumes_only_with_numpys(tmp_path: Path) -> None:
+    smoke = load_suite("smoke")
+    run(smoke, tmp_path, RunOptions(algorithms=("im2col",)))
+    meta = read_meta(tmp_path)
+    assert meta["gemm_engine"] == "numpy"
+    meta.pop("gemm_engine")
+    (tmp_path / "meta.json").write_text(json.dumps(meta))
+    gemm.set_engine("torch")
+    with pytest.raises(ValueError, match="gemm_engine = numpy, this run has torch"):
+        run(smoke, tmp_path, RunOptions(algorithms=("im2col",), resume=True))
+    gemm.set_engine("numpy")
+    run(smoke, tmp_path, RunOptions(algorithms=("im2col",), resume=True))

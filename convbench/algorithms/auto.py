@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from convbench.algorithms import cost
-from convbench.backends import BACKENDS, backend_of
+from convbench.backends import BACKENDS, backend_of, gemm
 from convbench.problems import LAYOUTS, RANKS, Problem
 from convbench.algorithms.registry import Algorithm, Unsupported, all_algorithms, generation
 from convbench.algorithms.registry import register
@@ -179,6 +179,7 @@ def forget() -> None:
     _bound.cache_clear()
     tuned_winners.cache_clear()
     calibrated_model.cache_clear()
+    gemm.forget()  # the GEMM engine comes from the same calibration
 
 
 def _nothing_supports(p: Problem) -> str | None:

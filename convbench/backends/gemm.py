@@ -5,17 +5,19 @@ Every algorithm is a few array stages around GEMMs, and on one machine two BLAS 
 differ by a fifth on the same product: on the 2-core Xeon (AVX-512) this project was measured on,
 torch's GEMM took 0.75-1.0 of numpy's time on every shape the algorithms issue (a 1024^3 SGEMM
 249 against 199 GFLOP/s), and torch's own im2col beat convbench's on most 1x1 layers by its
-GEMM alone. An algorithm should be judged with the faster library, so large products of numpy
-arrays go through `matmul` here, which hands them to torch zero-copy (torch.from_numpy, the
-result written into a numpy array) when the engine is torch.
+GEMM alone. An algorithm should be judged with the faster library, so the algorithms' large
+products of numpy arrays go through `matmul` here, which hands them to torch zero-copy
+(torch.from_numpy, the result written into a numpy array) when the engine is torch.
 
-The engine is, in order: CONVBENCH_GEMM ("numpy" or "torch"); else the calibration record of
-this machine at the current thread count (`convbench machine` times a large GEMM with both and
-picks torch only when it is at least 5% faster: measure.calibrate.pick_engine); else numpy. Runs record it in their
-meta.json. Products under MIN_MACS multiply-adds stay with numpy whatever the engine (a call
-through torch costs a few microseconds more), as do operands torch cannot view:
-negatively strided arrays, other dtypes than float32 and float64, vectors, an `out` that is
-not C-contiguous.
+The engine is, in order: CONVBENCH_GEMM ("numpy" or "torch"; empty is unset); else the
+calibration record of this machine at the current thread count (`convbench machine` times a
+large GEMM with both and picks torch only when it is at least 5% faster:
+measure.calibrate.pick_engine); else numpy. Runs record it in their meta.json. Products under
+MIN_MACS multiply-adds stay with numpy whatever the engine (a call through torch costs a few
+microseconds more), as do operands torch cannot view (negative strides, dtypes other than
+float32 and float64, vectors) and an `out` that is not C-contiguous or overlaps an operand.
+The algorithms call it for their channel GEMMs (convbench.backends.xp.matmul, matmul_into);
+their transforms' small-k products (k = alpha or R*S) stay numpy's `@`.
 """
 
 from __future__ import annotations
@@ -91,9 +93,20 @@ def source(threads: int | None = None) -> str:
     return calibrated(compiled.threads() if threads is None else threads)[1]
 
 
-@functools.cache
 def calibrated(threads: int) -> tuple[str, str]:
-    """(engine, why) from this machine's calibration at `threads`; numpy where there is none."""
+    """(engine, why) from this machine's calibration at `threads`; numpy where there is none.
+    Read once per thread count and cache directory (finding the record takes 0.5 ms); a new
+    calibration in this process is seen after forget()."""
+    return _calibrated(threads, os.environ.get("CONVBENCH_CACHE"))
+
+
+def forget() -> None:
+    """Read the calibration again at the next product (after a new one is cached)."""
+    _calibrated.cache_clear()
+
+
+@functools.cache
+def _calibrated(threads: int, cache: str | None) -> tuple[str, str]:
     from convbench.measure import calibrate
 
     record, found = calibrate.load(threads)
@@ -118,8 +131,12 @@ def _through_torch(a: Any, b: Any, out: Any) -> bool:
     if out is None:
         return True
     batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    # torch reads while it writes: an `out` over an operand's memory stays with numpy, which
+    # buffers (one that overlapped gave errors of 1e3 on 512^2 products)
     return (type(out) is np.ndarray and out.dtype == a.dtype and out.flags.c_contiguous
-            and out.flags.writeable and out.shape == (*batch, a.shape[-2], b.shape[-1]))
+            and out.flags.writeable and out.shape == (*batch, a.shape[-2], b.shape[-1])
+            and _viewable(out) and not np.may_share_memory(out, a)
+            and not np.may_share_memory(out, b))
 
 
 def large(a: np.ndarray, b: np.ndarray) -> bool:

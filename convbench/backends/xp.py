@@ -100,8 +100,8 @@ def reshape_copy(x: Array, shape: tuple[int, ...], out: Array) -> Array:
 def matmul(a: Array, b: Array) -> Array:
     """a @ b: numpy arrays' by the GEMM engine (convbench.backends.gemm), others' by their
     library."""
-    if type(a) is np.ndarray and type(b) is np.ndarray and gemm.large(a, b):
-        return gemm.matmul(a, b)
+    if type(a) is np.ndarray and type(b) is np.ndarray:
+        return gemm.matmul(a, b) if gemm.large(a, b) else np.matmul(a, b)
     return a @ b
 
 

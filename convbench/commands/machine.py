@@ -29,7 +29,8 @@ def add_parser(commands: Any) -> None:
         "pick the GEMM engine of numpy arrays' large products (numpy's BLAS, or torch's "
         "where its GEMM is 5% faster) and calibrate the cost model's rates (GEMM at large "
         "and narrow sizes by that engine, copies, strided runs, FFTs, per-call overhead) that "
-        "algo='auto' ranks algorithms with, and cache them beside the peaks; a failed or loaded calibration leaves the default rates.")
+        "algo='auto' ranks algorithms with, and cache them beside the peaks; a failed or "
+        "loaded calibration leaves the default rates.")
     parser.add_argument("--threads", type=positive_int,
                         help="threads (default: all the CPUs this process may use)")
     when = parser.add_mutually_exclusive_group()

@@ -151,12 +151,13 @@ def _check_before_running(args: argparse.Namespace, suites: list[Suite],
                           options: RunOptions) -> None:
     """Everything that can be found wrong before anything runs, for every suite: algorithm and
     backend names, the output directories, a resume's settings, the results database."""
+    from convbench.run.cluster import ENGINE
     from convbench.run.runner import check_resume, plan
 
     check_suite_directories(args.out, [suite.name for suite in suites])
     for suite in suites:
         plan(suite, options)
-        check_resume(suite, args.out / suite.name, options)
+        check_resume(suite, args.out / suite.name, options, ENGINE if args.cluster else None)
     if args.store:
         check_database_url(args.store)
 

@@ -154,6 +154,14 @@ def _blas(meta: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
+def _engine(meta: dict[str, Any]) -> str:
+    """The GEMM engine of numpy arrays' large products, and where it came from."""
+    if "gemm_engine" not in meta:
+        return "numpy (recorded before the engine was)"
+    source = meta.get("gemm_engine_source")
+    return f"{meta['gemm_engine']} ({source})" if source else str(meta["gemm_engine"])
+
+
 def _cpu(meta: dict[str, Any]) -> str:
     cpu = meta.get("cpu", {})
     cores = f"{cpu.get('physical_cores')} cores, {cpu.get('logical_cores')} threads"
@@ -197,6 +205,7 @@ def metadata_rows(runs: Sequence[Run]) -> list[tuple[str, list[str]]]:
         ("CPU", lambda r: _cpu(r.meta)), ("machine peaks", _peaks),
         ("threads", lambda r: str(r.meta.get("threads", ""))),
         ("BLAS and OpenMP", lambda r: _blas(r.meta)),
+        ("GEMM engine", lambda r: _engine(r.meta)),
         ("versions", lambda r: _versions(r.meta)), ("commit", lambda r: _commit(r.meta)),
         ("environment", lambda r: " ".join(f"{k}={v}" for k, v in r.meta.get("env", {}).items())
          or "none set"),

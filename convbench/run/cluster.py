@@ -47,6 +47,10 @@ from convbench.run.suite import Suite
 
 INSTALL_HINT = "--cluster needs Dask's distributed scheduler: pip install convbench[cluster]"
 TIMING = "timing"  # the worker resource a timed case needs; a machine advertises it once
+# The GEMM engine is each timing machine's own (its CONVBENCH_GEMM or its calibration): each
+# worker's run records it in the meta.json kept under "machines"; the client's says so.
+ENGINE = {"gemm_engine": "each machine's", "gemm_engine_source": "each timing machine's "
+          "CONVBENCH_GEMM or calibration, in meta.json's machines"}
 RETRIES = 2  # a case whose task raised runs again (a lost worker's case is rescheduled anyway)
 LOCAL = "local:"
 WORKER_COMMAND = "dask worker ADDRESS --nworkers 1 --nthreads 1 --resources timing=1"
@@ -232,7 +236,7 @@ def _client_meta(suite: Suite, tasks: int, options: RunOptions, cluster: Cluster
                  ) -> dict[str, Any]:
     """The run's meta.json as the client writes it: what a resume checks, and the cluster."""
     threads = runner.run_threads(options)
-    return environment.collect(threads, options.commit) | runner.gemm_meta(threads) | {
+    return environment.collect(threads, options.commit) | ENGINE | {
         "threads": threads, "suite": runner.suite_meta(suite), "tasks": tasks,
         "interleave": options.interleave, "processes": options.processes,
         "cluster": {"address": cluster.address, "how": cluster.how,
@@ -261,7 +265,7 @@ def run(suite: Suite, out_dir: Path, options: RunOptions, cluster: Cluster,
         on_row: Callable[[dict[str, Any], int, int], None] | None = None) -> Path:
     """runner.run's contract, on the cluster: every case not yet done runs on one worker, and
     its rows are appended to out_dir/results.csv the moment its task's result arrives."""
-    runner.check_resume(suite, out_dir, options)
+    runner.check_resume(suite, out_dir, options, ENGINE)
     suite = runner.apply_options(suite, options)
     tasks = runner.plan(suite, options)
     results = ResultsFile(out_dir, options.resume)
@@ -338,11 +342,11 @@ def run_each_machine(suite: Suite, out_dir: Path, options: RunOptions, cluster: 
     paths, one per machine. A machine whose timing workers are all gone for MACHINE_GONE_S has
     its remaining cases recorded as errors, and the run goes on."""
     d = distributed()
-    runner.check_resume(suite, out_dir, options)
+    runner.check_resume(suite, out_dir, options, ENGINE)
     hosts = _timing_hosts(cluster)
     prints = {w.host: w.fingerprint for w in cluster.workers if w.timing}
     for host in hosts:
-        runner.check_resume(suite, machine_directory(out_dir, host), options)
+        runner.check_resume(suite, machine_directory(out_dir, host), options, ENGINE)
     suite = runner.apply_options(suite, options)
     tasks = runner.plan(suite, options)
     index = {(t.case.name, t.algorithm.name, t.backend): i for i, t in enumerate(tasks, 1)}

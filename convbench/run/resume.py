@@ -37,6 +37,8 @@ SETTINGS: dict[str, str] = {
     "gemm_engine": "CONVBENCH_GEMM, or the calibration of `convbench machine`",
 }
 ADVICE = "run without --resume, or into another --out"
+# What a meta.json from before a setting was recorded was measured with.
+BEFORE_RECORDED: dict[str, Any] = {"gemm_engine": "numpy"}
 
 
 def recorded(meta: dict[str, Any], dotted: str) -> Any:
@@ -50,13 +52,16 @@ def recorded(meta: dict[str, Any], dotted: str) -> Any:
 def check_settings(directory: Path, planned: dict[str, Any]) -> None:
     """ValueError naming the first setting whose value in `directory`'s meta.json differs from
     `planned` (a meta of the same shape), with both values. An entry an older meta.json lacks
-    is not checked; a directory with results and no meta.json cannot be resumed."""
+    is not checked, unless its value then is known (BEFORE_RECORDED: every run before the GEMM
+    engine was numpy's); a directory with results and no meta.json cannot be resumed."""
     meta = read_meta(directory)
     if not meta:
         raise ValueError(f"--resume: {directory} holds results but no {META_FILE}, so the "
                          f"settings they were measured with are unknown; {ADVICE}")
     for dotted, option in SETTINGS.items():
         before, now = recorded(meta, dotted), recorded(planned, dotted)
+        if before is None:
+            before = BEFORE_RECORDED.get(dotted)
         if before is not None and before != now:
             raise ValueError(f"--resume: {directory / META_FILE} was measured with "
                              f"{dotted} = {before}, this run has {now} ({option}); give the "

@@ -404,7 +404,8 @@ def run_threads(options: RunOptions) -> int:
     return options.threads or 1
 
 
-def check_resume(suite: Suite, out_dir: Path, options: RunOptions) -> None:
+def check_resume(suite: Suite, out_dir: Path, options: RunOptions,
+                 engine: dict[str, str] | None = None) -> None:
     """With `options.resume`, ValueError unless the rows already in out_dir were measured as
     this run would measure them: same problems, same settings (convbench.run.resume). Cheap,
     so that a command checks every suite before it runs any."""
@@ -412,18 +413,20 @@ def check_resume(suite: Suite, out_dir: Path, options: RunOptions) -> None:
         return
     suite = apply_options(suite, options)
     results = ResultsFile(out_dir, resume=True)  # drops a row cut short by a kill
-    resume.check_settings(out_dir, _planned_meta(suite, options))
+    resume.check_settings(out_dir, _planned_meta(suite, options, engine))
     planned = {(t.case.name, t.algorithm.name, t.backend): str(t.case.problem)
                for t in plan(suite, options)}
     resume.check_problems(planned, results.done_descriptors(), results.path)
 
 
-def _planned_meta(suite: Suite, options: RunOptions) -> dict[str, Any]:
-    """The entries of meta.json that this run would write and a resume must match."""
+def _planned_meta(suite: Suite, options: RunOptions, engine: dict[str, str] | None = None
+                  ) -> dict[str, Any]:
+    """The entries of meta.json that this run would write and a resume must match; `engine`
+    in place of this process's GEMM engine (a cluster's)."""
     return {"threads": run_threads(options), "interleave": options.interleave,
             "processes": options.processes,
             "suite": suite_meta(suite), "cpu": environment.cpu_info(),
-            "versions": environment.versions()} | gemm_meta(run_threads(options))
+            "versions": environment.versions()} | (engine or gemm_meta(run_threads(options)))
 
 
 def suite_meta(suite: Suite) -> dict[str, Any]:
