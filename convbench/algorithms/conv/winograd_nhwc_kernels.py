@@ -19,8 +19,9 @@ NCHW problems run the same pipeline: layout_kernels puts the input channels last
 result back.
 
 Two arrangements (`fused` picks):
-- staged: the input transform of every tile, the alpha^2 channel GEMMs by numpy's BLAS (its
-  threads), the output transform of every tile; the threads share the tiles.
+- staged: the input transform of every tile, the alpha^2 channel GEMMs by the GEMM engine
+  (convbench.backends.gemm, on its threads), the output transform of every tile; the threads
+  share the tiles.
 - fused: each thread takes blocks of tiles and runs the whole pipeline on one block at a time,
   its V and products (block buffers sized to a core's L2) never leaving the cache, the channel
   GEMMs by single-threaded BLAS (np.dot). It pays where the transformed filters are small
