@@ -134,7 +134,7 @@ def test_the_command_calibrates_and_shows_the_model(
     assert main(["machine", "--threads", "1", "--force"]) == EXIT_OK
     out = " ".join(capsys.readouterr().out.split())
     assert "cost model (calibrated in" in out and "GEMM 190 GFLOP/s, half rate at 20 wide" in out
-    assert "GEMM engine torch (numpy 190, torch 250 GFLOP/s)" in out
+    assert "GEMM engine torch (numpy 190, torch 250 GFLOP/s, geometric mean" in out
     # RATES has no loop rate: a record from before the kernels were calibrated, or none to run
     assert ("compiled loops not calibrated" if compiled.enabled() else "compiled loops off") in out
     assert calibrate.model_path(1).exists()

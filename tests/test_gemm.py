@@ -197,6 +197,7 @@ def test_a_calibration_records_both_engines(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setattr(calibrate, "GEMM_ROUNDS", calibrate.TimingPolicy(budget_s=0.0,
                                                                           min_repeats=2))
     monkeypatch.setattr(calibrate, "GEMM_SIZE", 64)
+    monkeypatch.setattr(calibrate, "NARROW_GEMMS", ((4, 32, 32, 16), (2, 64, 64, 8)))
     rates = calibrate.engine_rates(1)
     assert set(rates) == {"numpy", "torch"} and all(r > 0 for r in rates.values())
 

@@ -10,9 +10,9 @@ products of numpy arrays go through `matmul` here, which hands them to torch zer
 (torch.from_numpy, the result written into a numpy array) when the engine is torch.
 
 The engine is, in order: CONVBENCH_GEMM ("numpy" or "torch"; empty is unset); else the
-calibration record of this machine at the current thread count (`convbench machine` times a
-large GEMM with both and picks torch only when it is at least 5% faster:
-measure.calibrate.pick_engine); else numpy. Runs record it in their meta.json. Products under
+calibration record of this machine at the current thread count (`convbench machine` times
+the large and the narrow GEMMs with both and picks torch only when its rates' geometric mean is
+at least 5% higher: measure.calibrate.engine_rates, pick_engine); else numpy. Runs record it in their meta.json. Products under
 MIN_MACS multiply-adds stay with numpy whatever the engine (a call through torch costs a few
 microseconds more), as do operands torch cannot view (negative strides, dtypes other than
 float32 and float64, vectors) and an `out` that is not C-contiguous or overlaps an operand.

@@ -27,7 +27,7 @@ def add_parser(commands: Any) -> None:
         "Cache them per machine fingerprint only when the machine was quiet (exit 1 otherwise, "
         "nothing cached), and print them. Every run copies them into its meta.json. Then "
         "pick the GEMM engine of numpy arrays' large products (numpy's BLAS, or torch's "
-        "where its GEMM is 5% faster) and calibrate the cost model's rates (GEMM at large "
+        "where its GEMMs are 5% faster, geometric mean over the large and narrow ones) and calibrate the cost model's rates (GEMM at large "
         "and narrow sizes by that engine, copies, strided runs, FFTs, per-call overhead) that "
         "algo='auto' ranks algorithms with, and cache them beside the peaks; a failed or "
         "loaded calibration leaves the default rates.")
@@ -110,7 +110,8 @@ def _engine(record: dict[str, Any]) -> str:
     if not engines:
         return "numpy (a record from before the engines were compared)"
     measured = ", ".join(f"{name} {rate / 1e9:.0f}" for name, rate in engines.items())
-    return f"{record.get('gemm_engine', 'numpy')} ({measured} GFLOP/s)"
+    return (f"{record.get('gemm_engine', 'numpy')} ({measured} GFLOP/s, geometric mean over "
+            "the large and narrow GEMMs)")
 
 
 def _loops(rates: dict[str, Any]) -> str:

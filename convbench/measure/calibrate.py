@@ -4,8 +4,9 @@
 with a machine's rates. The defaults there are one machine's; this module measures the same
 rates here, in a few seconds, with the primitives the algorithms are made of:
 
-- the GEMM engine: a large float32 GEMM by numpy and by torch (zero-copy on the same arrays),
-  interleaved; torch's is picked when it is PICK_MARGIN faster (convbench.backends.gemm runs
+- the GEMM engine: the large float32 GEMM and the narrow ones (below) by numpy and by torch
+  (zero-copy on the same arrays), interleaved; torch's is picked when the geometric mean of
+  its rates is PICK_MARGIN above numpy's (convbench.backends.gemm runs
   large products of numpy arrays by it), and the GEMM rates below are the engine's;
 - gemm_flops_per_s: a large float32 GEMM (GEMM_SIZE^3);
 - gemm_half_size: the narrow GEMMs' fall-off, fitted from batched GEMMs whose smallest side d
@@ -91,8 +92,12 @@ def _gemm(batch: int, m: int, k: int, n: int, engine: str = "numpy") -> Callable
 
 
 def engine_rates(threads: int) -> dict[str, float]:
-    """The large GEMM's FLOP/s by each engine (numpy; torch where it is installed), timed in
-    interleaved rounds at `threads` (torch's intra-op pool set to them for the duration)."""
+    """Each engine's (numpy; torch where it is installed) GEMM rate: the geometric mean of its
+    FLOP/s over the large GEMM and NARROW_GEMMS (the shapes the fast algorithms issue), all
+    timed in the same interleaved rounds at `threads` (torch's intra-op pool set to them for the
+    duration). At 2048^3 alone the two libraries came within 2-5% of each other on this
+    project's machine, the pick flipping between calibrations, where on the algorithms' own
+    shapes torch's took 0.75-0.9 of numpy's time."""
     engines = ["numpy"]
     try:
         import torch
@@ -100,16 +105,23 @@ def engine_rates(threads: int) -> dict[str, float]:
         torch = None
     else:
         engines.append("torch")
-    shape = (1, GEMM_SIZE, GEMM_SIZE, GEMM_SIZE)
     previous = torch.get_num_threads() if torch else None
     try:
         if torch:
             torch.set_num_threads(threads)
-        times = measure_interleaved([_gemm(*shape, e) for e in engines], GEMM_ROUNDS)
+        shapes = ((1, GEMM_SIZE, GEMM_SIZE, GEMM_SIZE), *NARROW_GEMMS)
+        fns = [_gemm(*shape, e) for e in engines for shape in shapes]
+        times = [m.min_s for m in measure_interleaved(fns, GEMM_ROUNDS)]
     finally:
         if torch:
             torch.set_num_threads(previous)
-    return {e: 2 * GEMM_SIZE**3 / m.min_s for e, m in zip(engines, times, strict=True)}
+    flops = [2 * batch * m * k * n for batch, m, k, n in shapes]
+    rates = {}
+    for index, engine in enumerate(engines):
+        mine = times[index * len(shapes):(index + 1) * len(shapes)]
+        rates[engine] = math.exp(statistics.fmean(
+            math.log(f / t) for f, t in zip(flops, mine, strict=True)))
+    return rates
 
 
 def gemm_times_s(engine: str = "numpy") -> list[float]:
@@ -212,7 +224,7 @@ def rates(threads: int, extra: dict[str, Rate] | None = None, engine: str = "num
 
 
 def pick_engine(engines: dict[str, float]) -> str:
-    """The GEMM engine a calibration records, from each engine's large-GEMM FLOP/s: torch only
+    """The GEMM engine a calibration records, from each engine's rate (engine_rates): torch only
     when it is PICK_MARGIN faster than numpy (a tie keeps one library for everything)."""
     if engines.get("torch", 0.0) > engines["numpy"] * (1 + PICK_MARGIN):
         return "torch"
@@ -221,7 +233,7 @@ def pick_engine(engines: dict[str, float]) -> str:
 
 def calibrate(threads: int, extra: dict[str, Rate] | None = None) -> dict[str, Any]:
     """The record to cache: the GEMM engine (the faster library's, convbench.backends.gemm)
-    and each engine's large-GEMM rate; the rates (`extra` among them), the GEMMs' by that
+    and each engine's rate (engine_rates); the rates (`extra` among them), the GEMMs' by that
     engine; the threads, when, and how long it took."""
     start, monitor = time.perf_counter(), LoadMonitor()
     with threadpool_limits(limits=threads):
