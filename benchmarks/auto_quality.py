@@ -249,7 +249,8 @@ def write_csv(rows: list[dict[str, object]], path: Path, labels: list[str]) -> N
                                         for n in names]])
 
 
-def main() -> int:
+def arguments() -> argparse.ArgumentParser:
+    """The options this script shares with benchmarks/gemm_engine.py."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--threads", type=int, default=2)
@@ -257,6 +258,11 @@ def main() -> int:
     parser.add_argument("--layers")
     parser.add_argument("--csv", type=Path)
     parser.add_argument("--layout", choices=("nchw", "nhwc"), default="nchw")
+    return parser
+
+
+def main() -> int:
+    parser = arguments()
     parser.add_argument("--engine", choices=gemm.ENGINES,
                         help="the GEMM engine (default: the calibration's pick)")
     args = parser.parse_args()

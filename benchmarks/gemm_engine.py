@@ -15,11 +15,9 @@ Options: --quick, --threads T, --layers SUBSTRING, --layout nhwc, --csv PATH.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import statistics
 import sys
-from pathlib import Path
 
 import auto_quality as aq  # noqa: E402  (the same layers, closures and rounds; sets the env)
 import torch  # noqa: E402
@@ -57,14 +55,7 @@ def run_layer(name: str, p: object, policy: object) -> dict[str, float]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--layers")
-    parser.add_argument("--layout", choices=("nchw", "nhwc"), default="nchw")
-    parser.add_argument("--csv", type=Path)
-    args = parser.parse_args()
+    args = aq.arguments().parse_args()
     keep_freed_memory()
     policy = aq.POLICIES["quick" if args.quick else "full"]
     print(f"# {args.layout}, N={args.batch}, {args.threads} threads; each candidate with numpy's "

@@ -129,8 +129,10 @@ def test_the_command_calibrates_and_shows_the_model(
     monkeypatch.setattr(machine, "measure_round",
                         lambda threads: machine.PeakRound(195.0, 20.0, 0.01))
     monkeypatch.setattr(calibrate, "rates", lambda threads, extra, engine: dict(RATES))
+    monkeypatch.setattr(calibrate, "gemm_times_s",
+                        lambda threads, engines: {e: [1.0] * 7 for e in engines})
     monkeypatch.setattr(calibrate, "engine_rates",
-                        lambda threads: {"numpy": 190e9, "torch": 250e9})
+                        lambda times_s: {"numpy": 190e9, "torch": 250e9})
     assert main(["machine", "--threads", "1", "--force"]) == EXIT_OK
     out = " ".join(capsys.readouterr().out.split())
     assert "cost model (calibrated in" in out and "GEMM 190 GFLOP/s, half rate at 20 wide" in out

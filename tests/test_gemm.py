@@ -198,7 +198,7 @@ def test_a_calibration_records_both_engines(monkeypatch: pytest.MonkeyPatch) -> 
                                                                           min_repeats=2))
     monkeypatch.setattr(calibrate, "GEMM_SIZE", 64)
     monkeypatch.setattr(calibrate, "NARROW_GEMMS", ((4, 32, 32, 16), (2, 64, 64, 8)))
-    rates = calibrate.engine_rates(1)
+    rates = calibrate.engine_rates(calibrate.gemm_times_s(1, calibrate.installed_engines()))
     assert set(rates) == {"numpy", "torch"} and all(r > 0 for r in rates.values())
 
 

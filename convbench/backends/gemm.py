@@ -12,9 +12,9 @@ products of numpy arrays go through `matmul` here, which hands them to torch zer
 The engine is, in order: CONVBENCH_GEMM ("numpy" or "torch"; empty is unset); else the
 calibration record of this machine at the current thread count (`convbench machine` times
 the large and the narrow GEMMs with both and picks torch only when its rates' geometric mean is
-at least 5% higher: measure.calibrate.engine_rates, pick_engine); else numpy. Runs record it in their meta.json. Products under
-MIN_MACS multiply-adds stay with numpy whatever the engine (a call through torch costs a few
-microseconds more), as do operands torch cannot view (negative strides, dtypes other than
+at least 5% higher: measure.calibrate.engine_rates, pick_engine); else numpy. Runs record it
+in their meta.json. Products under MIN_MACS multiply-adds stay with numpy whatever the engine
+(a call through torch costs a few microseconds more), as do operands torch cannot view (negative strides, dtypes other than
 float32 and float64, vectors) and an `out` that is not C-contiguous or overlaps an operand.
 The algorithms call it for their channel GEMMs (convbench.backends.xp.matmul, matmul_into);
 their transforms' small-k products (k = alpha or R*S) stay numpy's `@`.
@@ -73,24 +73,26 @@ def pinned(name: str) -> Iterator[str]:
             os.environ[SWITCH] = before
 
 
-def engine(threads: int | None = None) -> str:
-    """The engine numpy products take now (see the module's docstring); `threads` defaults to
-    the compiled kernels' thread count, which a run pins to its own."""
+def resolved(threads: int | None = None) -> tuple[str, str]:
+    """(the engine numpy products take now, where it comes from in a phrase: for meta.json);
+    see the module's docstring. `threads` defaults to the compiled kernels' thread count, which
+    a run pins to its own."""
     if _engine is not None:
-        return _engine
+        return _engine, "set by convbench.backends.gemm.set_engine"
     chosen = os.environ.get(SWITCH)
     if chosen:
-        return check(chosen)
-    return calibrated(compiled.threads() if threads is None else threads)[0]
+        return check(chosen), f"{SWITCH}={chosen}"
+    return calibrated(compiled.threads() if threads is None else threads)
+
+
+def engine(threads: int | None = None) -> str:
+    """The engine numpy products take now (resolved)."""
+    return resolved(threads)[0]
 
 
 def source(threads: int | None = None) -> str:
-    """Where the engine comes from, in a phrase (for meta.json and `convbench machine`)."""
-    if _engine is not None:
-        return "set by convbench.backends.gemm.set_engine"
-    if os.environ.get(SWITCH):
-        return f"{SWITCH}={os.environ[SWITCH]}"
-    return calibrated(compiled.threads() if threads is None else threads)[1]
+    """Where the engine comes from (resolved)."""
+    return resolved(threads)[1]
 
 
 def calibrated(threads: int) -> tuple[str, str]:

@@ -12,8 +12,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from array_api_compat import array_namespace, device, is_cupy_array, is_numpy_array
 import numpy as np
+from array_api_compat import array_namespace, device, is_cupy_array, is_numpy_array
 from array_api_compat import is_torch_array
 
 from convbench.backends import gemm
@@ -101,10 +101,6 @@ def matmul(a: Array, b: Array) -> Array:
     """a @ b: numpy arrays' by the GEMM engine (convbench.backends.gemm), others' by their
     library."""
     if type(a) is np.ndarray and type(b) is np.ndarray:
-        # gemm.large, inline: a tiny problem's call makes several products
-        if (a.ndim < 2 or b.ndim < 2
-                or max(a.size * b.shape[-1], b.size * a.shape[-2]) < gemm.MIN_MACS):
-            return np.matmul(a, b)
         return gemm.matmul(a, b)
     return a @ b
 

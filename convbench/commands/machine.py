@@ -27,8 +27,9 @@ def add_parser(commands: Any) -> None:
         "Cache them per machine fingerprint only when the machine was quiet (exit 1 otherwise, "
         "nothing cached), and print them. Every run copies them into its meta.json. Then "
         "pick the GEMM engine of numpy arrays' large products (numpy's BLAS, or torch's "
-        "where its GEMMs are 5% faster, geometric mean over the large and narrow ones) and calibrate the cost model's rates (GEMM at large "
-        "and narrow sizes by that engine, copies, strided runs, FFTs, per-call overhead) that "
+        "where its GEMMs are 5% faster, geometric mean over the large and narrow ones) and "
+        "calibrate the cost model's rates (GEMM at large and narrow sizes by that engine, "
+        "copies, strided runs, FFTs, per-call overhead) that "
         "algo='auto' ranks algorithms with, and cache them beside the peaks; a failed or "
         "loaded calibration leaves the default rates.")
     parser.add_argument("--threads", type=positive_int,
@@ -105,7 +106,7 @@ def _print_model(record: dict[str, Any] | None, source: str, console: Console) -
 
 
 def _engine(record: dict[str, Any]) -> str:
-    """The GEMM engine the record picked and each engine's large-GEMM rate, or why none."""
+    """The GEMM engine the record picked and each engine's rate, or why none."""
     engines = record.get("gemm_engines_flops_per_s")
     if not engines:
         return "numpy (a record from before the engines were compared)"

@@ -6,8 +6,8 @@ rates here, in a few seconds, with the primitives the algorithms are made of:
 
 - the GEMM engine: the large float32 GEMM and the narrow ones (below) by numpy and by torch
   (zero-copy on the same arrays), interleaved; torch's is picked when the geometric mean of
-  its rates is PICK_MARGIN above numpy's (convbench.backends.gemm runs
-  large products of numpy arrays by it), and the GEMM rates below are the engine's;
+  its rates is PICK_MARGIN above numpy's (convbench.backends.gemm runs large products of numpy
+  arrays by it), and the GEMM rates below are from the picked engine's samples;
 - gemm_flops_per_s: a large float32 GEMM (GEMM_SIZE^3);
 - gemm_half_size: the narrow GEMMs' fall-off, fitted from batched GEMMs whose smallest side d
   is 32 to 256 (Winograd's channel GEMMs, im2col's on small images): each shape's time, less
@@ -55,8 +55,8 @@ POLICY = TimingPolicy(budget_s=0.15, min_repeats=5)
 # likely one that no other process interrupted (about 1 s on a quiet machine).
 GEMM_ROUNDS = TimingPolicy(budget_s=0.1, min_repeats=10)
 GEMM_SIZE = SGEMM_SIZE  # the peak's GEMM
-# The GEMM engine (convbench.backends.gemm) is torch's only when its large GEMM is this much
-# faster than numpy's.
+# The GEMM engine (convbench.backends.gemm) is torch's only when its rate (engine_rates) is
+# this much above numpy's.
 PICK_MARGIN = 0.05
 # (batch, m, k, n): narrow GEMMs as the fast algorithms issue them. m = k = channels, n = the
 # tiles or pixels, the smallest side (Winograd F(4,3) on a 7x7 image at N=8 has 32 tiles).
@@ -91,46 +91,51 @@ def _gemm(batch: int, m: int, k: int, n: int, engine: str = "numpy") -> Callable
     return lambda: np.matmul(a, b, out=out)
 
 
-def engine_rates(threads: int) -> dict[str, float]:
-    """Each engine's (numpy; torch where it is installed) GEMM rate: the geometric mean of its
-    FLOP/s over the large GEMM and NARROW_GEMMS (the shapes the fast algorithms issue), all
-    timed in the same interleaved rounds at `threads` (torch's intra-op pool set to them for the
-    duration). At 2048^3 alone the two libraries came within 2-5% of each other on this
-    project's machine, the pick flipping between calibrations, where on the algorithms' own
-    shapes torch's took 0.75-0.9 of numpy's time."""
-    engines = ["numpy"]
+def gemm_shapes() -> tuple[tuple[int, int, int, int], ...]:
+    """(batch, m, k, n): the large GEMM, then NARROW_GEMMS."""
+    return ((1, GEMM_SIZE, GEMM_SIZE, GEMM_SIZE), *NARROW_GEMMS)
+
+
+def installed_engines() -> list[str]:
+    """numpy, and torch where it is installed."""
     try:
-        import torch
+        import torch  # noqa: F401
     except ImportError:
-        torch = None
-    else:
-        engines.append("torch")
+        return ["numpy"]
+    return ["numpy", "torch"]
+
+
+def gemm_times_s(threads: int, engines: list[str] | None = None) -> dict[str, list[float]]:
+    """Per engine (default numpy), the fastest sample of the large GEMM, then of each
+    NARROW_GEMMS shape, all timed in the same interleaved rounds at `threads` (torch's intra-op
+    pool set to them for the duration): the fall-off is fitted, and the engines compared, from
+    figures taken under the same load."""
+    engines = engines or ["numpy"]
+    shapes = gemm_shapes()
+    torch = __import__("torch") if "torch" in engines else None
     previous = torch.get_num_threads() if torch else None
     try:
         if torch:
             torch.set_num_threads(threads)
-        shapes = ((1, GEMM_SIZE, GEMM_SIZE, GEMM_SIZE), *NARROW_GEMMS)
         fns = [_gemm(*shape, e) for e in engines for shape in shapes]
         times = [m.min_s for m in measure_interleaved(fns, GEMM_ROUNDS)]
     finally:
         if torch:
             torch.set_num_threads(previous)
+    return {e: times[i * len(shapes):(i + 1) * len(shapes)] for i, e in enumerate(engines)}
+
+
+def engine_rates(times_s: dict[str, list[float]]) -> dict[str, float]:
+    """Each engine's GEMM rate from its gemm_times_s: the geometric mean of its FLOP/s over the
+    large GEMM and NARROW_GEMMS (the shapes the fast algorithms issue). At 2048^3 alone the two
+    libraries came within 2-5% of each other on this project's machine, the pick flipping
+    between calibrations, where on the algorithms' own shapes torch's took 0.75-0.9 of numpy's
+    time."""
+    shapes = gemm_shapes()
     flops = [2 * batch * m * k * n for batch, m, k, n in shapes]
-    rates = {}
-    for index, engine in enumerate(engines):
-        mine = times[index * len(shapes):(index + 1) * len(shapes)]
-        rates[engine] = math.exp(statistics.fmean(
-            math.log(f / t) for f, t in zip(flops, mine, strict=True)))
-    return rates
-
-
-def gemm_times_s(engine: str = "numpy") -> list[float]:
-    """The fastest sample of the large GEMM, then of each NARROW_GEMMS shape, by `engine`,
-    timed in interleaved rounds, so that the fall-off is fitted from figures taken under the
-    same load."""
-    shapes = ((1, GEMM_SIZE, GEMM_SIZE, GEMM_SIZE), *NARROW_GEMMS)
-    fns = [_gemm(*shape, engine) for shape in shapes]
-    return [m.min_s for m in measure_interleaved(fns, GEMM_ROUNDS)]
+    return {engine: math.exp(statistics.fmean(
+        math.log(f / t) for f, t in zip(flops, times, strict=True)))
+        for engine, times in times_s.items()}
 
 
 def narrow_halves(peak: float, call_s: float, copy_rate: float, times_s: list[float]
@@ -199,12 +204,13 @@ def l2_cache_bytes(cpu: int = 0) -> int | None:
     return None
 
 
-def rates(threads: int, extra: dict[str, Rate] | None = None, engine: str = "numpy"
-          ) -> dict[str, float]:
-    """Every rate, measured at `threads` (MachineModel's field names), the GEMMs' by `engine`,
-    and each of `extra` where it applies."""
+def rates(threads: int, extra: dict[str, Rate] | None = None,
+          gemm_s: list[float] | None = None) -> dict[str, float]:
+    """Every rate, measured at `threads` (MachineModel's field names), the GEMMs' from `gemm_s`
+    (one engine's gemm_times_s; default: numpy's, timed now), and each of `extra` where it
+    applies."""
     with threadpool_limits(limits=threads):
-        large_s, *narrow_s = gemm_times_s(engine)
+        large_s, *narrow_s = gemm_s or gemm_times_s(threads)["numpy"]
         peak = 2 * GEMM_SIZE**3 / large_s
         copy_rate = copy_bytes_per_s()
         per_gemm = gemm_call_s(peak)
@@ -237,9 +243,10 @@ def calibrate(threads: int, extra: dict[str, Rate] | None = None) -> dict[str, A
     engine; the threads, when, and how long it took."""
     start, monitor = time.perf_counter(), LoadMonitor()
     with threadpool_limits(limits=threads):
-        engines = engine_rates(threads)
+        times_s = gemm_times_s(threads, installed_engines())
+    engines = engine_rates(times_s)
     engine = pick_engine(engines)
-    measured = rates(threads, extra, engine)
+    measured = rates(threads, extra, times_s[engine])
     load = monitor.stop().other_load
     return {"fingerprint": fingerprint(threads), "threads": threads, "rates": measured,
             "gemm_engine": engine, "gemm_engines_flops_per_s": engines,

@@ -262,7 +262,8 @@ def _with_driver(gpus: dict[str, Any]) -> dict[str, Any]:
 def gemm_meta(threads: int) -> dict[str, str]:
     """The GEMM engine numpy arrays' products take in this run, and why (raises ValueError for
     a bad CONVBENCH_GEMM, before any case runs)."""
-    return {"gemm_engine": gemm.engine(threads), "gemm_engine_source": gemm.source(threads)}
+    name, source = gemm.resolved(threads)
+    return {"gemm_engine": name, "gemm_engine_source": source}
 
 
 def machine_stamp(meta: dict[str, Any]) -> dict[str, Any]:
