@@ -200,6 +200,11 @@ def test_a_second_process_loads_the_kernels_from_the_cache(tmp_path: Path) -> No
 
 IM2COL = [
     "n2c3h32k4r3st2p1b1",  # NCHW, stride 2, 256 outputs per image
+    "n5c3h32k4r3p1b1",  # NCHW, stride 1: chunks of four images, then one
+    "n3c2h60w57k3r3p1",  # NCHW, 3420 outputs an image: one image a chunk, no copy of results
+    "n2c3h9k4r3p4b1",  # NCHW, padding past the kernel: whole rows and columns of zeros
+    "n2c4h11w13k3r2s3p1d2",  # NCHW, dilation with a rectangular kernel
+    "n2c3h12k5r1p1",  # NCHW, a padded 1x1
     "n1c4h40w34k5r5s3sh2sw1p2",  # rectangular kernel and stride
     "n2c5h36k3r3st2p1d2",  # dilation (the per-tap copy)
     "n1c3h33k8r7st2p3",  # a 7x7 stem at small size
@@ -235,13 +240,36 @@ def test_compiled_im2col_is_exact_and_matches_the_array_version(
 
 
 def test_im2col_keeps_its_numpy_paths_where_they_are_faster() -> None:
-    """NCHW stride 1 and small strided images keep numpy's unfold; plain 1x1 layers their
-    GEMMs; groups the array version."""
-    for descriptor in ("n8c512h7k512r3p1", "n8c512h14k512r3st2p1", "n8c64h56k256r1",
-                       "n8c256h56k512r1st2", "nhwc_n2c8h13k8r3p1g2"):
+    """Unpadded 1x1 layers in NCHW keep their GEMMs on the input (or its subsample), groups
+    the array version; every other 2-D layer takes a compiled path, NCHW ones at stride 1 and
+    on small images too."""
+    for descriptor in ("n8c64h56k256r1", "n8c256h56k512r1st2", "n8c2048h7k512r1",
+                       "nhwc_n2c8h13k8r3p1g2", "n8c64h56k64r3p1g2"):
         assert not im2col.compiled_path(parse(descriptor)), descriptor
-    assert im2col.compiled_path(parse("n8c128h56k128r3st2p1"))
-    assert im2col.compiled_path(parse("nhwc_n8c512h7k512r3p1"))
+    for descriptor in ("n8c128h56k128r3st2p1", "n8c512h7k512r3p1", "n8c512h14k512r3st2p1",
+                       "n8c64h56k64r3p1", "n8c3h224k64r7st2p3", "nhwc_n8c512h7k512r3p1"):
+        assert im2col.compiled_path(parse(descriptor)), descriptor
+
+
+@pytest.mark.parametrize("descriptor, images", [
+    ("n8c64h56k64r3p1", 1),  # 3136 outputs an image
+    ("n8c128h56k128r3st2p1", 4),  # 784
+    ("n8c512h7k512r3p1", 8),  # 49: all the images in one GEMM
+    ("n5c3h32k4r3p1", 4),  # 1024: chunks of four, then one
+])
+def test_the_nchw_path_multiplies_chunks_of_whole_images(descriptor: str, images: int) -> None:
+    """At least PLANAR_CHUNK_PIXELS outputs a GEMM, whole images, no more than the batch."""
+    p = parse(descriptor)
+    assert im2col._nchw_images(p) == images
+
+
+@pytest.mark.parametrize("descriptor", ["n5c3h32k4r3p1", "n3c2h60w57k3r3p1",
+                                        "n2c16h20k8r3st2p1"])
+def test_the_nchw_compiled_path_workspace_matches_the_model(descriptor: str) -> None:
+    """A chunk's columns and (several images a chunk) its GEMM result, against tracemalloc."""
+    p = parse(descriptor)
+    assert im2col.compiled_path(p)
+    assert_workspace_matches_the_model(p, registry.get("conv2d", "im2col"))
 
 
 POLYPHASE = [

@@ -41,6 +41,12 @@ WIDE_MIN_WEIGHTS = 4096
 # The compiled path's column matrix is built and multiplied this many bytes of it at a time
 # (whole images).
 COMPILED_CHUNK_BYTES = 1 << 28
+# The NCHW compiled path multiplies chunks of whole images with at least this many outputs
+# together (a larger image alone). Measured on ResNet-50 at N=8, 2 threads, torch's GEMM, side by side:
+# layer1's 3x3 (3136 outputs an image) 12.9 ms one image a chunk, 14.2 two, 19.2 all eight;
+# the stem (12544) 16.8, 17.9, 22.4; at 784 outputs (layer2) chunks of 2, 4 and 8 images
+# within 4% (stride 1: 10.6, 10.7, 10.5; stride 2: 14.0, 13.2, 13.3).
+PLANAR_CHUNK_PIXELS = 3136
 
 
 def _planar(p: ConvProblem) -> bool:
@@ -73,58 +79,50 @@ def is_subsampled_pointwise(p: ConvProblem) -> bool:
 
 
 def compiled_path(p: ConvProblem) -> bool:
-    """Whether numpy arrays of `p` take the compiled path (layout_kernels), compiled kernels
-    enabled and worth it (compiled.worth): a 2-D problem of one group in channels-last memory
-    (a pointwise layer's GEMM on the input itself, no copy), or NCHW that needs an unfold, at
-    a stride, with at least
-    PER_IMAGE_MIN_COLUMNS outputs per image, where numpy's unfold copies one value at a time.
-    Measured on ResNet-50 at N=8, 2 threads, side by side in one process (compiled against
-    the NCHW path): the stride-2 3x3 layers at 28x28 and 14x14 outputs 19.2 against 23.5 ms
-    and 14.8 against 16.8, at 7x7 11.1 against 9.9 (slower: the two transposes and a GEMM no
-    faster); the 7x7 stem and layer4's stride-1 3x3 level (20.3 / 20.7, 12.1 / 12.1); in
-    channels-last memory the stride-2 3x3 at 28x28 10.4 against 14.5."""
-    # the cheapest refusals first: every call of im2col asks (16 us on the smoke suite's 1x1)
-    if not p.channels_last and p.stride == (1, 1):
-        return False
+    """Whether numpy arrays of `p` take a compiled path (layout_kernels), compiled kernels
+    enabled and worth it (compiled.worth), for a 2-D problem of one group:
+    - channels-last memory: the column matrix of runs of S*C (none for a pointwise layer,
+      whose input is its own), one GEMM into the NHWC output;
+    - NCHW that needs an unfold (not a 1x1 layer's per-image GEMMs on the input itself, or
+      on its subsample): the column matrix built straight from NCHW in the weights' order,
+      one GEMM per chunk of images (_nchw), where numpy's unfold copies one value at a time.
+      Measured on ResNet-50 at N=8, 2 threads, torch's GEMM, side by side in one process
+      against the numpy unfold (stride 1) and the channels-last detour of transposes
+      (stride 2): the 3x3 stride-1 layers at 56, 28, 14 and 7 pixels wide 12.9 against 18.1
+      ms, 10.5-10.6 against 13.0, 10.6 against 13.3 and 8.6 against 9.8; the stride-2 3x3
+      layers at 28, 14 and 7 pixels out 13.3 against 13.1, 11.0 against 11.4 and 9.1 against
+      11.0; the 7x7 stem 16.8 against 24.3."""
     if p.rank != 2 or p.groups != 1:
         return False
-    if not compiled.worth(p.macs):
-        return False
-    if p.channels_last:  # a 1x1 layer's GEMM on the input itself
-        return True
-    return not is_subsampled_pointwise(p) and p.out_h * p.out_w >= PER_IMAGE_MIN_COLUMNS
+    if not p.channels_last and ((p.r, p.s) == (1, 1) and p.padding == (0, 0)):
+        return False  # a 1x1 layer's GEMMs on the input itself, or on its subsample
+    return compiled.worth(p.macs)
 
 
 def _compiled_images(p: ConvProblem) -> int:
-    """Images per chunk of the compiled path's column matrix."""
+    """Images per chunk of the channels-last path's column matrix."""
     per_image = p.out_h * p.out_w * p.r * p.s * p.c * p.itemsize
     return max(1, min(p.n, COMPILED_CHUNK_BYTES // per_image))
 
 
 def _compiled_workspace(p: ConvProblem) -> int:
-    """The input's channels-last copy (NCHW), the weights in (R*S*C, K) order, a chunk's
-    columns and the NHWC result (NCHW: beside the output at the end)."""
-    output = p.n * p.k * p.out_h * p.out_w
-    x_copy = 0 if p.channels_last else p.n * p.c * p.h * p.w
+    """Channels last: the weights in (R*S*C, K) order and a chunk's columns (the output is
+    the NHWC result itself)."""
     unfolded = not layout_kernels.pointwise(p)
     chunk = _compiled_images(p) * p.out_h * p.out_w * p.r * p.s * p.c * unfolded
     weights = p.r * p.s * p.c * p.k * (p.r * p.s > 1)
-    stages = (x_copy + weights + chunk + output, 0 if p.channels_last else 2 * output)
-    return (max(stages) - output) * p.itemsize
+    return (weights + chunk) * p.itemsize
 
 
 def _compiled_cost(p: ConvProblem) -> float:
-    """The transposes (NCHW), the weights' reorder (over 1x1), the column matrix (runs of S*C;
-    none for a pointwise layer) and the GEMM's read of it where it is larger than the cache,
-    one GEMM (N*OH*OW x R*S*C) @ (R*S*C x K). Without that read the model priced these paths
-    20-25% under their times on ResNet-50's stride-2 3x3 layers and the stem (NCHW, N=8, 2
-    threads: 11.1 ms modelled against 14.0 measured on layer2's, 19.2 against 22.9 on the
-    stem, whose columns take 59 MB), and level with polyphase Winograd on the stem where that
-    took 18% less."""
+    """Channels last: the weights' reorder (over 1x1), the column matrix (runs of S*C; none
+    for a pointwise layer) and the GEMM's read of it where it is larger than the cache, one
+    GEMM (N*OH*OW x R*S*C) @ (R*S*C x K). Without that read the model priced the NCHW
+    version of this path (with two transposes) 20-25% under its times on ResNet-50's
+    stride-2 3x3 layers and the stem (N=8, 2 threads: 11.1 ms modelled against 14.0 measured
+    on layer2's, 19.2 against 22.9 on the stem, whose columns take 59 MB)."""
     item, pixels = p.itemsize, p.n * p.out_h * p.out_w
     width = p.r * p.s * p.c
-    layout = 0.0 if p.channels_last else (cost.transpose_s(p.n * p.c * p.h * p.w, item)
-                                          + cost.transpose_s(pixels * p.k, item))
     images = _compiled_images(p)
     chunks = -(-p.n // images)
     weights = cost.transpose_s(width * p.k, item) if p.r * p.s > 1 else 0.0
@@ -134,15 +132,16 @@ def _compiled_cost(p: ConvProblem) -> float:
         read = chunks * columns * item / cost.MACHINE.copy_bytes_per_s
         unfold = cost.copy_s(pixels * width, item, p.s * p.c) + (
             read if columns * item > cost.MACHINE.cache_bytes else 0.0)
-    return (layout + weights + unfold + cost.gemm_s(pixels, p.k, width, item)
-            + cost.calls_s(6 + 2 * chunks))
+    return weights + unfold + cost.gemm_s(pixels, p.k, width, item) + cost.calls_s(
+        4 + 2 * chunks)
 
 
 def _compiled(p: ConvProblem, x: Array, w: Array, bias: Array | None) -> Array:
-    """The convolution through the compiled layout kernels: the input channels last (a view,
-    or a blocked transpose of NCHW), per chunk of images its column matrix (runs of S*C) and
-    one GEMM with the weights in (R*S*C, K) order into the NHWC result, bias added, put back
-    into NCHW for an NCHW problem."""
+    """The convolution through the compiled layout kernels. Channels last: the input's NHWC
+    view, per chunk of images its column matrix (runs of S*C) and one GEMM with the weights
+    in (R*S*C, K) order into the NHWC result, bias added. NCHW: _nchw."""
+    if not p.channels_last:
+        return _nchw(p, x, w, bias)
     threads = compiled.threads()
     xn = layout_kernels.channels_last(x, threads)
     weights = layout_kernels.filters(p, w, threads)
@@ -157,9 +156,75 @@ def _compiled(p: ConvProblem, x: Array, w: Array, bias: Array | None) -> Array:
     del xn
     if bias is not None:
         y += bias.astype(y.dtype, copy=False)
-    if p.channels_last:
-        return y.transpose(0, 3, 1, 2)
-    return layout_kernels.channels_first(y, threads)
+    return y.transpose(0, 3, 1, 2)
+
+
+def _nchw_images(p: ConvProblem) -> int:
+    """Images per chunk of the NCHW compiled path: enough for PLANAR_CHUNK_PIXELS outputs
+    (the GEMM's width), and no more (a smaller column matrix stays nearer the cores), within
+    COMPILED_CHUNK_BYTES of columns."""
+    pixels = p.out_h * p.out_w
+    per_image = pixels * p.r * p.s * p.c * p.itemsize
+    wanted = -(-PLANAR_CHUNK_PIXELS // pixels)
+    return max(1, min(p.n, wanted, COMPILED_CHUNK_BYTES // per_image))
+
+
+def _nchw_workspace(p: ConvProblem) -> int:
+    """A chunk's columns and, for chunks of several images, its GEMM result (K, images *
+    OH*OW), both allocated once and reused."""
+    images, pixels = _nchw_images(p), p.out_h * p.out_w
+    result = p.k * images * pixels if images > 1 else 0
+    return (p.c * p.r * p.s * images * pixels + result) * p.itemsize
+
+
+def _nchw_cost(p: ConvProblem) -> float:
+    """The column matrix (runs of OW read at the stride), its read by the GEMM where a
+    chunk's is larger than the cache, one GEMM (K x C*R*S) @ (C*R*S x images*OH*OW) per
+    chunk, and the copy of a chunk's result into NCHW (runs of OH*OW) when it holds several
+    images."""
+    item, pixels = p.itemsize, p.out_h * p.out_w
+    width = p.c * p.r * p.s
+    images = _nchw_images(p)
+    chunks = -(-p.n // images)
+    chunk_columns = width * images * pixels
+    unfold = cost.copy_s(p.n * pixels * width, item, p.out_w)
+    if chunk_columns * item > cost.MACHINE.cache_bytes:
+        unfold += p.n * pixels * width * item / cost.MACHINE.copy_bytes_per_s
+    gemm = cost.gemm_s(p.k, images * pixels, width, item, batch=chunks)
+    to_nchw = cost.copy_s(p.n * p.k * pixels, item, pixels) if images > 1 else 0.0
+    return unfold + gemm + to_nchw + cost.calls_s(4 + 3 * chunks)
+
+
+def _nchw(p: ConvProblem, x: Array, w: Array, bias: Array | None) -> Array:
+    """NCHW through the compiled kernels: per chunk of images (_nchw_images), the column
+    matrix (C*R*S, images*OH*OW) built straight from NCHW (layout_kernels.planar_columns),
+    one GEMM with the weights as they lie (K, C*R*S), into the output itself for one image,
+    else into a (K, images, OH*OW) result copied into NCHW. No transpose of the input, of the
+    weights or (one image a chunk) of the output."""
+    threads = compiled.threads()
+    x = np.ascontiguousarray(x)
+    weights = np.ascontiguousarray(w).reshape(p.k, -1)
+    pixels = p.out_h * p.out_w
+    y = np.empty((p.n, p.k, pixels), x.dtype)
+    step = _nchw_images(p)
+    width = weights.shape[1]
+    columns = np.empty(width * step * pixels, x.dtype)  # reused: a chunk's first touch
+    result = np.empty(p.k * step * pixels, x.dtype) if step > 1 else None
+    for n0 in range(0, p.n, step):
+        part = dataclasses.replace(p, n=min(p.n, n0 + step) - n0)
+        count = part.n * pixels
+        chunk = columns[: width * count].reshape(width, count)
+        layout_kernels.planar_columns(part, x[n0 : n0 + part.n], chunk, threads)
+        if result is None:
+            matmul_into(weights, chunk, y[n0])
+            continue
+        product = result[: p.k * count].reshape(p.k, count)
+        matmul_into(weights, chunk, product)
+        np.copyto(y[n0 : n0 + part.n], product.reshape(p.k, part.n, pixels).transpose(1, 0, 2))
+    del columns, result
+    if bias is not None:
+        y += bias.astype(y.dtype, copy=False)[:, None]
+    return y.reshape(p.n, p.k, p.out_h, p.out_w)
 
 
 def workspace_bytes(p: ConvProblem) -> int:
@@ -167,7 +232,7 @@ def workspace_bytes(p: ConvProblem) -> int:
     matrix beside the padded input (if padded), then beside the GEMM result, which is then
     copied into NCHW order (with one image that copy is free and the result is the output)."""
     if compiled_path(p):
-        return _compiled_workspace(p)
+        return _compiled_workspace(p) if p.channels_last else _nchw_workspace(p)
     if not _planar(p):
         return channels_last.workspace_elements(p, unfolded=True) * p.itemsize
     if is_pointwise(p):
@@ -194,7 +259,7 @@ def cost_s(p: ConvProblem) -> float:
     otherwise the unfold (C*R*S x N*OH*OW items, runs of OW; slower past the resident size),
     one GEMM per group and the result's copy into NCHW (N > 1)."""
     if compiled_path(p):
-        return _compiled_cost(p)
+        return _compiled_cost(p) if p.channels_last else _nchw_cost(p)
     if not _planar(p):
         return channels_last.cost_s(p, unfolded=True)
     g, kg, cg, pixels = p.groups, p.k // p.groups, p.c // p.groups, p.out_h * p.out_w

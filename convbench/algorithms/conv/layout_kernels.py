@@ -11,6 +11,9 @@ and the channels-last column matrix of im2col with its weights.
   half of im2col's 23.5 ms beside a 10.7 ms GEMM);
 - filters: the weights (K, C, R, S) as (R*S*C, K), blocked (numpy's strided copy took 8.4 ms
   for 512 x 512 x 3 x 3).
+- planar_columns: im2col's column matrix of an NCHW input in the weights' (c, r, s) order,
+  (C*R*S, N*OH*OW), straight from NCHW: runs of OW values read at the stride, no transpose of
+  the input or of the weights.
 
 The kernels release the GIL and run on compiled.parallel's threads, one run of images or
 pixels each.
@@ -102,6 +105,43 @@ def columns(first, last, x, hh, ww, cc, oh, ow, kr, ks, sh, sw, ph, pw, dh, dw, 
                     at = src + u64(w * cc)
                     for c in range(u64(cc)):
                         out[tap + c] = x[at + c]
+
+
+@jit
+def planar_columns(first, last, x, cc, hh, ww, nn, oh, ow, kr, ks, sh, sw, ph, pw, dh, dw,
+                   out):
+    """Rows (c, r, 0..S-1) for units c*R + r in [first, last) of the column matrix out
+    (C*R*S, N*OH*OW) of the NCHW input x (N, C, H, W): row (c, r, s) holds x[n, c, i*sh - ph
+    + r*dh, j*sw - pw + s*dw] over the output pixels (n, i, j), zeros in the padding; one
+    written run of OW per output row."""
+    npq = nn * oh * ow
+    for unit in range(first, last):
+        c = unit // kr
+        r = unit % kr
+        for s in range(ks):
+            row = u64(((c * kr + r) * ks + s) * npq)
+            shift = s * dw - pw
+            lo = 0  # the output columns whose input column lies in x: [lo, hi)
+            while lo < ow and lo * sw + shift < 0:
+                lo += 1
+            hi = ow
+            while hi > lo and (hi - 1) * sw + shift >= ww:
+                hi -= 1
+            for n in range(nn):
+                for i in range(oh):
+                    h = i * sh - ph + r * dh
+                    dst = row + u64((n * oh + i) * ow)
+                    if h < 0 or h >= hh:
+                        for j in range(u64(ow)):
+                            out[dst + j] = 0
+                        continue
+                    src = u64(((n * cc + c) * hh + h) * ww + lo * sw + shift)
+                    for j in range(u64(lo)):
+                        out[dst + j] = 0
+                    for j in range(u64(hi - lo)):
+                        out[dst + u64(lo) + j] = x[src + j * u64(sw)]
+                    for j in range(u64(hi), u64(ow)):
+                        out[dst + j] = 0
 
 
 @jit
@@ -215,4 +255,17 @@ def columns(p: ConvProblem, xn: np.ndarray, workers: int) -> np.ndarray:
     compiled.parallel(lambda q, first, last: kernel(
         first, last, _flat(xn), p.h, p.w, p.c, p.out_h, p.out_w, p.r, p.s, *p.stride,
         *p.padding, *p.dilation, _flat(out)), pixels, workers)
+    return out
+
+
+def planar_columns(p: ConvProblem, x: np.ndarray, out: np.ndarray, workers: int) -> np.ndarray:
+    """im2col's column matrix (C*R*S, N*OH*OW) of the NCHW input x (N, C, H, W) of a 2-D
+    problem of one group (symmetric padding), written into `out` (contiguous, that shape):
+    rows in the weights' own (c, r, s) order, so that (K, C*R*S) @ columns is the convolution
+    with the weights as they lie. Built straight from NCHW (no transpose): each row is runs of
+    OW values read at the stride."""
+    flat, kernel = _flat(np.ascontiguousarray(x)), _kernels().planar_columns
+    compiled.parallel(lambda q, first, last: kernel(
+        first, last, flat, p.c, p.h, p.w, p.n, p.out_h, p.out_w, p.r, p.s, *p.stride,
+        *p.padding, *p.dilation, _flat(out)), p.c * p.r, workers)
     return out
