@@ -251,6 +251,28 @@ def test_im2col_keeps_its_numpy_paths_where_they_are_faster() -> None:
         assert im2col.compiled_path(parse(descriptor)), descriptor
 
 
+@pytest.mark.parametrize("phased", [False, True])
+@pytest.mark.parametrize("descriptor", [
+    "n2c3h32k4r3st2p1",  # ResNet's stride-2 3x3
+    "n1c3h33k8r7st2p3",  # the stem's 7x7
+    "n2c5h37w41k3r3s5sw3p2d2",  # stride 3 across, dilation, a rectangular kernel
+    "n2c4h20k3r3st2p7",  # padding past the kernel: rows and runs of zeros only
+    "n1c2h9w41k2r2s3sw2p1d3",  # dilation 3 at stride 2: taps in both phases
+    "n1c2h9w40k2r2s3sw4",  # stride 4, unpadded
+    "n2c3h10k2r3p1",  # stride 1
+])
+def test_the_nchw_column_matrix_equals_numpys_unfold(monkeypatch: pytest.MonkeyPatch,
+                                                     descriptor: str, phased: bool) -> None:
+    """layout_kernels.planar_columns, read at the stride or split into phases first, writes
+    exactly numpy's unfold (C*R*S, N*OH*OW) of the same input."""
+    p = parse(descriptor)
+    monkeypatch.setattr(layout_kernels, "PHASED_MIN_WIDTH", 0 if phased else 1 << 30)
+    x = oracle.make_inputs(p, seed=3).arrays[0]
+    out = np.full((p.c * p.r * p.s, p.n * p.out_h * p.out_w), np.nan, x.dtype)
+    layout_kernels.planar_columns(p, x, out, 2)
+    np.testing.assert_array_equal(out, im2col.unfold(p, x)[0])
+
+
 @pytest.mark.parametrize("descriptor, images", [
     ("n8c64h56k64r3p1", 1),  # 3136 outputs an image
     ("n8c128h56k128r3st2p1", 4),  # 784
