@@ -251,3 +251,53 @@ def test_a_run_recorded_before_the_engine_resumes_only_with_numpys(tmp_path: Pat
         run(smoke, tmp_path, RunOptions(algorithms=("im2col",), resume=True))
     gemm.set_engine("numpy")
     run(smoke, tmp_path, RunOptions(algorithms=("im2col",), resume=True))
+
+
+def test_each_engine_has_its_own_tuning_table(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Winners measured with one engine's GEMMs are not picked under the other's; numpy's
+    table keeps the name every table had before the engine existed; auto's cached choice
+    follows a change of engine without auto.forget."""
+    from convbench.algorithms import auto
+
+    monkeypatch.setenv("CONVBENCH_CACHE", str(tmp_path))
+    threads = auto._threads()
+    dense = parse("n8c64h56k64r3p1")
+    numpy_table, torch_table = auto.tuning_path(threads, "numpy"), auto.tuning_path(threads,
+                                                                                     "torch")
+    assert numpy_table.name == f"tuning-{machine.fingerprint(threads)}.json"
+    assert torch_table.name == f"tuning-{machine.fingerprint(threads)}-torch.json"
+    numpy_table.write_text(json.dumps({str(dense): "fft"}))
+    torch_table.write_text(json.dumps({str(dense): "direct"}))
+    auto.forget()
+    try:
+        with gemm.pinned("numpy"):
+            assert auto.tuning_path(threads) == numpy_table
+            assert auto.choose(dense).name == "fft"
+        with gemm.pinned("torch"):
+            assert auto.tuning_path(threads) == torch_table
+            assert auto.choose(dense).name == "direct"
+        torch_table.unlink()
+        auto.forget()
+        with gemm.pinned("torch"):  # no table of torch's: the costs, not numpy's winner
+            assert auto.choose(dense).name == auto.ranked(dense)[0].name != "fft"
+    finally:
+        auto.forget()
+
+
+def test_tune_writes_the_table_of_the_engine_its_runs_use(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from convbench.algorithms import auto
+    from convbench.cli import main
+
+    monkeypatch.setenv("CONVBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv(gemm.SWITCH, "torch")
+    out = tmp_path / "out"
+    try:
+        assert main(["tune", "smoke", "--algo", "im2col,direct", "--out", str(out),
+                     "--threads", "1"]) == 0
+        assert read_meta(out / "smoke")["gemm_engine"] == "torch"
+        assert json.loads(auto.tuning_path(1, "torch").read_text())
+        assert not auto.tuning_path(1, "numpy").exists()
+    finally:
+        auto.forget()

@@ -1,8 +1,8 @@
 """algo="auto": choose per problem, and only ever an algorithm that supports it.
 
 auto knows no algorithm by name: it reads what each one declares. In order:
-1. a tuning table of measured winners for this machine (`convbench tune SUITE` writes it, as
-   cuDNN's algorithm search does), looked up by the problem's descriptor;
+1. a tuning table of measured winners for this machine and GEMM engine (`convbench tune SUITE`
+   writes it, as cuDNN's algorithm search does), looked up by the problem's descriptor;
 2. every algorithm with role "candidate" whose declaration covers the problem on the backend,
    cheapest first by its own cost model (`cost_s`, convbench.algorithms.cost), except that
    among those level with the cheapest (LEVEL) the least rounding comes first; those that
@@ -40,10 +40,16 @@ LEVEL = 0.10
 Rank = tuple[int, int, float, float]
 
 
-def tuning_path(threads: int) -> Path:
+def tuning_path(threads: int, engine: str | None = None) -> Path:
+    """This machine's tuning table at `threads` for the GEMM engine `engine` (default: the one
+    in force, gemm.engine): winners measured with one engine's GEMMs do not speak for the
+    other's. numpy's table keeps the name tables had before the engine existed, when every
+    table was measured with numpy's GEMM."""
     from convbench.measure.machine import cache_dir, fingerprint
 
-    return cache_dir() / f"tuning-{fingerprint(threads)}.json"
+    engine = engine or gemm.engine(threads)
+    suffix = "" if engine == "numpy" else f"-{engine}"
+    return cache_dir() / f"tuning-{fingerprint(threads)}{suffix}.json"
 
 
 @functools.cache
@@ -159,13 +165,15 @@ def explain(p: Problem, backend: str = "numpy", shown: int = 3) -> str:
 
 
 def choose(problem: Problem, backend: str = "numpy") -> Algorithm:
-    """The first candidate that supports the problem on `backend`. Cached per problem and
-    registry state, so that timing "auto" times the chosen algorithm, not the choosing."""
-    return _choose(problem, backend, generation())
+    """The first candidate that supports the problem on `backend`. Cached per problem, registry
+    state and GEMM engine (its tuning table), so that timing "auto" times the chosen algorithm,
+    not the choosing."""
+    return _choose(problem, backend, generation(), gemm.generation())
 
 
 @functools.lru_cache(maxsize=4096)
-def _choose(problem: Problem, backend: str, registry_generation: int) -> Algorithm:
+def _choose(problem: Problem, backend: str, registry_generation: int,
+            engine_generation: int) -> Algorithm:
     for algorithm in candidates(problem, backend):
         if algorithm.why_not(problem, backend) is None:
             return algorithm
@@ -195,11 +203,13 @@ def _nothing_supports(p: Problem) -> str | None:
           summary="picks per problem: tuned winner for this machine, else the cheapest "
           "candidate by its declared cost")
 def conv2d_auto(p: Problem, *arrays: Any, **options: Any) -> Any:
-    return _bound(p, backend_of(arrays[0]), generation())(p, *arrays, **options)
+    return _bound(p, backend_of(arrays[0]), generation(), gemm.generation())(p, *arrays,
+                                                                             **options)
 
 
 @functools.lru_cache(maxsize=4096)
-def _bound(problem: Problem, backend: str, registry_generation: int) -> Any:
+def _bound(problem: Problem, backend: str, registry_generation: int,
+           engine_generation: int) -> Any:
     """The chosen algorithm's function for `problem`, bridged (lowering): auto asks on every
     timed call, so the answer is kept."""
     return choose(problem, backend).bind(problem)

@@ -39,6 +39,7 @@ MIN_MACS = 1 << 22  # 4M multiply-adds: about 40 us at this machine's SGEMM rate
 _DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 _engine: str | None = None  # set_engine's choice, above the calibration's
+_generation = 0  # bumped where the engine may change: what is cached per engine keys on it
 
 
 def check(value: str) -> str:
@@ -51,8 +52,9 @@ def check(value: str) -> str:
 def set_engine(name: str | None) -> str | None:
     """The engine from now on (None: back to the environment and the calibration); returns the
     setting it replaces."""
-    global _engine
+    global _engine, _generation
     previous, _engine = _engine, (check(name) if name is not None else None)
+    _generation += 1
     return previous
 
 
@@ -104,7 +106,16 @@ def calibrated(threads: int) -> tuple[str, str]:
 
 def forget() -> None:
     """Read the calibration again at the next product (after a new one is cached)."""
+    global _generation
     _calibrated.cache_clear()
+    _generation += 1
+
+
+def generation() -> int:
+    """A number that changes whenever set_engine (or pinned) or forget may have changed the
+    engine: a cache of what depends on the engine (auto's choices, by way of the tuning table)
+    keys on it, where resolving the engine itself takes microseconds."""
+    return _generation
 
 
 @functools.cache

@@ -25,7 +25,8 @@ def add_parser(commands: Any) -> None:
         "tune", help="measure winners per problem for algo='auto' on this machine",
         description="Run the suites with every registered algorithm (except the reference and "
         "the teaching loops), each case's candidates timed in alternation, and store each "
-        "problem's fastest correct algorithm in the tuning table of this machine.")
+        "problem's fastest correct algorithm in the tuning table of this machine and GEMM "
+        "engine.")
     tune.add_argument("suites", nargs="+", metavar="SUITE")
     tune.add_argument("--batch", type=positive_int, help="override N for every case")
     tune.add_argument("--algo", type=csv_list, help="comma-separated candidates (default: "
@@ -55,7 +56,10 @@ def main(args: argparse.Namespace, console: Console) -> int:
     for suite, options in searches:
         plan(suite, options)  # unknown algorithm names fail here, before anything runs
         print_notes(console, suite)
-    table_path = tuning_path(threads)
+    from convbench.backends import gemm
+
+    engine = gemm.engine(threads)  # the runs' engine (runner.gemm_meta): its table
+    table_path = tuning_path(threads, engine)
     _stored(table_path)  # a table that cannot be read fails now, not after the search
     found: dict[str, str] = {}
     for suite, options in searches:
@@ -64,7 +68,7 @@ def main(args: argparse.Namespace, console: Console) -> int:
     merged = _stored(table_path) | found
     table_path.write_text(json.dumps(merged, indent=2, sort_keys=True) + "\n")
     forget()
-    _print(console, found, table_path)
+    _print(console, found, table_path, engine)
     return 0
 
 
@@ -104,8 +108,8 @@ def _algorithms(suite: Any) -> tuple[str, ...]:
     return tuple(dict.fromkeys(a.name for op in sorted(ops) for a in registry.all_algorithms(op)))
 
 
-def _print(console: Console, found: dict[str, str], path: Path) -> None:
-    table = Table(title=f"tuned winners ({path})")
+def _print(console: Console, found: dict[str, str], path: Path, engine: str) -> None:
+    table = Table(title=f"tuned winners with {engine}'s GEMM ({path})")
     table.add_column("problem")
     table.add_column("algorithm")
     for descriptor, algo in sorted(found.items()):
