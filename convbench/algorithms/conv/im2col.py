@@ -178,18 +178,19 @@ def _nchw_workspace(p: ConvProblem) -> int:
 
 
 def _nchw_cost(p: ConvProblem) -> float:
-    """The column matrix (runs of OW read at the stride), its read by the GEMM where a
-    chunk's is larger than the cache, one GEMM (K x C*R*S) @ (C*R*S x images*OH*OW) per
+    """The column matrix (runs of OW), one GEMM (K x C*R*S) @ (C*R*S x images*OH*OW) per
     chunk, and the copy of a chunk's result into NCHW (runs of OH*OW) when it holds several
-    images."""
+    images. Unlike the channels-last path's, no second pass over the columns for the GEMM's
+    read (chunks of 7-15 MB of columns). ResNet-50's 3x3 layers and stem at N=8, 2 threads,
+    against one run's medians: with that pass the model (a calibration at 178 GFLOP/s) priced
+    six of the seven 3x3 layers at 1.2-1.75 times their time, and the stem at 26.2 ms against
+    17.9, above polyphase Winograd's 23.2 (which took 26.4), so auto took polyphase there;
+    without it (a calibration at 255) 0.69-1.25, the stem 18.9."""
     item, pixels = p.itemsize, p.out_h * p.out_w
     width = p.c * p.r * p.s
     images = _nchw_images(p)
     chunks = -(-p.n // images)
-    chunk_columns = width * images * pixels
     unfold = cost.copy_s(p.n * pixels * width, item, p.out_w)
-    if chunk_columns * item > cost.MACHINE.cache_bytes:
-        unfold += p.n * pixels * width * item / cost.MACHINE.copy_bytes_per_s
     gemm = cost.gemm_s(p.k, images * pixels, width, item, batch=chunks)
     to_nchw = cost.copy_s(p.n * p.k * pixels, item, pixels) if images > 1 else 0.0
     return unfold + gemm + to_nchw + cost.calls_s(4 + 3 * chunks)
