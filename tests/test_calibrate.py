@@ -156,3 +156,21 @@ def test_a_failed_calibration_keeps_the_peaks_and_the_defaults(
     out = " ".join(capsys.readouterr().out.split())
     assert "cost model not calibrated, auto keeps the default rates: no BLAS" in out
     assert not calibrate.model_path(1).exists() and machine.cached(1) is not None
+
+
+def test_the_kernels_own_gemms_are_priced_at_numpys_rate(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The calibration records numpy's large-GEMM rate from the engines' same rounds as
+    kernel_gemm_flops_per_s, whichever engine it picks: the fused Winograd kernels call
+    numpy's BLAS themselves."""
+    monkeypatch.setattr(calibrate, "rates", lambda threads, extra, engine: dict(RATES))
+    monkeypatch.setattr(calibrate, "gemm_times_s",
+                        lambda threads, engines: {"numpy": [0.08] + [1.0] * 6,
+                                                  "torch": [0.05] + [1.0] * 6})
+    monkeypatch.setattr(calibrate, "engine_rates",
+                        lambda times_s: {"numpy": 190e9, "torch": 250e9})
+    found = calibrate.calibrate(1)
+    assert found["gemm_engine"] == "torch"
+    assert found["rates"]["kernel_gemm_flops_per_s"] == pytest.approx(
+        2 * calibrate.GEMM_SIZE**3 / 0.08)
+    assert cost.from_rates(found["rates"]).kernel_gemm_flops_per_s == pytest.approx(
+        2 * calibrate.GEMM_SIZE**3 / 0.08)

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from convbench import oracle
-from convbench.algorithms import registry
+from convbench.algorithms import cost, registry
 from convbench.algorithms.registry import Algorithm
 from convbench.algorithms.conv import im2col, layout_kernels, polyphase, winograd
 from convbench.algorithms.conv import winograd_nhwc_kernels as kernels
@@ -151,6 +151,27 @@ def test_the_fused_arrangement_runs_where_the_filters_stay_in_cache() -> None:
     p = parse("nhwc_n8c64h56k64r3p1")
     per_block = kernels.block_tiles(p, 6)
     assert 36 * per_block * (64 + 64) * 4 <= kernels.FUSED_BLOCK_BYTES
+
+
+def test_the_fused_arrangements_gemms_are_priced_at_the_kernels_blas_rate() -> None:
+    """The fused kernels call numpy's BLAS (kernel_gemm_flops_per_s); the staged arrangement's
+    GEMMs run on the engine (gemm_flops_per_s)."""
+    fused_p, staged_p = parse("nhwc_n8c64h56k64r3p1"), parse("nhwc_n8c256h14k256r3p1")
+    assert kernels.fused(fused_p, 6, 2) and not kernels.fused(staged_p, 6, 2)
+    level = cost.MachineModel(gemm_flops_per_s=300e9, kernel_gemm_flops_per_s=300e9)
+    slower = cost.MachineModel(gemm_flops_per_s=300e9, kernel_gemm_flops_per_s=150e9)
+    with pinned_threads(2):
+        priced = {}
+        for name, model in (("level", level), ("slower", slower)):
+            with cost.priced_by(model):
+                priced[name] = [kernels.cost_s(p, 6) for p in (fused_p, staged_p)]
+    count = kernels.tile_count(fused_p, 6)
+    gemm_flops = 2 * 36 * count * 64 * 64
+    smallest = min(count, 64)
+    extra = gemm_flops / (150e9 * smallest / (smallest + level.gemm_half_size)) - gemm_flops / (
+        300e9 * smallest / (smallest + level.gemm_half_size))
+    assert priced["slower"][0] - priced["level"][0] == pytest.approx(extra)
+    assert priced["slower"][1] == priced["level"][1]
 
 
 def test_small_problems_keep_the_array_versions(monkeypatch: pytest.MonkeyPatch) -> None:

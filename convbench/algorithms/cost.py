@@ -36,6 +36,10 @@ class MachineModel:
     gemm_flops_per_s: float = 200e9  # float32 GEMM at large sizes
     gemm_half_size: int = 32  # a GEMM whose smallest side is d runs at d / (d + half) of that
     gemm_call_s: float = 1e-6  # per GEMM of a batch (the BLAS call, its threads' hand-off)
+    # The GEMMs that compiled kernels call inside their loops (the fused Winograd arrangement's
+    # np.dot) run on numpy's BLAS whatever the GEMM engine: its large-GEMM rate, numpy's
+    # samples of the calibration's engine comparison (the engine's rate is gemm_flops_per_s)
+    kernel_gemm_flops_per_s: float = 200e9
     copy_bytes_per_s: float = 20e9  # a contiguous copy: bytes written per second
     run_s: float = 5e-9  # per contiguous run of a strided copy (numpy's inner loop)
     transform_flops_per_s: float = 10e9  # FFTs and other arithmetic outside GEMMs
@@ -109,12 +113,13 @@ def _positive_finite(value: Any) -> bool:
 
 
 def gemm_s(m: int, n: int, k: int, itemsize: int, batch: int = 1,
-           complex_values: bool = False) -> float:
+           complex_values: bool = False, peak: float | None = None) -> float:
     """`batch` GEMMs (m x k) @ (k x n) of `itemsize` items, and their results written;
-    complex ones do four real products per product."""
+    complex ones do four real products per product. `peak`: the large-GEMM rate of the
+    library that runs them (default: the GEMM engine's, gemm_flops_per_s)."""
     flops = 2 * m * n * k * (4 if complex_values else 1)
     smallest = min(m, n, k)
-    rate = MACHINE.gemm_flops_per_s * smallest / (smallest + MACHINE.gemm_half_size)
+    rate = (peak or MACHINE.gemm_flops_per_s) * smallest / (smallest + MACHINE.gemm_half_size)
     return batch * (flops / rate + MACHINE.gemm_call_s) + copy_s(batch * m * n, itemsize)
 
 
