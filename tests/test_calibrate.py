@@ -159,18 +159,18 @@ def test_a_failed_calibration_keeps_the_peaks_and_the_defaults(
 
 
 def test_the_kernels_own_gemms_are_priced_at_numpys_rate(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The calibration records numpy's large-GEMM rate from the engines' same rounds as
-    kernel_gemm_flops_per_s, whichever engine it picks: the fused Winograd kernels call
-    numpy's BLAS themselves."""
+    """The calibration records the rate of the GEMMs the fused Winograd kernels call
+    themselves (numpy's BLAS, whichever engine is picked): the engine's large-GEMM rate times
+    numpy's share of the engines' rates over the large and narrow GEMMs; numpy's own where
+    numpy is the engine."""
     monkeypatch.setattr(calibrate, "rates", lambda threads, extra, engine: dict(RATES))
     monkeypatch.setattr(calibrate, "gemm_times_s",
-                        lambda threads, engines: {"numpy": [0.08] + [1.0] * 6,
-                                                  "torch": [0.05] + [1.0] * 6})
-    monkeypatch.setattr(calibrate, "engine_rates",
-                        lambda times_s: {"numpy": 190e9, "torch": 250e9})
-    found = calibrate.calibrate(1)
-    assert found["gemm_engine"] == "torch"
-    assert found["rates"]["kernel_gemm_flops_per_s"] == pytest.approx(
-        2 * calibrate.GEMM_SIZE**3 / 0.08)
-    assert cost.from_rates(found["rates"]).kernel_gemm_flops_per_s == pytest.approx(
-        2 * calibrate.GEMM_SIZE**3 / 0.08)
+                        lambda threads, engines: {e: [1.0] * 7 for e in engines})
+    for numpy_rate, engine, kernel in ((190e9, "torch", RATES["gemm_flops_per_s"] * 0.76),
+                                       (250e9, "numpy", RATES["gemm_flops_per_s"])):
+        monkeypatch.setattr(calibrate, "engine_rates",
+                            lambda times_s, r=numpy_rate: {"numpy": r, "torch": 250e9})
+        found = calibrate.calibrate(1)
+        assert found["gemm_engine"] == engine
+        assert found["rates"]["kernel_gemm_flops_per_s"] == pytest.approx(kernel)
+        assert cost.from_rates(found["rates"]).kernel_gemm_flops_per_s == pytest.approx(kernel)

@@ -14,8 +14,9 @@ rates here, in a few seconds, with the primitives the algorithms are made of:
   its calls and its result's write, gives its rate, and rate = peak * d / (d + half) its half;
   the median over the shapes;
 - gemm_call_s: per GEMM of a batch of tiny ones;
-- kernel_gemm_flops_per_s: numpy's large GEMM in the same rounds, the rate of the GEMMs that
-  compiled kernels call themselves (numpy's BLAS, whatever the engine);
+- kernel_gemm_flops_per_s: the rate of the GEMMs that compiled kernels call themselves
+  (numpy's BLAS, whatever the engine): gemm_flops_per_s times numpy's geometric-mean rate over
+  the picked engine's, over the large and the narrow GEMMs of the engine comparison;
 - copy_bytes_per_s: a contiguous copy of COPY_BYTES, bytes written per second;
 - run_s: per contiguous run of a strided copy (runs of 7 to 56 items, numpy's inner loop), what
   the copy takes beyond its bytes at the contiguous rate;
@@ -249,8 +250,10 @@ def calibrate(threads: int, extra: dict[str, Rate] | None = None) -> dict[str, A
     engines = engine_rates(times_s)
     engine = pick_engine(engines)
     measured = rates(threads, extra, times_s[engine])
-    # the compiled kernels' own GEMMs run on numpy's BLAS, whichever engine is picked
-    measured["kernel_gemm_flops_per_s"] = 2 * GEMM_SIZE**3 / times_s["numpy"][0]
+    # the compiled kernels' own GEMMs run on numpy's BLAS, whichever engine is picked: the
+    # engine's large-GEMM rate scaled by numpy's share of it over the large and narrow GEMMs
+    measured["kernel_gemm_flops_per_s"] = (measured["gemm_flops_per_s"] * engines["numpy"]
+                                           / engines[engine])
     load = monitor.stop().other_load
     return {"fingerprint": fingerprint(threads), "threads": threads, "rates": measured,
             "gemm_engine": engine, "gemm_engines_flops_per_s": engines,

@@ -1,0 +1,128 @@
+"""im2col's NCHW compiled path (convbench.algorithms.conv.im2col._nchw) against what it replaced
+and against its own settings, side by side in one process, on ResNet-50's 3x3 layers and its
+7x7 stem (NCHW, N=8, fp32, 2 threads).
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python benchmarks/im2col_nchw.py
+
+Per layer, timed in interleaved rounds (one sample of each closure per round, the order
+rotated):
+- `nchw`: im2col as it runs (columns straight from NCHW in the weights' order, chunks of
+  PLANAR_CHUNK_PIXELS outputs, rows split into phases from PHASED_MIN_WIDTH outputs wide);
+- `images=1`, `images=2`, `images=4`, `images=all`: the same with that many images a chunk;
+- `phased` / `strided` (stride 2 only): every row split into phases first, or none;
+- `detour`: the path it replaced, composed from the layout kernels that remain: a blocked
+  transpose to channels last, the (N*OH*OW, R*S*C) column matrix, one GEMM with the reordered
+  weights, the transpose back;
+- `torch`: torch.nn.functional.conv2d (oneDNN).
+Reported: medians in ms, each over torch, and the noise (IQR / median, median and max over
+the layer's closures). The GEMM engine is the calibration's pick, or --engine.
+
+Options: --quick, --threads T, --layers SUBSTRING, --engine numpy|torch, --csv PATH.
+"""
+
+from __future__ import annotations
+
+import csv
+import statistics
+import sys
+
+import auto_quality as aq  # noqa: E402  (the layers, rounds and options; sets the env)
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from convbench import oracle  # noqa: E402
+from convbench.algorithms.conv import im2col, layout_kernels  # noqa: E402
+from convbench.backends import compiled, gemm  # noqa: E402
+from convbench.backends.xp import matmul_into  # noqa: E402
+from convbench.measure.environment import keep_freed_memory  # noqa: E402
+from convbench.measure.timing import measure_interleaved  # noqa: E402
+from convbench.run.processes import pinned_threads  # noqa: E402
+
+
+def detour(p: object, x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """The NCHW path before: through channels last and back."""
+    threads = compiled.threads()
+    xn = layout_kernels.channels_last(x, threads)
+    weights = layout_kernels.filters(p, w, threads)
+    rows = np.empty((p.n * p.out_h * p.out_w, p.k), x.dtype)
+    matmul_into(layout_kernels.columns(p, xn, threads), weights, rows)
+    return layout_kernels.channels_first(rows.reshape(p.n, p.out_h, p.out_w, p.k), threads)
+
+
+def setting(chunk_pixels: int | None = None, phased_width: int | None = None):
+    """A context of im2col's two constants for one call, restored after."""
+    def call(fn):
+        def run():
+            before = im2col.PLANAR_CHUNK_PIXELS, layout_kernels.PHASED_MIN_WIDTH
+            if chunk_pixels is not None:
+                im2col.PLANAR_CHUNK_PIXELS = chunk_pixels
+            if phased_width is not None:
+                layout_kernels.PHASED_MIN_WIDTH = phased_width
+            try:
+                return fn()
+            finally:
+                im2col.PLANAR_CHUNK_PIXELS, layout_kernels.PHASED_MIN_WIDTH = before
+        return run
+    return call
+
+
+def closures(p: object) -> dict[str, object]:
+    x, w, _ = oracle.make_inputs(p).arrays
+    tx, tw = torch.from_numpy(x), torch.from_numpy(w)
+    run = lambda: im2col.conv2d_im2col(p, x, w, None)  # noqa: E731
+    pixels = p.out_h * p.out_w
+    fns = {"nchw": run}
+    for images in (1, 2, 4, p.n):
+        fns[f"images={images if images < p.n else 'all'}"] = setting(chunk_pixels=images
+                                                                     * pixels)(run)
+    if p.stride[1] > 1:
+        fns["phased"] = setting(phased_width=0)(run)
+        fns["strided"] = setting(phased_width=1 << 30)(run)
+    fns["detour"] = lambda: detour(p, x, w)
+    fns["torch"] = lambda: torch.nn.functional.conv2d(tx, tw, stride=p.stride,
+                                                      padding=p.padding)
+    reference = fns["torch"]().numpy()
+    for name, fn in fns.items():  # every contender computes the convolution
+        got = fn()
+        scale = float(np.abs(reference).max())
+        if np.abs(got - reference).max() > 1e-4 * scale:
+            raise AssertionError(f"{p}: {name} differs from torch")
+    return fns
+
+
+def main() -> int:
+    args = aq.arguments().parse_args()
+    keep_freed_memory()
+    if args.engine:
+        gemm.set_engine(args.engine)
+    policy = aq.POLICIES["quick" if args.quick else "full"]
+    print(f"# nchw, N={args.batch}, {args.threads} threads, GEMM engine "
+          f"{gemm.engine(args.threads)} ({gemm.source(args.threads)}); interleaved", flush=True)
+    rows = []
+    with pinned_threads(args.threads):
+        for name, p in aq.layers(args.batch, args.layers, "nchw"):
+            if (p.r, p.s) == (1, 1):
+                continue
+            fns = closures(p)
+            with torch.no_grad():
+                found = dict(zip(fns, measure_interleaved(list(fns.values()), policy)))
+            medians = {n: m.median_s for n, m in found.items()}
+            noise = [m.iqr_s / m.median_s for m in found.values()]
+            rows.append({"layer": name, "problem": str(p),
+                         **{f"{n}_ms": t * 1e3 for n, t in medians.items()}})
+            torch_s = medians["torch"]
+            print(f"{name} ({p}): " + " ".join(
+                f"{n}={t * 1e3:.2f} ({t / torch_s:.2f})" for n, t in medians.items())
+                + f" ms (/ torch); IQR/median median {statistics.median(noise):.3f}, max "
+                f"{max(noise):.3f}", flush=True)
+    if args.csv:
+        names = sorted({k for row in rows for k in row})
+        with open(args.csv, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=names)
+            writer.writeheader()
+            writer.writerows(rows)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
