@@ -10,12 +10,15 @@ rotated):
   PLANAR_CHUNK_PIXELS outputs, rows split into phases from PHASED_MIN_WIDTH outputs wide);
 - `images=1`, `images=2`, `images=4`, `images=all`: the same with that many images a chunk;
 - `phased` / `strided` (stride 2 only): every row split into phases first, or none;
-- `detour`: the path it replaced, composed from the layout kernels that remain: a blocked
-  transpose to channels last, the (N*OH*OW, R*S*C) column matrix, one GEMM with the reordered
-  weights, the transpose back;
+- `detour`: the path it replaced at a stride, composed from the layout kernels that remain: a
+  blocked transpose to channels last, the (N*OH*OW, R*S*C) column matrix, one GEMM with the
+  reordered weights, the transpose back;
+- `unfold`: the array version, which NCHW layers at stride 1 took before (numpy's unfold, one
+  image at a time from 512 outputs an image, its GEMMs);
 - `torch`: torch.nn.functional.conv2d (oneDNN).
 Reported: medians in ms, each over torch, and the noise (IQR / median, median and max over
-the layer's closures). The GEMM engine is the calibration's pick, or --engine.
+the layer's closures). The GEMM engine is the calibration's pick (made now where none is
+cached, and not cached), or --engine.
 
 Options: --quick, --threads T, --layers SUBSTRING, --engine numpy|torch, --csv PATH.
 """
@@ -79,11 +82,12 @@ def closures(p: object) -> dict[str, object]:
         fns["phased"] = setting(phased_width=0)(run)
         fns["strided"] = setting(phased_width=1 << 30)(run)
     fns["detour"] = lambda: detour(p, x, w)
+    fns["unfold"] = lambda: im2col._unfolded(p, x, w).reshape(p.output_shape)
     fns["torch"] = lambda: torch.nn.functional.conv2d(tx, tw, stride=p.stride,
                                                       padding=p.padding)
     reference = fns["torch"]().numpy()
     for name, fn in fns.items():  # every contender computes the convolution
-        got = fn()
+        got = np.asarray(fn())
         scale = float(np.abs(reference).max())
         if np.abs(got - reference).max() > 1e-4 * scale:
             raise AssertionError(f"{p}: {name} differs from torch")
@@ -91,15 +95,16 @@ def closures(p: object) -> dict[str, object]:
 
 
 def main() -> int:
-    args = aq.arguments().parse_args()
+    parser = aq.arguments()
+    parser.add_argument("--engine", choices=gemm.ENGINES,
+                        help="the GEMM engine (default: the calibration's pick)")
+    args = parser.parse_args()
     keep_freed_memory()
-    if args.engine:
-        gemm.set_engine(args.engine)
     policy = aq.POLICIES["quick" if args.quick else "full"]
-    print(f"# nchw, N={args.batch}, {args.threads} threads, GEMM engine "
-          f"{gemm.engine(args.threads)} ({gemm.source(args.threads)}); interleaved", flush=True)
+    print(f"# nchw, N={args.batch}, {args.threads} threads; interleaved", flush=True)
     rows = []
     with pinned_threads(args.threads):
+        aq.models(args.threads, args.engine)  # sets the engine; calibrates if none is cached
         for name, p in aq.layers(args.batch, args.layers, "nchw"):
             if (p.r, p.s) == (1, 1):
                 continue

@@ -42,10 +42,11 @@ WIDE_MIN_WEIGHTS = 4096
 # (whole images).
 COMPILED_CHUNK_BYTES = 1 << 28
 # The NCHW compiled path multiplies chunks of whole images with at least this many outputs
-# together (a larger image alone). Measured on ResNet-50 at N=8, 2 threads, torch's GEMM, side by side:
-# layer1's 3x3 (3136 outputs an image) 12.9 ms one image a chunk, 14.2 two, 19.2 all eight;
-# the stem (12544) 16.8, 17.9, 22.4; at 784 outputs (layer2) chunks of 2, 4 and 8 images
-# within 4% (stride 1: 10.6, 10.7, 10.5; stride 2: 14.0, 13.2, 13.3).
+# together (a larger image alone). benchmarks/im2col_nchw.py on ResNet-50 at N=8, 2 threads
+# (2026-12-01), one, two, four and all eight images a chunk: layer1's 3x3 (3136 outputs an
+# image) 17.6, 19.7, 19.1, 19.7 ms; the stem (12544) 19.1, 21.9, 22.7, 23.2; at 784 outputs
+# (layer2's, stride 2) 18.2, 17.3, 16.3, 16.3; at 196 (layer3's) 17.4, 14.7, 13.8, 13.5; at 49
+# (layer4's) 15.8, 11.4, 9.6, 8.6.
 PLANAR_CHUNK_PIXELS = 3136
 
 
@@ -86,12 +87,12 @@ def compiled_path(p: ConvProblem) -> bool:
     - NCHW that needs an unfold (not a 1x1 layer's per-image GEMMs on the input itself, or
       on its subsample): the column matrix built straight from NCHW in the weights' order,
       one GEMM per chunk of images (_nchw), where numpy's unfold copies one value at a time.
-      Measured on ResNet-50 at N=8, 2 threads, torch's GEMM, side by side in one process
-      against the numpy unfold (stride 1) and the channels-last detour of transposes
-      (stride 2): the 3x3 stride-1 layers at 56, 28, 14 and 7 pixels wide 12.9 against 18.1
-      ms, 10.5-10.6 against 13.0, 10.6 against 13.3 and 8.6 against 9.8; the stride-2 3x3
-      layers at 28, 14 and 7 pixels out 13.3 against 13.1, 11.0 against 11.4 and 9.1 against
-      11.0; the 7x7 stem 16.8 against 24.3."""
+      Measured by benchmarks/im2col_nchw.py on ResNet-50 at N=8, 2 threads, torch's GEMM
+      (benchmarks/measurements/2026-12-01-im2col-nchw.txt), against what each layer took
+      before: at stride 1 numpy's unfold, 56, 28, 14 and 7 pixels wide 18.8 against 24.8 ms,
+      16.2 against 16.4, 9.4 against 11.1, 8.4 against 9.8; at stride 2 a detour through
+      channels last (two blocked transposes around the path above), 28, 14 and 7 pixels out
+      16.4 against 19.0, 13.8 against 14.8, 9.1 against 11.1; the 7x7 stem 20.2 against 28.9."""
     if p.rank != 2 or p.groups != 1:
         return False
     if not p.channels_last and ((p.r, p.s) == (1, 1) and p.padding == (0, 0)):

@@ -218,10 +218,10 @@ def phases(first, last, x, hh, ww, cc, sh, sw, pa, pb, ph, pw, oh, ow, out):
 
 # The output width from which planar_columns at a stride across splits each input row into its
 # phases first (planar_columns_phased). Measured through im2col on ResNet-50 at N=8, 2 threads,
-# side by side, two runs (phased against not): the 7x7 stem (112 wide) 17.3 against 25.6 ms
-# and 18.4 against 40.0; layer2's stride-2 3x3 (28 wide) 12.4 against 13.1 and 15.4 against
-# 15.6; layer3's (14 wide) 11.1 against 10.3 and 12.6 against 12.0; layer4's (7 wide) 10.4
-# against 9.8.
+# side by side (benchmarks/im2col_nchw.py, 2026-12-01; phased against strided): the 7x7 stem
+# (112 wide) 19.5 against 21.2 ms; layer2's stride-2 3x3 (28 wide) 16.8 against 16.7 (a first
+# prototype: 12.4 against 13.1); layer3's (14 wide) 13.9 against 13.3; layer4's (7 wide) 9.9
+# against 8.6.
 PHASED_MIN_WIDTH = 28
 
 
