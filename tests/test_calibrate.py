@@ -174,3 +174,11 @@ def test_the_kernels_own_gemms_are_priced_at_numpys_rate(monkeypatch: pytest.Mon
         assert found["gemm_engine"] == engine
         assert found["rates"]["kernel_gemm_flops_per_s"] == pytest.approx(kernel)
         assert cost.from_rates(found["rates"]).kernel_gemm_flops_per_s == pytest.approx(kernel)
+
+
+def test_a_record_from_before_the_kernels_gemm_rate_prices_them_at_its_gemm_rate() -> None:
+    """A calibration without kernel_gemm_flops_per_s (written before it existed) prices the
+    kernels' GEMMs at its own GEMM rate, as the model did then, not at the defaults'."""
+    model = cost.from_rates(RATES)
+    assert model.kernel_gemm_flops_per_s == RATES["gemm_flops_per_s"] != \
+        cost.DEFAULTS.kernel_gemm_flops_per_s

@@ -226,6 +226,7 @@ IM2COL = [
     "n2c3h9k4r3p4b1",  # NCHW, padding past the kernel: whole rows and columns of zeros
     "n2c4h11w13k3r2s3p1d2",  # NCHW, dilation with a rectangular kernel
     "n2c3h12k5r1p1",  # NCHW, a padded 1x1
+    "n1c2h20w64k3r3st2p1",  # NCHW, stride 2, 32 outputs wide: rows split into phases
     "n1c4h40w34k5r5s3sh2sw1p2",  # rectangular kernel and stride
     "n2c5h36k3r3st2p1d2",  # dilation (the per-tap copy)
     "n1c3h33k8r7st2p3",  # a 7x7 stem at small size
@@ -280,7 +281,7 @@ def test_im2col_keeps_its_numpy_paths_where_they_are_faster() -> None:
     "n2c4h20k3r3st2p7",  # padding past the kernel: rows and runs of zeros only
     "n1c2h9w41k2r2s3sw2p1d3",  # dilation 3 at stride 2: taps in both phases
     "n1c2h9w40k2r2s3sw4",  # stride 4, unpadded
-    "n2c3h10k2r3p1",  # stride 1
+    "n1c2h6w70k2r3sh1sw2p1",  # stride 2 across, 1 down: 35 outputs wide, phased by default
 ])
 def test_the_nchw_column_matrix_equals_numpys_unfold(monkeypatch: pytest.MonkeyPatch,
                                                      descriptor: str, phased: bool) -> None:
@@ -304,6 +305,15 @@ def test_the_nchw_path_multiplies_chunks_of_whole_images(descriptor: str, images
     """At least PLANAR_CHUNK_PIXELS outputs a GEMM, whole images, no more than the batch."""
     p = parse(descriptor)
     assert im2col._nchw_images(p) == images
+
+
+def test_a_short_last_chunk_is_priced_as_its_images() -> None:
+    """Five images at four a chunk: one GEMM over four images, then one over one, not a second
+    one over four (which priced the fifth image as four more)."""
+    five, four = parse("n5c128h28k128r3p1"), parse("n4c128h28k128r3p1")
+    assert im2col._nchw_images(five) == 4 == im2col._nchw_images(four)
+    five_s, four_s = im2col._nchw_cost(five), im2col._nchw_cost(four)
+    assert four_s < five_s < 1.5 * four_s
 
 
 @pytest.mark.parametrize("descriptor", ["n5c3h32k4r3p1", "n3c2h60w57k3r3p1",

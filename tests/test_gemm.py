@@ -301,3 +301,26 @@ def test_tune_writes_the_table_of_the_engine_its_runs_use(
         assert not auto.tuning_path(1, "numpy").exists()
     finally:
         auto.forget()
+
+
+def test_auto_follows_a_change_of_the_environments_engine_after_forget(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """CONVBENCH_GEMM set after a choice was cached, then gemm.forget (the documented step):
+    the next choice reads the new engine's tuning table, as explain does."""
+    from convbench.algorithms import auto
+
+    monkeypatch.setenv("CONVBENCH_CACHE", str(tmp_path))
+    threads = auto._threads()
+    dense = parse("n8c64h56k64r3p1")
+    auto.tuning_path(threads, "numpy").write_text(json.dumps({str(dense): "fft"}))
+    auto.tuning_path(threads, "torch").write_text(json.dumps({str(dense): "direct"}))
+    auto.forget()
+    try:
+        monkeypatch.setenv(gemm.SWITCH, "numpy")
+        assert auto.choose(dense).name == "fft"
+        monkeypatch.setenv(gemm.SWITCH, "torch")
+        gemm.forget()
+        assert auto.choose(dense).name == "direct"
+        assert auto.explain(dense).startswith("tuned winner direct")
+    finally:
+        auto.forget()

@@ -37,10 +37,11 @@ class MachineModel:
     gemm_half_size: int = 32  # a GEMM whose smallest side is d runs at d / (d + half) of that
     gemm_call_s: float = 1e-6  # per GEMM of a batch (the BLAS call, its threads' hand-off)
     # The GEMMs that compiled kernels call inside their loops (the fused Winograd arrangement's
-    # np.dot) run on numpy's BLAS whatever the GEMM engine: gemm_flops_per_s scaled by numpy's
-    # geometric-mean rate over the engine's in the calibration's engine comparison (the large
-    # and the narrow GEMMs; at 2048^3 alone the two libraries came within 3%, on the narrow
-    # ones numpy's took up to 1.5 times torch's time)
+    # np.dot, which numba hands to scipy's OpenBLAS) run on an OpenBLAS whatever the GEMM
+    # engine: gemm_flops_per_s scaled by numpy's (OpenBLAS) geometric-mean rate over the
+    # engine's in the calibration's engine comparison (the large and the narrow GEMMs; at
+    # 2048^3 alone the two libraries came within 3%, on the narrow ones numpy's took up to 1.5
+    # times torch's time)
     kernel_gemm_flops_per_s: float = 200e9
     copy_bytes_per_s: float = 20e9  # a contiguous copy: bytes written per second
     run_s: float = 5e-9  # per contiguous run of a strided copy (numpy's inner loop)
@@ -105,6 +106,10 @@ def from_rates(rates: dict[str, Any], base: MachineModel = DEFAULTS) -> MachineM
     bad = sorted(k for k, v in rates.items() if not _positive_finite(v))
     if bad:
         raise ValueError(f"rates not positive and finite: {', '.join(bad)}")
+    if "gemm_flops_per_s" in rates and "kernel_gemm_flops_per_s" not in rates:
+        # a record from before the field: the kernels' GEMMs priced as the model priced
+        # them then, at the GEMM rate it measured (not at the defaults' rate)
+        rates = {**rates, "kernel_gemm_flops_per_s": rates["gemm_flops_per_s"]}
     return replace(base, **{k: int(v) if known[k] == "int" else float(v)
                             for k, v in rates.items()})
 

@@ -15,8 +15,9 @@ rates here, in a few seconds, with the primitives the algorithms are made of:
   the median over the shapes;
 - gemm_call_s: per GEMM of a batch of tiny ones;
 - kernel_gemm_flops_per_s: the rate of the GEMMs that compiled kernels call themselves
-  (numpy's BLAS, whatever the engine): gemm_flops_per_s times numpy's geometric-mean rate over
-  the picked engine's, over the large and the narrow GEMMs of the engine comparison;
+  (numba's np.dot: scipy's OpenBLAS, whatever the engine): gemm_flops_per_s times numpy's
+  (OpenBLAS) geometric-mean rate over the picked engine's, over the large and the narrow GEMMs
+  of the engine comparison;
 - copy_bytes_per_s: a contiguous copy of COPY_BYTES, bytes written per second;
 - run_s: per contiguous run of a strided copy (runs of 7 to 56 items, numpy's inner loop), what
   the copy takes beyond its bytes at the contiguous rate;
@@ -250,8 +251,9 @@ def calibrate(threads: int, extra: dict[str, Rate] | None = None) -> dict[str, A
     engines = engine_rates(times_s)
     engine = pick_engine(engines)
     measured = rates(threads, extra, times_s[engine])
-    # the compiled kernels' own GEMMs run on numpy's BLAS, whichever engine is picked: the
-    # engine's large-GEMM rate scaled by numpy's share of it over the large and narrow GEMMs
+    # the compiled kernels' own GEMMs run on scipy's OpenBLAS, whichever engine is picked: the
+    # engine's large-GEMM rate scaled by numpy's OpenBLAS's share of it over the large and
+    # narrow GEMMs
     measured["kernel_gemm_flops_per_s"] = (measured["gemm_flops_per_s"] * engines["numpy"]
                                            / engines[engine])
     load = monitor.stop().other_load

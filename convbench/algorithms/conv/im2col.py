@@ -192,7 +192,10 @@ def _nchw_cost(p: ConvProblem) -> float:
     images = _nchw_images(p)
     chunks = -(-p.n // images)
     unfold = cost.copy_s(p.n * pixels * width, item, p.out_w)
-    gemm = cost.gemm_s(p.k, images * pixels, width, item, batch=chunks)
+    full, rest = divmod(p.n, images)  # full chunks, then the images of a last short one
+    gemm = cost.gemm_s(p.k, images * pixels, width, item, batch=full) if full else 0.0
+    if rest:
+        gemm += cost.gemm_s(p.k, rest * pixels, width, item)
     to_nchw = cost.copy_s(p.n * p.k * pixels, item, pixels) if images > 1 else 0.0
     return unfold + gemm + to_nchw + cost.calls_s(4 + 3 * chunks)
 

@@ -320,6 +320,9 @@ def planar_columns(p: ConvProblem, x: np.ndarray, out: np.ndarray, workers: int)
     rows in the weights' own (c, r, s) order, so that (K, C*R*S) @ columns is the convolution
     with the weights as they lie. Built straight from NCHW (no transpose): each row is runs of
     OW values read at the stride."""
+    if not out.flags.c_contiguous or out.shape != (p.c * p.r * p.s, p.n * p.out_h * p.out_w):
+        raise ValueError(f"planar_columns: out must be C-contiguous, shape "
+                         f"{(p.c * p.r * p.s, p.n * p.out_h * p.out_w)}, got {out.shape}")
     phased = p.stride[1] > 1 and p.out_w >= PHASED_MIN_WIDTH
     kernel = _kernels().planar_columns_phased if phased else _kernels().planar_columns
     flat = _flat(np.ascontiguousarray(x))

@@ -411,8 +411,8 @@ def transform_flops(p: ConvProblem, alpha: int) -> tuple[float, float]:
 def cost_s(p: ConvProblem, alpha: int) -> float:
     """The filter transform (compiled for one group; else the weights' copy into (C, K) order
     and one GEMM), the tile transforms' arithmetic (vectorised loops, BT and AT's nonzeros)
-    and the input read and output written once, the alpha^2 channel GEMMs (fused: at numpy's
-    BLAS rate, which the kernels call, not the GEMM engine's; on ResNet-50's layer2 with
+    and the input read and output written once, the alpha^2 channel GEMMs (fused: at the rate
+    of the OpenBLAS the kernels call, not the GEMM engine's; on ResNet-50's layer2 with
     torch's engine the model put fused F(2,3) level with staged F(4,3), which took 0.66 of its
     time in NCHW and 0.72 channels last); staged, V and the products also written and read back from memory (fused keeps
     them in cache)."""
@@ -430,7 +430,8 @@ def cost_s(p: ConvProblem, alpha: int) -> float:
     inputs = cost.copy_s(p.n * p.h * p.w * p.c, item) + cost.copy_s(p.n * p.out_h * p.out_w
                                                                       * p.k, item)
     arranged_fused = fused(p, alpha, compiled.threads())
-    # fused: numpy's BLAS inside the kernel, whatever the engine (kernel_gemm_flops_per_s)
+    # fused: OpenBLAS inside the kernel (numba's np.dot), whatever the engine
+    # (kernel_gemm_flops_per_s)
     peak = cost.MACHINE.kernel_gemm_flops_per_s if arranged_fused else None
     channels = cost.gemm_s(count, kg, cg, item, batch=a2 * p.groups, peak=peak)
     if not arranged_fused:
