@@ -307,6 +307,21 @@ def test_the_nchw_path_multiplies_chunks_of_whole_images(descriptor: str, images
     assert im2col._nchw_images(p) == images
 
 
+def test_models_of_other_backends_describe_the_array_version(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kernels take numpy arrays only: im2col's workspace and cost on torch's arrays are
+    those of the array version (as with the kernels switched off), on numpy's the kernels'."""
+    p = parse("n8c64h56k64r3p1")
+    algorithm = registry.get("conv2d", "im2col")
+    on_numpy = (algorithm.workspace(p), algorithm.modelled_s(p))
+    on_torch = (algorithm.workspace(p, "torch"), algorithm.modelled_s(p, "torch"))
+    assert im2col.compiled_path(p)
+    monkeypatch.setenv(compiled.SWITCH, "0")
+    array_version = (algorithm.workspace(p), algorithm.modelled_s(p))
+    assert on_torch == array_version != on_numpy
+    assert im2col.compiled_path(p) is False
+
+
 def test_a_short_last_chunk_is_priced_as_its_images() -> None:
     """Five images at four a chunk: one GEMM over four images, then one over one, not a second
     one over four (which priced the fifth image as four more)."""

@@ -125,7 +125,7 @@ def _priced(p: Problem, backend: str, model: cost.MachineModel
     covering = [a for a in all_algorithms(p.op)
                 if a.role in FALLBACK_ROLES and a.covers(p, backend)]
     with cost.priced_by(model):
-        costs = {a.name: a.modelled_s(p) if a.cost_s else None for a in covering}
+        costs = {a.name: a.modelled_s(p, backend) if a.cost_s else None for a in covering}
     cheapest = min((costs[a.name] for a in covering
                     if a.role == "candidate" and a.cost_s), default=0.0)
     order = sorted(covering, key=lambda a: _rank(a, costs[a.name], cheapest, p))  # stable

@@ -20,7 +20,7 @@ from typing import Any
 
 from convbench.algorithms import cost
 from convbench.algorithms.lowering import Lowered, lower
-from convbench.backends import GPU_BACKENDS, backend_why_not
+from convbench.backends import GPU_BACKENDS, backend_why_not, compiled
 from convbench.problems import Problem
 from convbench.problems.ops import OPS, family_op, op_rank
 
@@ -119,15 +119,17 @@ class Algorithm:
         inputs = lowered.inputs(arrays) if lowered.inputs else arrays
         return self.prepare(lowered.problem, *inputs)
 
-    def workspace(self, problem: Problem) -> int | None:
-        """The declared workspace of `problem`, with the bridge's explicit padding."""
+    def workspace(self, problem: Problem, backend: str = "numpy") -> int | None:
+        """The declared workspace of `problem` on `backend`'s arrays (the compiled kernels
+        take numpy's only: compiled.arrays_of), with the bridge's explicit padding."""
         lowered = self.lowered(problem)
         if self.workspace_bytes is None or isinstance(lowered, str):
             return None
+        with compiled.arrays_of(backend):
+            declared = self.workspace_bytes(lowered.problem)
         if not lowered.padded_elements:
-            return self.workspace_bytes(lowered.problem)
-        padding = lowered.padded_elements * lowered.problem.itemsize
-        return self.workspace_bytes(lowered.problem) + padding
+            return declared
+        return declared + lowered.padded_elements * lowered.problem.itemsize
 
     def bound_s(self, problem: Problem, backend: str = "numpy") -> float | None:
         """A pessimistic time per call, by which a run skips a case over its limit: the declared
@@ -147,16 +149,18 @@ class Algorithm:
         priced = backend not in GPU_BACKENDS or set(self.backends) <= set(GPU_BACKENDS)
         if self.cost_s is None or not priced:
             return None
-        return cost.ESTIMATE_SAFETY * self.modelled_s(problem)
+        return cost.ESTIMATE_SAFETY * self.modelled_s(problem, backend)
 
-    def modelled_s(self, problem: Problem) -> float:
-        """`cost_s` of the problem the function receives, with the bridge's explicit padding."""
+    def modelled_s(self, problem: Problem, backend: str = "numpy") -> float:
+        """`cost_s` of the problem the function receives on `backend`'s arrays
+        (compiled.arrays_of), with the bridge's explicit padding."""
         lowered = self.lowered(problem)
         assert self.cost_s is not None and not isinstance(lowered, str)
+        with compiled.arrays_of(backend):
+            modelled = self.cost_s(lowered.problem)
         if not lowered.padded_elements:
-            return self.cost_s(lowered.problem)
-        padding = cost.copy_s(lowered.padded_elements, lowered.problem.itemsize)
-        return self.cost_s(lowered.problem) + padding
+            return modelled
+        return modelled + cost.copy_s(lowered.padded_elements, lowered.problem.itemsize)
 
     def covers(self, problem: Problem, backend: str = "numpy") -> bool:
         """Whether the declaration covers `problem` on `backend` (op, backends, checks), whether

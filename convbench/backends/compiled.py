@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import contextvars
 import functools
 import hashlib
 import importlib.metadata
@@ -34,6 +35,9 @@ SWITCH = "CONVBENCH_COMPILED"  # "0": the array-API versions everywhere
 MIN_MACS = 1 << 24
 
 _threads: int | None = None  # the run's thread count, once pinned_threads has set one
+# The backend whose arrays a model describes (arrays_of): the kernels take numpy arrays only.
+_BACKEND: contextvars.ContextVar[str] = contextvars.ContextVar("convbench_compiled_backend",
+                                                               default="numpy")
 
 
 def enabled() -> bool:
@@ -44,8 +48,20 @@ def enabled() -> bool:
 
 def worth(macs: int) -> bool:
     """Whether a problem of `macs` multiply-adds takes the compiled kernels (enabled, and at
-    least MIN_MACS)."""
-    return macs >= MIN_MACS and enabled()
+    least MIN_MACS), on the arrays of the backend in force (arrays_of; numpy by default)."""
+    return macs >= MIN_MACS and _BACKEND.get() == "numpy" and enabled()
+
+
+@contextlib.contextmanager
+def arrays_of(backend: str) -> Iterator[None]:
+    """Within the block, a model asks about `backend`'s arrays: worth is False for any other
+    backend than numpy's, so that the workspace and cost models of a torch or CuPy row
+    describe the array version those arrays run, not the kernels."""
+    token = _BACKEND.set(backend)
+    try:
+        yield
+    finally:
+        _BACKEND.reset(token)
 
 
 @functools.cache

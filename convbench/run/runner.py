@@ -137,9 +137,9 @@ def _base_row(suite: Suite, task: Task, threads: int) -> dict[str, Any]:
     }
 
 
-def _memory_needed_bytes(p: Problem, algorithm: Algorithm) -> int:
+def _memory_needed_bytes(p: Problem, algorithm: Algorithm, backend: str) -> int:
     """Inputs and outputs (bytes_moved) twice over (the oracle's copies) plus the workspace."""
-    workspace = algorithm.workspace(p) or 0
+    workspace = algorithm.workspace(p, backend) or 0
     return 2 * p.bytes_moved + workspace
 
 
@@ -159,7 +159,8 @@ def precheck(suite: Suite, task: Task) -> tuple[str, str] | None:
     if estimate is not None and estimate > suite.limit_s:
         return "skipped", f"estimated {estimate:.3g} s per call, over the case limit of " \
             f"{suite.limit_s:g} s"
-    needed, available = _memory_needed_bytes(p, algorithm), psutil.virtual_memory().available
+    needed = _memory_needed_bytes(p, algorithm, task.backend)
+    available = psutil.virtual_memory().available
     if needed > available:
         return "oom", f"needs about {needed / 2**30:.1f} GiB, {available / 2**30:.1f} GiB free"
     return None
@@ -285,7 +286,8 @@ def run_task(suite: Suite, task: Task, data: Callable[[], _CaseData], threads: i
         refused = precheck(suite, task)
         if refused:
             return row | {"status": refused[0], "reason": refused[1]}
-        row["workspace_model_bytes"] = task.algorithm.workspace(task.case.problem)
+        row["workspace_model_bytes"] = task.algorithm.workspace(task.case.problem,
+                                                                task.backend)
         return row | execute(suite, task, data(), timer)
     except Exception as error:  # noqa: BLE001 - recorded, and the run goes on
         status = "oom" if is_out_of_memory(error) else "error"
