@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from convbench.algorithms.auto import forget, never_tuned, tuning_path
+from convbench.backends import gemm
 from convbench.commands.args import check_suite_directories, csv_list, positive_int
 from convbench.commands.output import print_notes
 from convbench.measure.environment import usable_cpus
@@ -56,8 +57,6 @@ def main(args: argparse.Namespace, console: Console) -> int:
     for suite, options in searches:
         plan(suite, options)  # unknown algorithm names fail here, before anything runs
         print_notes(console, suite)
-    from convbench.backends import gemm
-
     engine = gemm.engine(threads)  # the runs' engine (runner.gemm_meta): its table
     table_path = tuning_path(threads, engine)
     _stored(table_path)  # a table that cannot be read fails now, not after the search

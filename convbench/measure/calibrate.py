@@ -137,9 +137,8 @@ def engine_rates(times_s: dict[str, list[float]]) -> dict[str, float]:
     time."""
     shapes = gemm_shapes()
     flops = [2 * batch * m * k * n for batch, m, k, n in shapes]
-    return {engine: math.exp(statistics.fmean(
-        math.log(f / t) for f, t in zip(flops, times, strict=True)))
-        for engine, times in times_s.items()}
+    return {engine: statistics.geometric_mean(f / t for f, t in zip(flops, times, strict=True))
+            for engine, times in times_s.items()}
 
 
 def narrow_halves(peak: float, call_s: float, copy_rate: float, times_s: list[float]

@@ -104,7 +104,7 @@ def compiled_path(p: ConvProblem) -> bool:
 
 
 def _compiled_images(p: ConvProblem) -> int:
-    """Images per chunk of the channels-last path's column matrix."""
+    """Images per chunk of a compiled path's column matrix, within COMPILED_CHUNK_BYTES."""
     per_image = p.out_h * p.out_w * p.r * p.s * p.c * p.itemsize
     return max(1, min(p.n, COMPILED_CHUNK_BYTES // per_image))
 
@@ -167,10 +167,7 @@ def _nchw_images(p: ConvProblem) -> int:
     """Images per chunk of the NCHW compiled path: enough for PLANAR_CHUNK_PIXELS outputs
     (the GEMM's width), and no more (a smaller column matrix stays nearer the cores), within
     COMPILED_CHUNK_BYTES of columns."""
-    pixels = p.out_h * p.out_w
-    per_image = pixels * p.r * p.s * p.c * p.itemsize
-    wanted = -(-PLANAR_CHUNK_PIXELS // pixels)
-    return max(1, min(p.n, wanted, COMPILED_CHUNK_BYTES // per_image))
+    return min(_compiled_images(p), -(-PLANAR_CHUNK_PIXELS // (p.out_h * p.out_w)))
 
 
 def _nchw_workspace(p: ConvProblem) -> int:
@@ -193,14 +190,13 @@ def _nchw_cost(p: ConvProblem) -> float:
     item, pixels = p.itemsize, p.out_h * p.out_w
     width = p.c * p.r * p.s
     images = _nchw_images(p)
-    chunks = -(-p.n // images)
-    unfold = cost.copy_s(p.n * pixels * width, item, p.out_w)
     full, rest = divmod(p.n, images)  # full chunks, then the images of a last short one
+    unfold = cost.copy_s(p.n * pixels * width, item, p.out_w)
     gemm = cost.gemm_s(p.k, images * pixels, width, item, batch=full) if full else 0.0
     if rest:
         gemm += cost.gemm_s(p.k, rest * pixels, width, item)
     to_nchw = cost.copy_s(p.n * p.k * pixels, item, pixels) if images > 1 else 0.0
-    return unfold + gemm + to_nchw + cost.calls_s(4 + 3 * chunks)
+    return unfold + gemm + to_nchw + cost.calls_s(4 + 3 * (full + bool(rest)))
 
 
 def _nchw(p: ConvProblem, x: Array, w: Array, bias: Array | None) -> Array:

@@ -323,8 +323,9 @@ def planar_columns(p: ConvProblem, x: np.ndarray, out: np.ndarray, workers: int)
     if not out.flags.c_contiguous or out.shape != (p.c * p.r * p.s, p.n * p.out_h * p.out_w):
         raise ValueError(f"planar_columns: out must be C-contiguous, shape "
                          f"{(p.c * p.r * p.s, p.n * p.out_h * p.out_w)}, got {out.shape}")
+    kernels = _kernels()
     phased = p.stride[1] > 1 and p.out_w >= PHASED_MIN_WIDTH
-    kernel = _kernels().planar_columns_phased if phased else _kernels().planar_columns
+    kernel = kernels.planar_columns_phased if phased else kernels.planar_columns
     flat = _flat(np.ascontiguousarray(x))
     compiled.parallel(lambda q, first, last: kernel(
         first, last, flat, p.c, p.h, p.w, p.n, p.out_h, p.out_w, p.r, p.s, *p.stride,

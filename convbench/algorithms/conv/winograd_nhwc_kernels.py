@@ -414,8 +414,8 @@ def cost_s(p: ConvProblem, alpha: int) -> float:
     and the input read and output written once, the alpha^2 channel GEMMs (fused: at the rate
     of the OpenBLAS the kernels call, not the GEMM engine's; on ResNet-50's layer2 with
     torch's engine the model put fused F(2,3) level with staged F(4,3), which took 0.66 of its
-    time in NCHW and 0.72 channels last); staged, V and the products also written and read back from memory (fused keeps
-    them in cache)."""
+    time in NCHW and 0.72 channels last); staged, V and the products also written and read
+    back from memory (fused keeps them in cache)."""
     mh, mw, th, tw = tiles(p, alpha)
     item, a2, kg, cg = p.itemsize, alpha * alpha, p.k // p.groups, p.c // p.groups
     count = tile_count(p, alpha)
