@@ -114,9 +114,9 @@ def forget() -> None:
 def generation() -> int:
     """A number that set_engine (so pinned) and forget change: a cache of what depends on the
     engine (auto's choices, by way of the tuning table) keys on it, where resolving the engine
-    takes microseconds (reading CONVBENCH_GEMM alone took 1 us here, against an 8 us call of
-    auto on a tiny problem). A process that sets CONVBENCH_GEMM itself calls forget after, or
-    uses pinned."""
+    takes microseconds (reading CONVBENCH_GEMM alone took 1 us here, against 10-17 us for a
+    call of auto on the smoke suite's 1x1 in the gate's runs). A process that sets
+    CONVBENCH_GEMM itself calls forget after, or uses pinned."""
     return _generation
 
 
