@@ -16,11 +16,16 @@ rotated):
 - `unfold`: the array version, which NCHW layers at stride 1 took before (numpy's unfold, one
   image at a time from 512 outputs an image, its GEMMs);
 - `torch`: torch.nn.functional.conv2d (oneDNN).
+With --pointwise, also the 1x1 layers that take the compiled path (strided ones with under
+PER_IMAGE_UNFOLD_MIN_COLUMNS outputs an image): `nchw` (the subsample of every image gathered
+into one column matrix, one GEMM, the result copied into NCHW) against `array` (the subsample,
+then per-image GEMMs; what they took before) and `torch`.
 Reported: medians in ms, each over torch, and the noise (IQR / median, median and max over
 the layer's closures). The GEMM engine is the calibration's pick (made now where none is
 cached, and not cached), or --engine.
 
-Options: --quick, --threads T, --layers SUBSTRING, --engine numpy|torch, --csv PATH.
+Options: --quick, --threads T, --layers SUBSTRING, --engine numpy|torch, --pointwise,
+--csv PATH.
 """
 
 from __future__ import annotations
@@ -69,6 +74,23 @@ def setting(chunk_pixels: int | None = None, phased_width: int | None = None):
     return call
 
 
+def array_path(p: object, x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """What an NCHW layer takes without the compiled kernels (a strided 1x1: the subsample,
+    then per-image GEMMs; a 1x1 on small images: numpy's unfold and one GEMM)."""
+    if im2col._route(p) == "per_image":
+        return im2col._pointwise(p, x, w).reshape(p.output_shape)
+    return im2col._unfolded(p, x, w).reshape(p.output_shape)
+
+
+def pointwise_closures(p: object) -> dict[str, object]:
+    """A 1x1 layer: im2col as it runs, its array path, torch."""
+    x, w, _ = oracle.make_inputs(p).arrays
+    tx, tw = torch.from_numpy(x), torch.from_numpy(w)
+    return {"nchw": lambda: im2col.conv2d_im2col(p, x, w, None),
+            "array": lambda: array_path(p, x, w),
+            "torch": lambda: torch.nn.functional.conv2d(tx, tw, stride=p.stride)}
+
+
 def closures(p: object) -> dict[str, object]:
     x, w, _ = oracle.make_inputs(p).arrays
     tx, tw = torch.from_numpy(x), torch.from_numpy(w)
@@ -85,6 +107,10 @@ def closures(p: object) -> dict[str, object]:
     fns["unfold"] = lambda: im2col._unfolded(p, x, w).reshape(p.output_shape)
     fns["torch"] = lambda: torch.nn.functional.conv2d(tx, tw, stride=p.stride,
                                                       padding=p.padding)
+    return fns
+
+
+def checked(p: object, fns: dict[str, object]) -> dict[str, object]:
     reference = fns["torch"]().numpy()
     for name, fn in fns.items():  # every contender computes the convolution
         got = np.asarray(fn())
@@ -98,6 +124,9 @@ def main() -> int:
     parser = aq.arguments()
     parser.add_argument("--engine", choices=gemm.ENGINES,
                         help="the GEMM engine (default: the calibration's pick)")
+    parser.add_argument("--pointwise", action="store_true",
+                        help="also the 1x1 layers that take the compiled path (strided, small "
+                        "outputs), against their array path")
     args = parser.parse_args()
     keep_freed_memory()
     policy = aq.POLICIES["quick" if args.quick else "full"]
@@ -106,9 +135,12 @@ def main() -> int:
     with pinned_threads(args.threads):
         aq.models(args.threads, args.engine)  # sets the engine; calibrates if none is cached
         for name, p in aq.layers(args.batch, args.layers, "nchw"):
-            if (p.r, p.s) == (1, 1):
+            if (p.r, p.s) != (1, 1):
+                fns = checked(p, closures(p))
+            elif args.pointwise and im2col.compiled_path(p):
+                fns = checked(p, pointwise_closures(p))
+            else:
                 continue
-            fns = closures(p)
             with torch.no_grad():
                 found = dict(zip(fns, measure_interleaved(list(fns.values()), policy)))
             medians = {n: m.median_s for n, m in found.items()}

@@ -230,6 +230,9 @@ IM2COL = [
     "n1c4h40w34k5r5s3sh2sw1p2",  # rectangular kernel and stride
     "n2c5h36k3r3st2p1d2",  # dilation (the per-tap copy)
     "n1c3h33k8r7st2p3",  # a 7x7 stem at small size
+    "n3c6h9k4r1st2b1",  # NCHW, a strided 1x1: each image's subsample one run, bias
+    "n2c5h11w8k3r1sh3sw2",  # NCHW, a 1x1 at strides 3 down and 2 across, odd sizes
+    "n2c4h7w9k5r1sh1sw3",  # NCHW, a 1x1 at stride 3 across only
     "nhwc_n2c8h13k6r3p1b1",  # channels last, stride 1
     "nhwc_n2c4h9w10k6r3st2pe1",  # per-side padding (made explicit before the kernels)
     "nhwc_n2c6h9k4r1st2",  # a strided 1x1 (the subsample)
@@ -262,15 +265,45 @@ def test_compiled_im2col_is_exact_and_matches_the_array_version(
 
 
 def test_im2col_keeps_its_numpy_paths_where_they_are_faster() -> None:
-    """Unpadded 1x1 layers in NCHW keep their GEMMs on the input (or its subsample), groups
-    the array version; every other 2-D layer takes a compiled path, NCHW ones at stride 1 and
-    on small images too."""
+    """Unpadded 1x1 layers in NCHW keep their GEMMs on the input (or, on large images, its
+    subsample), groups the array version; every other 2-D layer takes a compiled path, NCHW
+    ones at stride 1 and on small images too, strided 1x1 ones on small images."""
     for descriptor in ("n8c64h56k256r1", "n8c256h56k512r1st2", "n8c2048h7k512r1",
-                       "nhwc_n2c8h13k8r3p1g2", "n8c64h56k64r3p1g2"):
+                       "nhwc_n2c8h13k8r3p1g2", "n8c64h56k64r3p1g2", "n8c64h28k64r1st2g2"):
         assert not im2col.compiled_path(parse(descriptor)), descriptor
     for descriptor in ("n8c128h56k128r3st2p1", "n8c512h7k512r3p1", "n8c512h14k512r3st2p1",
-                       "n8c64h56k64r3p1", "n8c3h224k64r7st2p3", "nhwc_n8c512h7k512r3p1"):
+                       "n8c64h56k64r3p1", "n8c3h224k64r7st2p3", "nhwc_n8c512h7k512r3p1",
+                       "n8c512h28k1024r1st2", "n8c1024h14k2048r1st2"):
         assert im2col.compiled_path(parse(descriptor)), descriptor
+
+
+@pytest.mark.parametrize("descriptor", ["n2c3h9k4r1st2", "n2c5h11w8k3r1sh3sw2",
+                                        "n3c4h7w9k5r1sh1sw3", "n2c3h8w6k4r1sh2sw1",
+                                        "n2c3h5k2r1"])
+def test_the_pointwise_column_matrix_equals_numpys_unfold(descriptor: str) -> None:
+    """layout_kernels.pointwise_columns (each image's plane, subsampled at the stride) writes
+    exactly numpy's unfold (C, N*OH*OW) of an unpadded 1x1 problem; a wrong `out` is refused."""
+    p = parse(descriptor)
+    x = oracle.make_inputs(p, seed=5).arrays[0]
+    out = np.full((p.c, p.n * p.out_h * p.out_w), np.nan, x.dtype)
+    layout_kernels.pointwise_columns(p, x, out, 2)
+    np.testing.assert_array_equal(out, im2col.unfold(p, x)[0])
+    with pytest.raises(ValueError, match="pointwise_columns: out must be C-contiguous"):
+        layout_kernels.pointwise_columns(p, x, out.T.copy().T, 2)
+
+
+def test_swapping_runs_is_a_transpose_of_the_first_two_axes() -> None:
+    """swap_runs writes x (A, B, run) as (B, A, run), each run intact, on any thread count;
+    a non-contiguous or misshapen `out` is refused."""
+    x = np.arange(5 * 3 * 7, dtype=np.float32).reshape(5, 3, 7)
+    for workers in (1, 2, 3):
+        out = np.full((3, 5, 7), np.nan, np.float32)
+        layout_kernels.swap_runs(x, out, workers)
+        np.testing.assert_array_equal(out, x.transpose(1, 0, 2))
+    with pytest.raises(ValueError, match="swap_runs"):
+        layout_kernels.swap_runs(x, np.empty((5, 3, 7), np.float32), 2)
+    with pytest.raises(ValueError, match="swap_runs"):
+        layout_kernels.swap_runs(x, np.empty((7, 5, 3), np.float32).transpose(2, 1, 0), 2)
 
 
 @pytest.mark.parametrize("phased", [False, True])
@@ -300,6 +333,7 @@ def test_the_nchw_column_matrix_equals_numpys_unfold(monkeypatch: pytest.MonkeyP
     ("n8c128h56k128r3st2p1", 4),  # 784
     ("n8c512h7k512r3p1", 8),  # 49: all the images in one GEMM
     ("n5c3h32k4r3p1", 4),  # 1024: chunks of four, then one
+    ("n8c512h28k1024r1st2", 8),  # a strided 1x1, no unfold: all the images in one GEMM
 ])
 def test_the_nchw_path_multiplies_chunks_of_whole_images(descriptor: str, images: int) -> None:
     """At least PLANAR_CHUNK_PIXELS outputs a GEMM, whole images, no more than the batch."""
@@ -332,7 +366,7 @@ def test_a_short_last_chunk_is_priced_as_its_images() -> None:
 
 
 @pytest.mark.parametrize("descriptor", ["n5c3h32k4r3p1", "n3c2h60w57k3r3p1",
-                                        "n2c16h20k8r3st2p1"])
+                                        "n2c16h20k8r3st2p1", "n4c16h20k24r1st2"])
 def test_the_nchw_compiled_path_workspace_matches_the_model(descriptor: str) -> None:
     """A chunk's columns and (several images a chunk) its GEMM result, against tracemalloc."""
     p = parse(descriptor)

@@ -8,7 +8,9 @@ per-image GEMMs only when each image has at least PER_IMAGE_MIN_COLUMNS outputs;
 the one wide GEMM of the column matrix is faster (measured on ResNet-50's downsamples at N=8:
 28x28 and 14x14 outputs 14-18% faster per image, 7x7 ones 15% slower; on its stride-1 1x1
 layers at 7x7, N=8, 2 threads, side by side in one process: 4.4-4.6 ms against 5.3-5.4, and
-7.5 against 10.1 for C=1024, K=2048).
+7.5 against 10.1 for C=1024, K=2048). With the compiled kernels, a strided 1x1 one with fewer
+than PER_IMAGE_UNFOLD_MIN_COLUMNS outputs an image gathers every image's subsample into one
+column matrix instead and takes one GEMM (compiled_path).
 """
 
 from __future__ import annotations
@@ -85,19 +87,28 @@ def compiled_path(p: ConvProblem) -> bool:
     - channels-last memory: the column matrix of runs of S*C (none for a pointwise layer,
       whose input is its own), one GEMM into the NHWC output;
     - NCHW that needs an unfold (not a 1x1 layer's per-image GEMMs on the input itself, or
-      on its subsample): the column matrix built straight from NCHW in the weights' order,
+      on the subsample of images of PER_IMAGE_UNFOLD_MIN_COLUMNS outputs or more): the column
+      matrix built straight from NCHW in the weights' order,
       one GEMM per chunk of images (_nchw), where numpy's unfold copies one value at a time.
       Measured by benchmarks/im2col_nchw.py on ResNet-50 at N=8, 2 threads, torch's GEMM
       (benchmarks/measurements/2026-12-01-im2col-nchw.txt), against what each layer took
       before: at stride 1 numpy's unfold, 56, 28, 14 and 7 pixels wide 18.8 against 24.8 ms,
       16.2 against 16.4, 9.4 against 11.1, 8.4 against 9.8; at stride 2 a detour through
       channels last (two blocked transposes around the path above), 28, 14 and 7 pixels out
-      16.4 against 19.0, 13.8 against 14.8, 9.1 against 11.1; the 7x7 stem 20.2 against 28.9."""
+      16.4 against 19.0, 13.8 against 14.8, 9.1 against 11.1; the 7x7 stem 20.2 against 28.9.
+      A strided 1x1 layer's column matrix is each image's subsample (pointwise_columns), all
+      images in one GEMM: ResNet-50's downsamples to 14x14 and 7x7, against the subsample and
+      per-image GEMMs (`--pointwise`, 2026-12-01), 10.4 against 11.1 ms and 9.4 against 9.4;
+      to 28x28 that path stays (one run: 12.7 against 12.1)."""
     # the cheapest refusal first, on the fields themselves: every call of im2col asks, and on
     # the smoke suite's NCHW 1x1 (9 us a call) the properties (r, s, rank, channels_last)
     # cost 0.5 us more
     if p.kernel == (1, 1) and p.padding == (0, 0) and p.layout != "nhwc":
-        return False  # a 1x1 layer's GEMMs on the input itself, or on its subsample
+        if p.stride == (1, 1):
+            return False  # a 1x1 layer's GEMMs on the input itself (is_pointwise)
+        (h, w), (sh, sw) = p.size, p.stride
+        if ((h - 1) // sh + 1) * ((w - 1) // sw + 1) >= PER_IMAGE_UNFOLD_MIN_COLUMNS:
+            return False  # large images: the subsample, then per-image GEMMs writing NCHW
     if p.rank != 2 or p.groups != 1:
         return False
     return compiled.worth(p.macs)
@@ -167,6 +178,8 @@ def _nchw_images(p: ConvProblem) -> int:
     """Images per chunk of the NCHW compiled path: enough for PLANAR_CHUNK_PIXELS outputs
     (the GEMM's width), and no more (a smaller column matrix stays nearer the cores), within
     COMPILED_CHUNK_BYTES of columns."""
+    if p.kernel == (1, 1):  # no unfold to keep near the cores: the widest GEMM
+        return _compiled_images(p)
     return min(_compiled_images(p), -(-PLANAR_CHUNK_PIXELS // (p.out_h * p.out_w)))
 
 
@@ -214,17 +227,22 @@ def _nchw(p: ConvProblem, x: Array, w: Array, bias: Array | None) -> Array:
     width = weights.shape[1]
     columns = np.empty(width * step * pixels, x.dtype)  # reused: a chunk's first touch
     result = np.empty(p.k * step * pixels, x.dtype) if step > 1 else None
+    gather = p.kernel == (1, 1) and p.padding == (0, 0)  # each image's plane, subsampled
     for n0 in range(0, p.n, step):
         part = dataclasses.replace(p, n=min(p.n, n0 + step) - n0)
         count = part.n * pixels
         chunk = columns[: width * count].reshape(width, count)
-        layout_kernels.planar_columns(part, x[n0 : n0 + part.n], chunk, threads)
+        if gather:
+            layout_kernels.pointwise_columns(part, x[n0 : n0 + part.n], chunk, threads)
+        else:
+            layout_kernels.planar_columns(part, x[n0 : n0 + part.n], chunk, threads)
         if result is None:
             matmul_into(weights, chunk, y[n0])
             continue
         product = result[: p.k * count].reshape(p.k, count)
         matmul_into(weights, chunk, product)
-        np.copyto(y[n0 : n0 + part.n], product.reshape(p.k, part.n, pixels).transpose(1, 0, 2))
+        layout_kernels.swap_runs(product.reshape(p.k, part.n, pixels), y[n0 : n0 + part.n],
+                                 threads)
     del columns, result
     if bias is not None:
         y += bias.astype(y.dtype, copy=False)[:, None]
