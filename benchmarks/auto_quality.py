@@ -15,7 +15,9 @@ would. Noise: IQR / median of every timed closure, and how far the best's median
 even rounds differ. Last, im2col on the 1x1 layers as a share of the measured SGEMM peak
 (`convbench machine`), of the calibration's GEMM rate, and of a 1024^3 SGEMM timed in each 1x1
 layer's own rounds, numpy's and torch's (the share of the faster, measured side by side,
-under the same load). The GEMM engine of our algorithms (convbench.backends.gemm) is the
+under the same load); beside it, the share the BLAS reaches on the layer's own GEMMs alone
+(operands allocated once, any subsample or gather made beforehand; NCHW per image and as one
+wide GEMM, the faster counted): what a GEMM-bound 1x1 method can reach with this engine. The GEMM engine of our algorithms (convbench.backends.gemm) is the
 calibration's pick unless --engine names one.
 
 Everything is reported twice: by each closure's median over the rounds, and by its minimum (on
@@ -55,7 +57,8 @@ from convbench.run.processes import pinned_threads  # noqa: E402
 from convbench.run.suite import load_suite  # noqa: E402
 
 SLOW_FACTOR = 4.0
-REFERENCES = ("torch_im2col", "torch", "sgemm", "sgemm_torch")
+GEMM_ALONE = ("gemm_images", "gemm_wide")  # a 1x1 layer's GEMMs alone, two ways
+REFERENCES = ("torch_im2col", "torch", "sgemm", "sgemm_torch", *GEMM_ALONE)
 SGEMM_SIZE = 1024  # the 1x1 layers' rounds time an SGEMM of this size beside them
 POLICIES = {"full": TimingPolicy(budget_s=0.3, min_repeats=8),
             "quick": TimingPolicy(budget_s=0.1, min_repeats=6)}
@@ -107,7 +110,27 @@ def closures(p: object) -> dict[str, object]:
         found["sgemm"] = lambda: np.matmul(a, a, out=out)
         ta, tout = torch.from_numpy(a), torch.from_numpy(out)
         found["sgemm_torch"] = lambda: torch.matmul(ta, ta, out=tout)
+        found.update(layer_gemms(p, x, w))
     return found
+
+
+def layer_gemms(p: object, x: np.ndarray, w: np.ndarray) -> dict[str, object]:
+    """A 1x1 layer's GEMMs alone, by the GEMM engine, on operands allocated once (any
+    subsample, transpose or gather made beforehand): what the BLAS makes of the layer's
+    shapes without a copy. NCHW two ways: (K, C) @ (C, OH*OW) per image (`gemm_images`) and
+    one (K, C) @ (C, N*OH*OW) (`gemm_wide`); channels last its one (N*OH*OW, C) @ (C, K)."""
+    sub = np.ascontiguousarray(x[:, :, :: p.stride[0], :: p.stride[1]])  # (N, C, OH, OW)
+    weights = np.ascontiguousarray(w.reshape(p.k, p.c))
+    pixels = p.out_h * p.out_w
+    if p.channels_last:
+        rows = np.ascontiguousarray(sub.transpose(0, 2, 3, 1)).reshape(-1, p.c)
+        right, out = np.ascontiguousarray(weights.T), np.empty((rows.shape[0], p.k), x.dtype)
+        return {"gemm_wide": lambda: gemm.matmul(rows, right, out=out)}
+    images, out = sub.reshape(p.n, p.c, pixels), np.empty((p.n, p.k, pixels), x.dtype)
+    columns = np.ascontiguousarray(images.transpose(1, 0, 2)).reshape(p.c, -1)
+    wide = np.empty((p.k, columns.shape[1]), x.dtype)
+    return {"gemm_images": lambda: gemm.matmul(weights, images, out=out),
+            "gemm_wide": lambda: gemm.matmul(weights, columns, out=wide)}
 
 
 def first_calls_s(fns: dict[str, object]) -> dict[str, float]:
@@ -197,6 +220,8 @@ def report(rows: list[dict[str, object]], peak_flops: float, model_gemm: float,
     pointwise(rows, model_gemm, "the calibration's GEMM rate")
     pointwise(rows, None, f"the faster {SGEMM_SIZE}^3 SGEMM (numpy's or torch's) in the same "
               "rounds")
+    pointwise(rows, None, "that SGEMM", GEMM_ALONE,
+              "the layers' GEMMs alone (operands allocated once, no copy; the faster way)")
 
 
 def against_torch(rows: list[dict[str, object]]) -> None:
@@ -216,13 +241,15 @@ def against_torch(rows: list[dict[str, object]]) -> None:
         f"{n} {x:.2f}" for n, x in threes.items()))
 
 
-def pointwise(rows: list[dict[str, object]], peak_flops: float | None, which: str) -> None:
-    """im2col's rate on the 1x1 layers as a share of `peak_flops`, or (None) of the SGEMM
-    timed in each layer's own rounds."""
+def pointwise(rows: list[dict[str, object]], peak_flops: float | None, which: str,
+              names: tuple[str, ...] = ("im2col",), title: str = "im2col") -> None:
+    """The rate of the fastest of `names` (im2col) on the 1x1 layers as a share of
+    `peak_flops`, or (None) of the SGEMM timed in each layer's own rounds."""
     shares, rates = [], []
     for r in rows:
         p, times = descriptor.parse(r["problem"]), r["times_ms"]
-        if p.kernel != (1, 1) or "im2col" not in times:
+        found = [times[n] for n in names if n in times]
+        if p.kernel != (1, 1) or not found:
             continue
         rate = peak_flops
         if rate is None:
@@ -231,9 +258,9 @@ def pointwise(rows: list[dict[str, object]], peak_flops: float | None, which: st
                 continue
             rate = 2 * SGEMM_SIZE**3 / (min(sgemms) / 1e3)
         rates.append(rate)
-        shares.append(2 * p.macs / (times["im2col"] / 1e3) / rate)
+        shares.append(2 * p.macs / (min(found) / 1e3) / rate)
     if shares:
-        print(f"im2col on the {len(shares)} 1x1 layers: median {statistics.median(shares):.0%} "
+        print(f"{title} on the {len(shares)} 1x1 layers: median {statistics.median(shares):.0%} "
               f"of {which}, {statistics.median(rates) / 1e9:.0f} GFLOP/s (median); min "
               f"{min(shares):.0%}, max {max(shares):.0%}")
 
