@@ -16,10 +16,11 @@ rotated):
 - `unfold`: the array version, which NCHW layers at stride 1 took before (numpy's unfold, one
   image at a time from 512 outputs an image, its GEMMs);
 - `torch`: torch.nn.functional.conv2d (oneDNN).
-With --pointwise, also the 1x1 layers that take the compiled path (strided ones with under
-PER_IMAGE_UNFOLD_MIN_COLUMNS outputs an image): `nchw` (the subsample of every image gathered
-into one column matrix, one GEMM, the result copied into NCHW) against `array` (the subsample,
-then per-image GEMMs; what they took before) and `torch`.
+With --pointwise, also the 1x1 layers that take the compiled path (the strided ones): `nchw`
+(the subsample made by a compiled kernel, then per-image GEMMs; on small images every image's
+subsample gathered into one column matrix, one GEMM, the result put back into NCHW) against
+`array` (what they took before: numpy's subsample and per-image GEMMs, or on small images
+numpy's unfold and one GEMM) and `torch`.
 Reported: medians in ms, each over torch, and the noise (IQR / median, median and max over
 the layer's closures). The GEMM engine is the calibration's pick (made now where none is
 cached, and not cached), or --engine.
@@ -125,8 +126,8 @@ def main() -> int:
     parser.add_argument("--engine", choices=gemm.ENGINES,
                         help="the GEMM engine (default: the calibration's pick)")
     parser.add_argument("--pointwise", action="store_true",
-                        help="also the 1x1 layers that take the compiled path (strided, small "
-                        "outputs), against their array path")
+                        help="also the 1x1 layers that take the compiled path (the strided "
+                        "ones), against their array path")
     args = parser.parse_args()
     keep_freed_memory()
     policy = aq.POLICIES["quick" if args.quick else "full"]

@@ -233,6 +233,7 @@ IM2COL = [
     "n3c6h9k4r1st2b1",  # NCHW, a strided 1x1: each image's subsample one run, bias
     "n2c5h11w8k3r1sh3sw2",  # NCHW, a 1x1 at strides 3 down and 2 across, odd sizes
     "n2c4h7w9k5r1sh1sw3",  # NCHW, a 1x1 at stride 3 across only
+    "n2c3h24w26k4r1st2b1",  # NCHW, a strided 1x1 on 156 outputs an image: per-image GEMMs
     "nhwc_n2c8h13k6r3p1b1",  # channels last, stride 1
     "nhwc_n2c4h9w10k6r3st2pe1",  # per-side padding (made explicit before the kernels)
     "nhwc_n2c6h9k4r1st2",  # a strided 1x1 (the subsample)
@@ -265,16 +266,20 @@ def test_compiled_im2col_is_exact_and_matches_the_array_version(
 
 
 def test_im2col_keeps_its_numpy_paths_where_they_are_faster() -> None:
-    """Unpadded 1x1 layers in NCHW keep their GEMMs on the input (or, on large images, its
-    subsample), groups the array version; every other 2-D layer takes a compiled path, NCHW
-    ones at stride 1 and on small images too, strided 1x1 ones on small images."""
-    for descriptor in ("n8c64h56k256r1", "n8c256h56k512r1st2", "n8c2048h7k512r1",
-                       "nhwc_n2c8h13k8r3p1g2", "n8c64h56k64r3p1g2", "n8c64h28k64r1st2g2"):
+    """Unpadded 1x1 layers at stride 1 in NCHW keep their GEMMs on the input, groups the
+    array version; every other 2-D layer takes a compiled path, NCHW ones at stride 1, on
+    small images, and strided 1x1 ones too."""
+    for descriptor in ("n8c64h56k256r1", "n8c2048h7k512r1", "nhwc_n2c8h13k8r3p1g2",
+                       "n8c64h56k64r3p1g2", "n8c64h28k64r1st2g2"):
         assert not im2col.compiled_path(parse(descriptor)), descriptor
     for descriptor in ("n8c128h56k128r3st2p1", "n8c512h7k512r3p1", "n8c512h14k512r3st2p1",
                        "n8c64h56k64r3p1", "n8c3h224k64r7st2p3", "nhwc_n8c512h7k512r3p1",
-                       "n8c512h28k1024r1st2", "n8c1024h14k2048r1st2"):
+                       "n8c256h56k512r1st2", "n8c512h28k1024r1st2", "n8c1024h14k2048r1st2"):
         assert im2col.compiled_path(parse(descriptor)), descriptor
+    # a strided 1x1 on large images: the subsample, then per-image GEMMs; on small ones every
+    # image's subsample gathered for one GEMM
+    assert im2col._subsampled(parse("n8c256h56k512r1st2"))
+    assert not im2col._subsampled(parse("n8c1024h14k2048r1st2"))
 
 
 @pytest.mark.parametrize("descriptor", ["n2c3h9k4r1st2", "n2c5h11w8k3r1sh3sw2",
@@ -290,6 +295,12 @@ def test_the_pointwise_column_matrix_equals_numpys_unfold(descriptor: str) -> No
     np.testing.assert_array_equal(out, im2col.unfold(p, x)[0])
     with pytest.raises(ValueError, match="pointwise_columns: out must be C-contiguous"):
         layout_kernels.pointwise_columns(p, x, out.T.copy().T, 2)
+    images = np.full((p.n, p.c, p.out_h * p.out_w), np.nan, x.dtype)
+    layout_kernels.pointwise_columns(p, x, images, 2, images_first=True)
+    subsample = x[:, :, :: p.stride[0], :: p.stride[1]]
+    np.testing.assert_array_equal(images, subsample.reshape(images.shape))
+    with pytest.raises(ValueError, match="pointwise_columns: out must be C-contiguous"):
+        layout_kernels.pointwise_columns(p, x, out, 2, images_first=True)
 
 
 def test_swapping_runs_is_a_transpose_of_the_first_two_axes() -> None:
@@ -366,7 +377,8 @@ def test_a_short_last_chunk_is_priced_as_its_images() -> None:
 
 
 @pytest.mark.parametrize("descriptor", ["n5c3h32k4r3p1", "n3c2h60w57k3r3p1",
-                                        "n2c16h20k8r3st2p1", "n4c16h20k24r1st2"])
+                                        "n2c16h20k8r3st2p1", "n4c16h20k24r1st2",
+                                        "n3c8h26k12r1st2"])
 def test_the_nchw_compiled_path_workspace_matches_the_model(descriptor: str) -> None:
     """A chunk's columns and (several images a chunk) its GEMM result, against tracemalloc."""
     p = parse(descriptor)

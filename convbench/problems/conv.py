@@ -116,8 +116,8 @@ class ConvProblem(Spatial, WeightedCounts):
         """Weights plus biases: (C/g * R * S + 1) * K, without the +1 when there is no bias."""
         return (self.reduction_length + int(self.bias)) * self.k
 
-    @property
-    def macs(self) -> int:
+    @functools.cached_property
+    def macs(self) -> int:  # computed once: the algorithms' paths ask on every call
         """Multiply-accumulates of the convolution proper: N*K*OH*OW * C/g*R*S."""
         return self.n * self.k * self.pixels * self.reduction_length
 

@@ -8,9 +8,9 @@ per-image GEMMs only when each image has at least PER_IMAGE_MIN_COLUMNS outputs;
 the one wide GEMM of the column matrix is faster (measured on ResNet-50's downsamples at N=8:
 28x28 and 14x14 outputs 14-18% faster per image, 7x7 ones 15% slower; on its stride-1 1x1
 layers at 7x7, N=8, 2 threads, side by side in one process: 4.4-4.6 ms against 5.3-5.4, and
-7.5 against 10.1 for C=1024, K=2048). With the compiled kernels, a strided 1x1 one with fewer
-than PER_IMAGE_UNFOLD_MIN_COLUMNS outputs an image gathers every image's subsample into one
-column matrix instead and takes one GEMM (compiled_path).
+7.5 against 10.1 for C=1024, K=2048). With the compiled kernels a strided 1x1 layer makes its
+subsample with one of them, and on images under PER_IMAGE_MIN_COLUMNS outputs gathers every
+image's subsample into one column matrix for one GEMM (compiled_path).
 """
 
 from __future__ import annotations
@@ -86,29 +86,34 @@ def compiled_path(p: ConvProblem) -> bool:
     enabled and worth it (compiled.worth), for a 2-D problem of one group:
     - channels-last memory: the column matrix of runs of S*C (none for a pointwise layer,
       whose input is its own), one GEMM into the NHWC output;
-    - NCHW that needs an unfold (not a 1x1 layer's per-image GEMMs on the input itself, or
-      on the subsample of images of PER_IMAGE_UNFOLD_MIN_COLUMNS outputs or more): the column
-      matrix built straight from NCHW in the weights' order,
-      one GEMM per chunk of images (_nchw), where numpy's unfold copies one value at a time.
+    - NCHW, but for an unpadded 1x1 layer at stride 1 (per-image GEMMs on the input itself,
+      no copy): the column matrix built straight from NCHW in the weights' order, one GEMM
+      per chunk of images (_nchw), where numpy's unfold copies one value at a time.
       Measured by benchmarks/im2col_nchw.py on ResNet-50 at N=8, 2 threads, torch's GEMM
       (benchmarks/measurements/2026-12-01-im2col-nchw.txt), against what each layer took
       before: at stride 1 numpy's unfold, 56, 28, 14 and 7 pixels wide 18.8 against 24.8 ms,
       16.2 against 16.4, 9.4 against 11.1, 8.4 against 9.8; at stride 2 a detour through
       channels last (two blocked transposes around the path above), 28, 14 and 7 pixels out
       16.4 against 19.0, 13.8 against 14.8, 9.1 against 11.1; the 7x7 stem 20.2 against 28.9.
-      A strided 1x1 layer's column matrix is each image's subsample (pointwise_columns), all
-      images in one GEMM: ResNet-50's downsamples to 14x14 and 7x7, against the subsample and
-      per-image GEMMs (`--pointwise`, 2026-12-01), 10.4 against 11.1 ms and 9.4 against 9.4;
-      to 28x28 that path stays (one run: 12.7 against 12.1)."""
-    # the cheapest refusal first, on the fields themselves: every call of im2col asks, and on
-    # the smoke suite's NCHW 1x1 (9 us a call) the properties (r, s, rank, channels_last)
-    # cost 0.5 us more
-    if p.kernel == (1, 1) and p.padding == (0, 0) and p.layout != "nhwc":
-        if p.stride == (1, 1):
-            return False  # a 1x1 layer's GEMMs on the input itself (is_pointwise)
-        (h, w), (sh, sw) = p.size, p.stride
-        if ((h - 1) // sh + 1) * ((w - 1) // sw + 1) >= PER_IMAGE_UNFOLD_MIN_COLUMNS:
-            return False  # large images: the subsample, then per-image GEMMs writing NCHW
+      A strided 1x1 layer's subsample is made by a kernel (pointwise_columns, one image's
+      plane a unit; numpy's strided copy moves one value at a time), then per-image GEMMs
+      write NCHW (_subsampled); on images under PER_IMAGE_MIN_COLUMNS outputs the subsamples
+      are gathered into one column matrix for one GEMM, its result put back into NCHW.
+      ResNet-50's downsamples, against the array version (numpy's subsample and per-image
+      GEMMs; at 7x7 numpy's unfold and one GEMM), three runs of `--pointwise` (2026-12-01,
+      the last in benchmarks/measurements/2026-12-01-im2col-nchw-pointwise.txt): to 28x28
+      10.8, 10.6, 12.6 ms against 12.3, 12.1, 13.3; to 14x14 10.7, 10.1, 9.0 against 11.4,
+      10.7, 9.2; to 7x7 10.4, 12.2, 7.5 against 10.1, 12.5, 7.6. The 1x1 layers at stride 1
+      on 7x7 images took 5.1 against 4.9 and 6.2 against 6.1 ms the gathered way, so they
+      keep the array version."""
+    # the cheapest refusals first: every call of im2col asks, and on the smoke suite's NCHW
+    # 1x1 (9 us a call) reading the problem's properties (r, s, rank, channels_last) cost
+    # 0.5 us more; macs is computed once per problem
+    if p.macs < compiled.MIN_MACS:
+        return False  # a small problem: the array versions (compiled.worth)
+    if (p.kernel == (1, 1) and p.stride == (1, 1) and p.padding == (0, 0)
+            and p.layout != "nhwc"):
+        return False  # a 1x1 layer's GEMMs on the input itself (is_pointwise)
     if p.rank != 2 or p.groups != 1:
         return False
     return compiled.worth(p.macs)
@@ -183,9 +188,18 @@ def _nchw_images(p: ConvProblem) -> int:
     return min(_compiled_images(p), -(-PLANAR_CHUNK_PIXELS // (p.out_h * p.out_w)))
 
 
+def _subsampled(p: ConvProblem) -> bool:
+    """An unpadded strided 1x1 layer whose images have PER_IMAGE_MIN_COLUMNS outputs or more:
+    its subsample (N, C, OH*OW), then per-image GEMMs writing NCHW (_nchw)."""
+    return (p.kernel == (1, 1) and p.padding == (0, 0)
+            and p.out_h * p.out_w >= PER_IMAGE_MIN_COLUMNS)
+
+
 def _nchw_workspace(p: ConvProblem) -> int:
     """A chunk's columns and, for chunks of several images, its GEMM result (K, images *
-    OH*OW), both allocated once and reused."""
+    OH*OW), both allocated once and reused; a subsampled 1x1 layer's subsample."""
+    if _subsampled(p):
+        return p.n * p.c * p.out_h * p.out_w * p.itemsize
     images, pixels = _nchw_images(p), p.out_h * p.out_w
     result = p.k * images * pixels if images > 1 else 0
     return (p.c * p.r * p.s * images * pixels + result) * p.itemsize
@@ -202,6 +216,9 @@ def _nchw_cost(p: ConvProblem) -> float:
     without it (a calibration at 255) 0.69-1.25, the stem 18.9."""
     item, pixels = p.itemsize, p.out_h * p.out_w
     width = p.c * p.r * p.s
+    if _subsampled(p):  # the subsample (runs of OW), then the per-image GEMMs
+        return (cost.copy_s(p.n * pixels * width, item, p.out_w)
+                + cost.gemm_s(p.k, pixels, width, item, batch=p.n) + cost.calls_s(4))
     images = _nchw_images(p)
     full, rest = divmod(p.n, images)  # full chunks, then the images of a last short one
     unfold = cost.copy_s(p.n * pixels * width, item, p.out_w)
@@ -222,6 +239,14 @@ def _nchw(p: ConvProblem, x: Array, w: Array, bias: Array | None) -> Array:
     x = np.ascontiguousarray(x)
     weights = np.ascontiguousarray(w).reshape(p.k, -1)
     pixels = p.out_h * p.out_w
+    if _subsampled(p):  # images large enough for GEMMs of their own, written as NCHW
+        sub = layout_kernels.pointwise_columns(p, x, np.empty((p.n, p.c, pixels), x.dtype),
+                                               threads, images_first=True)
+        y = matmul(weights, sub)
+        del sub
+        if bias is not None:
+            y += bias.astype(y.dtype, copy=False)[:, None]
+        return y.reshape(p.n, p.k, p.out_h, p.out_w)
     y = np.empty((p.n, p.k, pixels), x.dtype)
     step = _nchw_images(p)
     width = weights.shape[1]

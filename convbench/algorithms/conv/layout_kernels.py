@@ -70,16 +70,16 @@ def swap_runs(first, last, x, y, aa, bb, run):
 
 
 @jit
-def pointwise_columns(first, last, x, cc, hh, ww, nn, oh, ow, sh, sw, out):
+def pointwise_columns(first, last, x, cc, hh, ww, nn, oh, ow, sh, sw, images_first, out):
     """The column matrix out (C, N*OH*OW) of a 1x1 kernel, unpadded, on the NCHW input x (N,
     C, H, W), for units c*N + n in [first, last): x[n, c, i*sh, j*sw] into out[c, (n*OH + i)
-    *OW + j]; at stride 1 one contiguous run of the plane, at stride 2 across a constant
-    step."""
+    *OW + j], or (images_first) the subsample (N, C, OH*OW), out[n, c, i*OW + j]; at stride 1
+    one contiguous run of the plane, at stride 2 across a constant step."""
     pixels = u64(oh * ow)
     for unit in range(first, last):
         c = unit // nn
         n = unit % nn
-        dst = u64(unit) * pixels
+        dst = u64(n * cc + c if images_first else unit) * pixels
         plane = u64((n * cc + c) * hh * ww)
         if sh == 1 and sw == 1 and ow == ww:
             for k in range(pixels):
@@ -371,18 +371,20 @@ def columns(p: ConvProblem, xn: np.ndarray, workers: int) -> np.ndarray:
     return out
 
 
-def pointwise_columns(p: ConvProblem, x: np.ndarray, out: np.ndarray, workers: int
-                      ) -> np.ndarray:
+def pointwise_columns(p: ConvProblem, x: np.ndarray, out: np.ndarray, workers: int,
+                      images_first: bool = False) -> np.ndarray:
     """planar_columns of an unpadded 1x1 problem: (C, N*OH*OW), each image's plane (its
     subsample at a stride) one unit, where planar_columns copies runs of OW (at 7x7 runs of
-    7 values)."""
-    if not out.flags.c_contiguous or out.shape != (p.c, p.n * p.out_h * p.out_w):
-        raise ValueError(f"pointwise_columns: out must be C-contiguous, shape "
-                         f"{(p.c, p.n * p.out_h * p.out_w)}, got {out.shape}")
+    7 values); images_first: the subsample itself, (N, C, OH*OW)."""
+    pixels = p.out_h * p.out_w
+    shape = (p.n, p.c, pixels) if images_first else (p.c, p.n * pixels)
+    if not out.flags.c_contiguous or out.shape != shape:
+        raise ValueError(f"pointwise_columns: out must be C-contiguous, shape {shape}, got "
+                         f"{out.shape}")
     flat, kernel = _flat(np.ascontiguousarray(x)), _kernels().pointwise_columns
     compiled.parallel(lambda q, first, last: kernel(
-        first, last, flat, p.c, p.h, p.w, p.n, p.out_h, p.out_w, *p.stride, _flat(out)),
-        p.c * p.n, workers)
+        first, last, flat, p.c, p.h, p.w, p.n, p.out_h, p.out_w, *p.stride, images_first,
+        _flat(out)), p.c * p.n, workers)
     return out
 
 
