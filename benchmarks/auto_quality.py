@@ -48,7 +48,7 @@ import torch  # noqa: E402
 from convbench import oracle  # noqa: E402
 from convbench.algorithms import auto, cost  # noqa: E402
 from convbench.backends import compiled, gemm  # noqa: E402
-from convbench.measure import machine  # noqa: E402
+from convbench.measure import calibrate, machine  # noqa: E402
 from convbench.measure.environment import keep_freed_memory  # noqa: E402
 from convbench.measure.timing import Measurement, TimingPolicy, _time_calls  # noqa: E402
 from convbench.measure.timing import measure_interleaved  # noqa: E402
@@ -73,16 +73,17 @@ def layers(batch: int, only: str | None, layout: str = "nchw") -> list[tuple[str
 def models(threads: int, engine: str | None) -> dict[str, cost.MachineModel]:
     """The calibrated model (cached, or measured now) and the defaults. The GEMM engine is
     `engine` where given, else the calibration's pick (as a run's would be)."""
-    model, source = auto.calibrated_model(threads)
+    model, source = auto.calibrated_model(threads, engine)
     picked = gemm.engine(threads)
     if model is cost.DEFAULTS:
         print(f"# {source}; calibrating now (not cached)", flush=True)
         record = auto.calibrate(threads)
-        model = cost.from_rates(record["rates"])
         picked = record["gemm_engine"]
+        rates, which = calibrate.rates_for(record, engine or picked)
+        model = cost.from_rates(rates)
         source = (f"calibrated in this process in {record['took_s']:.1f} s, other processes "
                   f"{record['other_load']:.0%}, GEMM engines "
-                  f"{record['gemm_engines_flops_per_s']}")
+                  f"{record['gemm_engines_flops_per_s']}{which}")
     gemm.set_engine(engine or picked)
     print(f"# calibrated model: {source}: {model}", flush=True)
     print(f"# GEMM engine: {gemm.engine()} ({'--engine' if engine else 'the calibration'})",

@@ -56,6 +56,12 @@ def test_a_real_calibration_gives_positive_finite_rates(monkeypatch: pytest.Monk
             value = getattr(model, name)
             assert math.isfinite(value) and value > 0, name
     assert set(measured["rates"]) >= set(RATES) - {"cache_bytes"}
+    # each engine's own GEMM rates beside them, the picked engine's the rates' own
+    own = measured["engine_gemm_rates"]
+    assert set(own) == set(calibrate.installed_engines())
+    assert all(math.isfinite(v) and v > 0 for rates in own.values() for v in rates.values())
+    picked = own[measured["gemm_engine"]]
+    assert picked == {k: measured["rates"][k] for k in ("gemm_flops_per_s", "gemm_half_size")}
     # the compiled kernels' loop rate where they run (numba installed, not switched off)
     assert ("compiled_flops_per_s" in measured["rates"]) == compiled.enabled()
     if compiled.enabled():
@@ -182,3 +188,31 @@ def test_a_record_from_before_the_kernels_gemm_rate_prices_them_at_its_gemm_rate
     model = cost.from_rates(RATES)
     assert model.kernel_gemm_flops_per_s == RATES["gemm_flops_per_s"] != \
         cost.DEFAULTS.kernel_gemm_flops_per_s
+
+
+def test_auto_prices_the_gemms_of_the_engine_in_force(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A calibration that picked torch's engine keeps numpy's GEMM rates beside its own: a run
+    that sets numpy's engine is priced at them (the other rates unchanged), one under torch's
+    at the record's own; a record without them keeps its own rates and says so."""
+    from convbench.backends import gemm
+
+    monkeypatch.setattr(auto, "_threads", lambda: 1)
+    own = {"numpy": {"gemm_flops_per_s": 120e9, "gemm_half_size": 40.0},
+           "torch": {"gemm_flops_per_s": 190e9, "gemm_half_size": 20.0}}
+    calibrate.save(record(RATES) | {"gemm_engine": "torch", "engine_gemm_rates": own})
+    auto.forget()
+    with gemm.pinned("numpy"):
+        model, source = auto.machine_model()
+        assert (model.gemm_flops_per_s, model.gemm_half_size) == (120e9, 40.0)
+        assert model.copy_bytes_per_s == RATES["copy_bytes_per_s"]
+        assert source.endswith("GEMMs at the numpy engine's rates")
+    with gemm.pinned("torch"):
+        model, source = auto.machine_model()
+        assert (model.gemm_flops_per_s, model.gemm_half_size) == (190e9, 20.0)
+        assert "engine's rates" not in source
+    calibrate.save(record(RATES) | {"gemm_engine": "torch"})
+    auto.forget()
+    with gemm.pinned("numpy"):
+        model, source = auto.machine_model()
+        assert model.gemm_flops_per_s == RATES["gemm_flops_per_s"]
+        assert source.endswith("GEMMs priced at the torch engine's rates")

@@ -8,7 +8,8 @@ auto knows no algorithm by name: it reads what each one declares. In order:
    among those level with the cheapest (LEVEL) the least rounding comes first; those that
    declare no cost come after, in registration order. The costs are priced with this machine's
    rates at the current thread count when `convbench machine` has calibrated them
-   (convbench.measure.calibrate), else with cost.DEFAULTS; a model set with cost.set_machine
+   (convbench.measure.calibrate; the GEMMs at the rates of the GEMM engine in force, which the
+   calibration measures for each engine), else with cost.DEFAULTS; a model set with cost.set_machine
    wins over both. `explain` says which priced a problem;
 3. the reference (role "reference"), then the teaching loops ("teaching"). Selectors ("selector",
    auto itself) are never candidates.
@@ -68,18 +69,24 @@ def _tuned(p: Problem, threads: int) -> list[str]:
     return [winner] if winner else []
 
 
+def calibrated_model(threads: int, engine: str | None = None) -> tuple[cost.MachineModel, str]:
+    """The model `convbench machine` calibrated on this machine at `threads`, its GEMMs priced
+    for `engine` (default: the GEMM engine in force, gemm.engine), with a phrase on where it
+    came from; the defaults, and why, when there is none or it cannot be used."""
+    return _calibrated_model(threads, engine or gemm.engine(threads))
+
+
 @functools.cache
-def calibrated_model(threads: int) -> tuple[cost.MachineModel, str]:
-    """The model `convbench machine` calibrated on this machine at `threads`, with a phrase on
-    where it came from; the defaults, and why, when there is none or it cannot be used."""
+def _calibrated_model(threads: int, engine: str) -> tuple[cost.MachineModel, str]:
     from convbench.measure import calibrate
 
     record, source = calibrate.load(threads)
     if record is None:
         return cost.DEFAULTS, f"default rates: {source}"
     try:
-        return cost.from_rates(record["rates"]), f"rates {source}"
-    except ValueError as error:
+        rates, which = calibrate.rates_for(record, engine)
+        return cost.from_rates(rates), f"rates {source}{which}"
+    except (ValueError, TypeError) as error:
         return cost.DEFAULTS, f"default rates: calibration unusable: {error}"
 
 
@@ -186,7 +193,7 @@ def forget() -> None:
     _choose.cache_clear()
     _bound.cache_clear()
     tuned_winners.cache_clear()
-    calibrated_model.cache_clear()
+    _calibrated_model.cache_clear()
     gemm.forget()  # the GEMM engine comes from the same calibration
 
 

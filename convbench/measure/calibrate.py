@@ -7,7 +7,9 @@ rates here, in a few seconds, with the primitives the algorithms are made of:
 - the GEMM engine: the large float32 GEMM and the narrow ones (below) by numpy and by torch
   (zero-copy on the same arrays), interleaved; torch's is picked when the geometric mean of
   its rates is PICK_MARGIN above numpy's (convbench.backends.gemm runs large products of numpy
-  arrays by it), and the GEMM rates below are from the picked engine's samples;
+  arrays by it), and the GEMM rates below are from the picked engine's samples; each engine's
+  own GEMM rates are kept beside them (`engine_gemm_rates`, read by `rates_for`), for a run
+  that sets the other engine;
 - gemm_flops_per_s: a large float32 GEMM (GEMM_SIZE^3);
 - gemm_half_size: the narrow GEMMs' fall-off, fitted from batched GEMMs whose smallest side d
   is 32 to 256 (Winograd's channel GEMMs, im2col's on small images): each shape's time, less
@@ -232,6 +234,30 @@ def rates(threads: int, extra: dict[str, Rate] | None = None,
     return measured | ({"cache_bytes": cache} if cache else {})
 
 
+def engine_gemm_rates(times_s: list[float], measured: dict[str, float]) -> dict[str, float]:
+    """One engine's GEMM rates (gemm_flops_per_s, gemm_half_size) from its gemm_times_s, fitted
+    as `rates` fits the picked engine's, with `measured`'s call and copy rates."""
+    large_s, *narrow_s = times_s
+    peak = 2 * GEMM_SIZE**3 / large_s
+    halves = narrow_halves(peak, measured["gemm_call_s"], measured["copy_bytes_per_s"],
+                           narrow_s)
+    return {"gemm_flops_per_s": peak, "gemm_half_size": statistics.median(halves)}
+
+
+def rates_for(record: dict[str, Any], engine: str) -> tuple[dict[str, Any], str]:
+    """(a record's rates for GEMMs by `engine`, a phrase on them): its rates as measured, with
+    the GEMM rates of `engine` in place of the picked engine's where the two differ and the
+    record has them (a run that sets CONVBENCH_GEMM to the other engine is priced for the
+    GEMMs it runs); a record without them keeps its own, and says so."""
+    measured = record["rates"]
+    if engine == record.get("gemm_engine", "numpy"):
+        return measured, ""
+    own = record.get("engine_gemm_rates", {}).get(engine)
+    if not isinstance(own, dict):
+        return measured, f", GEMMs priced at the {record.get('gemm_engine')} engine's rates"
+    return {**measured, **own}, f", GEMMs at the {engine} engine's rates"
+
+
 def pick_engine(engines: dict[str, float]) -> str:
     """The GEMM engine a calibration records, from each engine's rate (engine_rates): torch only
     when it is PICK_MARGIN faster than numpy (a tie keeps one library for everything)."""
@@ -258,6 +284,8 @@ def calibrate(threads: int, extra: dict[str, Rate] | None = None) -> dict[str, A
     load = monitor.stop().other_load
     return {"fingerprint": fingerprint(threads), "threads": threads, "rates": measured,
             "gemm_engine": engine, "gemm_engines_flops_per_s": engines,
+            "engine_gemm_rates": {e: engine_gemm_rates(times, measured)
+                                  for e, times in times_s.items()},
             "measured_at": now().isoformat(), "took_s": round(time.perf_counter() - start, 2),
             "other_load": round(load, 4), "under_load": load > OTHER_LOAD_BOUND}
 
