@@ -216,3 +216,24 @@ def test_auto_prices_the_gemms_of_the_engine_in_force(monkeypatch: pytest.Monkey
         model, source = auto.machine_model()
         assert model.gemm_flops_per_s == RATES["gemm_flops_per_s"]
         assert source.endswith("GEMMs priced at the torch engine's rates")
+
+
+@pytest.mark.parametrize("by_engine", [["not", "a", "dict"], {"numpy": 5},
+                                       {"numpy": {"gemm_flops_per_s": 120e9, "call_s": 1.0}}])
+def test_damaged_engine_rates_never_price_more_than_the_gemms(
+        monkeypatch: pytest.MonkeyPatch, by_engine: object) -> None:
+    """engine_gemm_rates of the wrong form leave the record's own rates (and say so); of the
+    right form, only the GEMM rates are taken from it."""
+    from convbench.backends import gemm
+
+    monkeypatch.setattr(auto, "_threads", lambda: 1)
+    calibrate.save(record(RATES) | {"gemm_engine": "torch", "engine_gemm_rates": by_engine})
+    auto.forget()
+    with gemm.pinned("numpy"):
+        model, source = auto.machine_model()
+    assert model.call_s == RATES["call_s"]
+    if isinstance(by_engine, dict) and isinstance(by_engine.get("numpy"), dict):
+        assert model.gemm_flops_per_s == 120e9 and source.endswith("numpy engine's rates")
+    else:
+        assert model.gemm_flops_per_s == RATES["gemm_flops_per_s"]
+        assert source.endswith("GEMMs priced at the torch engine's rates")

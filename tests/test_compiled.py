@@ -303,6 +303,50 @@ def test_the_pointwise_column_matrix_equals_numpys_unfold(descriptor: str) -> No
         layout_kernels.pointwise_columns(p, x, out, 2, images_first=True)
 
 
+def test_the_column_kernels_refuse_an_input_they_would_misread() -> None:
+    """The kernels read x unchecked: an input of another shape or dtype, or a problem padded
+    unlike on its two sides, is refused before they run."""
+    p = parse("n2c3h9k4r1st2")
+    x = oracle.make_inputs(p, seed=5).arrays[0]
+    out = np.empty((p.c, p.n * p.out_h * p.out_w), x.dtype)
+    for bad in (x[:, :, :8], x.astype(np.float64)):
+        with pytest.raises(ValueError, match="pointwise_columns: x must be the NCHW input"):
+            layout_kernels.pointwise_columns(p, bad, out, 2)
+    q = parse("n2c3h30w30k4r3st2pe1")
+    columns = np.empty((q.c * 9, q.n * q.out_h * q.out_w), np.float32)
+    with pytest.raises(ValueError, match="planar_columns: x must be the NCHW input"):
+        layout_kernels.planar_columns(q, np.zeros(q.input_shape, np.float32), columns, 2)
+
+
+@pytest.mark.parametrize("descriptor", ["n3c5h24w26k4r1st2b1f64", "n3c5h11k6r1st2b1f64",
+                                        "n5c4h9k3r1st2b1"])
+def test_both_strided_pointwise_routes_are_exact(monkeypatch: pytest.MonkeyPatch,
+                                                 descriptor: str) -> None:
+    """A strided 1x1 layer's two compiled routes, per-image GEMMs on the subsample (images of
+    PER_IMAGE_MIN_COLUMNS outputs or more) and the gathered one-GEMM way (smaller ones, here
+    in chunks of two images and a short last one), in both dtypes: bit-exact against the
+    oracle on exactness-mode inputs."""
+    p = parse(descriptor)
+    monkeypatch.setattr(im2col, "COMPILED_CHUNK_BYTES", 2 * p.c * p.out_h * p.out_w * p.itemsize)
+    gathered = not im2col._subsampled(p)
+    assert gathered == (p.out_h * p.out_w < im2col.PER_IMAGE_MIN_COLUMNS)
+    assert not gathered or im2col._nchw_images(p) == 2
+    ran: list[str] = []
+    for name in ("pointwise_columns", "swap_runs"):
+        original = getattr(layout_kernels, name)
+        monkeypatch.setattr(layout_kernels, name, lambda *a, f=original, n=name, **k:
+                            ran.append(n) or f(*a, **k))
+    algorithm = registry.get("conv2d", "im2col")
+    exact = oracle.make_inputs(p, seed=6, exact=True)
+    y = algorithm.run(p, *exact.arrays)
+    assert y.dtype == np.dtype(p.dtype)
+    assert oracle.check_algorithm(p, y, oracle.reference(p, exact), algorithm, exact=True).ok
+    chunks = -(-p.n // 2)
+    expected = (["pointwise_columns", "swap_runs"] * chunks if gathered
+                else ["pointwise_columns"])
+    assert ran == expected
+
+
 def test_swapping_runs_is_a_transpose_of_the_first_two_axes() -> None:
     """swap_runs writes x (A, B, run) as (B, A, run), each run intact, on any thread count;
     a non-contiguous or misshapen `out` is refused."""
@@ -315,6 +359,8 @@ def test_swapping_runs_is_a_transpose_of_the_first_two_axes() -> None:
         layout_kernels.swap_runs(x, np.empty((5, 3, 7), np.float32), 2)
     with pytest.raises(ValueError, match="swap_runs"):
         layout_kernels.swap_runs(x, np.empty((7, 5, 3), np.float32).transpose(2, 1, 0), 2)
+    with pytest.raises(ValueError, match="of one dtype"):
+        layout_kernels.swap_runs(x, np.empty((3, 5, 7), np.float64), 2)
 
 
 @pytest.mark.parametrize("phased", [False, True])
@@ -344,7 +390,8 @@ def test_the_nchw_column_matrix_equals_numpys_unfold(monkeypatch: pytest.MonkeyP
     ("n8c128h56k128r3st2p1", 4),  # 784
     ("n8c512h7k512r3p1", 8),  # 49: all the images in one GEMM
     ("n5c3h32k4r3p1", 4),  # 1024: chunks of four, then one
-    ("n8c512h28k1024r1st2", 8),  # a strided 1x1, no unfold: all the images in one GEMM
+    ("n8c1024h14k2048r1st2", 8),  # a strided 1x1 on 7x7 outputs: all the images in one GEMM
+    ("n8c64h56k64r1p1", 1),  # a padded 1x1 unfolds: chunks by its outputs, as a 3x3
 ])
 def test_the_nchw_path_multiplies_chunks_of_whole_images(descriptor: str, images: int) -> None:
     """At least PLANAR_CHUNK_PIXELS outputs a GEMM, whole images, no more than the batch."""

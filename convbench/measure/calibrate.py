@@ -234,6 +234,9 @@ def rates(threads: int, extra: dict[str, Rate] | None = None,
     return measured | ({"cache_bytes": cache} if cache else {})
 
 
+ENGINE_GEMM_RATES = ("gemm_flops_per_s", "gemm_half_size")  # what differs by engine
+
+
 def engine_gemm_rates(times_s: list[float], measured: dict[str, float]) -> dict[str, float]:
     """One engine's GEMM rates (gemm_flops_per_s, gemm_half_size) from its gemm_times_s, fitted
     as `rates` fits the picked engine's, with `measured`'s call and copy rates."""
@@ -249,13 +252,15 @@ def rates_for(record: dict[str, Any], engine: str) -> tuple[dict[str, Any], str]
     the GEMM rates of `engine` in place of the picked engine's where the two differ and the
     record has them (a run that sets CONVBENCH_GEMM to the other engine is priced for the
     GEMMs it runs); a record without them keeps its own, and says so."""
-    measured = record["rates"]
-    if engine == record.get("gemm_engine", "numpy"):
+    measured, picked = record["rates"], record.get("gemm_engine", "numpy")
+    if engine == picked:
         return measured, ""
-    own = record.get("engine_gemm_rates", {}).get(engine)
+    by_engine = record.get("engine_gemm_rates")
+    own = by_engine.get(engine) if isinstance(by_engine, dict) else None
     if not isinstance(own, dict):
-        return measured, f", GEMMs priced at the {record.get('gemm_engine')} engine's rates"
-    return {**measured, **own}, f", GEMMs at the {engine} engine's rates"
+        return measured, f", GEMMs priced at the {picked} engine's rates"
+    rates = {k: own[k] for k in ENGINE_GEMM_RATES if k in own}  # only the GEMMs' own
+    return {**measured, **rates}, f", GEMMs at the {engine} engine's rates"
 
 
 def pick_engine(engines: dict[str, float]) -> str:

@@ -183,7 +183,7 @@ def _nchw_images(p: ConvProblem) -> int:
     """Images per chunk of the NCHW compiled path: enough for PLANAR_CHUNK_PIXELS outputs
     (the GEMM's width), and no more (a smaller column matrix stays nearer the cores), within
     COMPILED_CHUNK_BYTES of columns."""
-    if p.kernel == (1, 1):  # no unfold to keep near the cores: the widest GEMM
+    if p.kernel == (1, 1) and p.padding == (0, 0):  # no unfold near the cores: the widest GEMM
         return _compiled_images(p)
     return min(_compiled_images(p), -(-PLANAR_CHUNK_PIXELS // (p.out_h * p.out_w)))
 

@@ -298,9 +298,10 @@ def swap_runs(x: np.ndarray, out: np.ndarray, workers: int) -> np.ndarray:
     """out (B, A, run) = x (A, B, run) with its first two axes swapped, both C-contiguous: a
     GEMM's result (K, N, OH*OW) as NCHW; each run one contiguous copy."""
     aa, bb, run = x.shape
-    if not (x.flags.c_contiguous and out.flags.c_contiguous and out.shape == (bb, aa, run)):
-        raise ValueError(f"swap_runs: C-contiguous x (A, B, run) and out (B, A, run) needed, "
-                         f"got {x.shape} and {out.shape}")
+    if not (x.flags.c_contiguous and out.flags.c_contiguous and out.shape == (bb, aa, run)
+            and out.dtype == x.dtype):
+        raise ValueError(f"swap_runs: C-contiguous x (A, B, run) and out (B, A, run) of one "
+                         f"dtype needed, got {x.shape} {x.dtype} and {out.shape} {out.dtype}")
     kernel = _kernels().swap_runs
     compiled.parallel(lambda q, first, last: kernel(first, last, _flat(x), _flat(out), aa, bb,
                                                     run), aa * bb, workers)
@@ -371,6 +372,15 @@ def columns(p: ConvProblem, xn: np.ndarray, workers: int) -> np.ndarray:
     return out
 
 
+def _check_input(name: str, p: ConvProblem, x: np.ndarray, out: np.ndarray) -> None:
+    """The kernels read x as `p`'s NCHW input with the padding alike on both sides, unchecked
+    (boundscheck off): anything else is refused before they run."""
+    if x.shape != p.input_shape or x.dtype != out.dtype or not p.symmetric:
+        raise ValueError(f"{name}: x must be the NCHW input {p.input_shape} of a problem padded "
+                         f"alike on both sides, in out's dtype {out.dtype}; got {x.shape} "
+                         f"{x.dtype}, padding {p.padding} then {p.padding_after}")
+
+
 def pointwise_columns(p: ConvProblem, x: np.ndarray, out: np.ndarray, workers: int,
                       images_first: bool = False) -> np.ndarray:
     """planar_columns of an unpadded 1x1 problem: (C, N*OH*OW), each image's plane (its
@@ -381,6 +391,7 @@ def pointwise_columns(p: ConvProblem, x: np.ndarray, out: np.ndarray, workers: i
     if not out.flags.c_contiguous or out.shape != shape:
         raise ValueError(f"pointwise_columns: out must be C-contiguous, shape {shape}, got "
                          f"{out.shape}")
+    _check_input("pointwise_columns", p, x, out)
     flat, kernel = _flat(np.ascontiguousarray(x)), _kernels().pointwise_columns
     compiled.parallel(lambda q, first, last: kernel(
         first, last, flat, p.c, p.h, p.w, p.n, p.out_h, p.out_w, *p.stride, images_first,
@@ -397,6 +408,7 @@ def planar_columns(p: ConvProblem, x: np.ndarray, out: np.ndarray, workers: int)
     if not out.flags.c_contiguous or out.shape != (p.c * p.r * p.s, p.n * p.out_h * p.out_w):
         raise ValueError(f"planar_columns: out must be C-contiguous, shape "
                          f"{(p.c * p.r * p.s, p.n * p.out_h * p.out_w)}, got {out.shape}")
+    _check_input("planar_columns", p, x, out)
     kernels = _kernels()
     phased = p.stride[1] > 1 and p.out_w >= PHASED_MIN_WIDTH
     kernel = kernels.planar_columns_phased if phased else kernels.planar_columns
