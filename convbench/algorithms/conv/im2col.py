@@ -189,8 +189,9 @@ def _nchw_images(p: ConvProblem) -> int:
 
 
 def _subsampled(p: ConvProblem) -> bool:
-    """An unpadded strided 1x1 layer whose images have PER_IMAGE_MIN_COLUMNS outputs or more:
-    its subsample (N, C, OH*OW), then per-image GEMMs writing NCHW (_nchw)."""
+    """An unpadded 1x1 layer on the NCHW compiled path (a strided one: compiled_path keeps
+    stride 1 off it) whose images have PER_IMAGE_MIN_COLUMNS outputs or more: its subsample
+    (N, C, OH*OW), then per-image GEMMs writing NCHW (_nchw)."""
     return (p.kernel == (1, 1) and p.padding == (0, 0)
             and p.out_h * p.out_w >= PER_IMAGE_MIN_COLUMNS)
 
@@ -208,7 +209,8 @@ def _nchw_workspace(p: ConvProblem) -> int:
 def _nchw_cost(p: ConvProblem) -> float:
     """The column matrix (runs of OW), one GEMM (K x C*R*S) @ (C*R*S x images*OH*OW) per
     chunk, and the copy of a chunk's result into NCHW (runs of OH*OW) when it holds several
-    images. Unlike the channels-last path's, no second pass over the columns for the GEMM's
+    images; a subsampled 1x1 layer's subsample and per-image GEMMs (_subsampled). Unlike the
+    channels-last path's, no second pass over the columns for the GEMM's
     read (chunks of 7-15 MB of columns). ResNet-50's 3x3 layers and stem at N=8, 2 threads,
     against one run's medians: with that pass the model (a calibration at 178 GFLOP/s) priced
     six of the seven 3x3 layers at 1.2-1.75 times their time, and the stem at 26.2 ms against
@@ -231,10 +233,12 @@ def _nchw_cost(p: ConvProblem) -> float:
 
 def _nchw(p: ConvProblem, x: Array, w: Array, bias: Array | None) -> Array:
     """NCHW through the compiled kernels: per chunk of images (_nchw_images), the column
-    matrix (C*R*S, images*OH*OW) built straight from NCHW (layout_kernels.planar_columns),
-    one GEMM with the weights as they lie (K, C*R*S), into the output itself for one image,
-    else into a (K, images, OH*OW) result copied into NCHW. No transpose of the input, of the
-    weights or (one image a chunk) of the output."""
+    matrix (C*R*S, images*OH*OW) built straight from NCHW (layout_kernels.planar_columns; an
+    unpadded 1x1 layer's is each image's subsampled plane, pointwise_columns), one GEMM with
+    the weights as they lie (K, C*R*S), into the output itself for one image, else into a
+    (K, images, OH*OW) result put back into NCHW (swap_runs). No transpose of the input, of
+    the weights or (one image a chunk) of the output. A strided 1x1 layer on images large
+    enough (_subsampled) takes its subsample and per-image GEMMs instead."""
     threads = compiled.threads()
     x = np.ascontiguousarray(x)
     weights = np.ascontiguousarray(w).reshape(p.k, -1)
