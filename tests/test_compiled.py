@@ -445,6 +445,9 @@ POLYPHASE = [
     ("n8c16h28k32r3st2p1", "polyphase_winograd_a6"),  # enough tiles for the fused arrangement
     ("nhwc_n2c8h13k6r3st2p1b1", "polyphase_winograd_a6"),  # channels last: no transposes
     ("nhwc_n1c3h32k8r7st2p3", "polyphase_winograd_a8"),
+    # the only output's window lies all in the padding: no input may leak into it
+    ("n1c4h3w14k1r4s3sh4sw1ph4pw1peh0pew2b1", "polyphase_winograd_a6"),
+    ("nhwc_n1c4h3w14k1r4s3sh4sw1ph4pw1peh0pew2b1", "polyphase_winograd_a4"),
 ]
 
 

@@ -47,6 +47,7 @@ def _problems() -> dict[str, ConvProblem]:
         "long_reduction": ConvProblem(1, 256, 8, 8, 4, 3, 3, stride=2, padding=1),
         # the only output's window lies all in the padding: the input must not leak into it
         "window_in_padding": parse("n1c4h3w14k1r4s3sh4sw1ph4pw1peh0pew2b1"),
+        "nhwc_window_in_padding": parse("nhwc_n1c4h3w14k1r4s3sh4sw1ph4pw1peh0pew2b1"),
         # channels last: the phases' input side by side, the channels-last pipeline
         "nhwc": ConvProblem(2, 5, 13, 11, 6, 3, 3, stride=2, padding=1, bias=True,
                             layout="nhwc"),
