@@ -17,8 +17,9 @@ even rounds differ. Last, im2col on the 1x1 layers as a share of the measured SG
 layer's own rounds, numpy's and torch's (the share of the faster, measured side by side,
 under the same load); beside it, the share the BLAS reaches on the layer's own GEMMs alone
 (operands allocated once, any subsample or gather made beforehand; NCHW per image and as one
-wide GEMM, the faster counted): what a GEMM-bound 1x1 method can reach with this engine. The GEMM engine of our algorithms (convbench.backends.gemm) is the
-calibration's pick unless --engine names one.
+wide GEMM, the faster counted): what a GEMM-bound 1x1 method can reach with this engine. The
+GEMM engine of our algorithms (convbench.backends.gemm) is the calibration's pick unless
+--engine names one.
 
 Everything is reported twice: by each closure's median over the rounds, and by its minimum (on
 a machine other processes share, a preempted sample is slower, never faster).

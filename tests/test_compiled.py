@@ -15,9 +15,10 @@ import numpy as np
 import pytest
 
 from convbench import oracle
-from convbench.algorithms import cost, registry
+from convbench.algorithms import auto, cost, registry
 from convbench.algorithms.registry import Algorithm
-from convbench.algorithms.conv import im2col, layout_kernels, polyphase, winograd
+from convbench.algorithms.conv import depthwise_kernels, im2col, layout_kernels, polyphase
+from convbench.algorithms.conv import winograd
 from convbench.algorithms.conv import winograd_nhwc_kernels as kernels
 from convbench.backends import compiled
 from convbench.problems import Problem, parse
@@ -499,3 +500,79 @@ def test_compiled_polyphase_workspace_within_10_percent_of_the_model(descriptor:
     assert polyphase.compiled_path(p)
     with pinned_threads(2):
         assert_workspace_matches_the_model(p, registry.get("conv2d", name))
+
+
+DEPTHWISE = [
+    "n2c4h60w58k4r3p1g4b1",  # NCHW, outputs 56 wide or more: the NCHW kernel
+    "n2c4h9k4r3p1g4",  # NCHW, narrow: through channels last (two transposes)
+    "n2c4h9k8r3p1g4b1",  # a depth multiplier of 2
+    "n1c6h11w13k6r3s2sh2sw1p1g6",  # a rectangular kernel, stride 2 down only
+    "n2c5h12k10r5st2p2d2g5b1",  # dilation 2 at stride 2, multiplier 2
+    "n1c3h9w10k3r3st3p4g3",  # stride 3, padding past the kernel: outputs all in the padding
+    "n1c3h64w120k6r3st2p1g3",  # NCHW kernel at stride 2 across, multiplier 2
+    "n1c3h61w70k3r3sh1sw3p2g3",  # NCHW kernel at stride 3 across
+    "nhwc_n2c4h9k4r3p1g4",  # channels last
+    "nhwc_n2c5h12k10r5st2p2d2g5b1",
+    "nhwc_n1c6h11w13k12r3s2sh2sw1p1g6b1",
+]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("descriptor", DEPTHWISE)
+def test_depthwise_kernels_are_exact(monkeypatch: pytest.MonkeyPatch, descriptor: str,
+                                     dtype: str) -> None:
+    """direct on a layer of one input channel a group takes the compiled depthwise kernels:
+    bit-exact against the oracle on exactness-mode inputs, the result in the problem's own
+    memory layout, and equal to the array version within rounding."""
+    p = parse(descriptor if dtype == "float32" else f"{descriptor}f64")
+    algorithm = registry.get("conv2d", "direct")
+    assert depthwise_kernels.modelled(p)
+    ran: list[bool] = []
+    original = depthwise_kernels.convolution
+    monkeypatch.setattr(depthwise_kernels, "convolution",
+                        lambda *a: ran.append(depthwise_kernels._through_channels_last(a[0]))
+                        or original(*a))
+    exact = oracle.make_inputs(p, seed=7, exact=True)
+    y = algorithm.run(p, *exact.arrays)
+    assert ran == [p.channels_last or p.out_w < depthwise_kernels.NCHW_MIN_WIDTH]
+    assert y.dtype == np.dtype(p.dtype)
+    assert oracle.check_algorithm(p, y, oracle.reference(p, exact), algorithm, exact=True).ok
+    memory = np.moveaxis(y, 1, -1) if p.channels_last else y
+    assert memory.flags.c_contiguous
+    inputs = oracle.make_inputs(p, seed=7)
+    y = algorithm.run(p, *inputs.arrays)
+    monkeypatch.setenv(compiled.SWITCH, "0")
+    assert not depthwise_kernels.modelled(p)
+    portable = algorithm.run(p, *inputs.arrays)
+    np.testing.assert_allclose(y, portable, rtol=0, atol=64 * 1.2e-7 * float(np.abs(y).max()))
+
+
+def test_depthwise_kernels_take_depthwise_layers_from_a_sixteenth_of_min_macs(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only layers of one input channel a group, padded alike on both sides; from
+    MIN_MACS / WORTH_SCALE multiply-adds (memory-bound layers, MobileNetV2's at N=8 from 3.4
+    M), where the other kernels start at MIN_MACS."""
+    monkeypatch.setattr(compiled, "MIN_MACS", 1 << 24)
+    assert depthwise_kernels.modelled(parse("n8c960h7k960r3p1g960"))  # 3.4 M
+    assert not depthwise_kernels.modelled(parse("n1c960h7k960r3p1g960"))  # 0.4 M
+    for descriptor in ("n8c512h14k512r3p1g2", "n8c512h14k512r3p1", "n8c960h7k960r3pe1g960"):
+        assert not depthwise_kernels.modelled(parse(descriptor)), descriptor
+
+
+@pytest.mark.parametrize("descriptor", ["n2c16h60k16r3p1g16", "n2c16h30k32r3p1g16b1",
+                                        "nhwc_n2c16h30k16r3p1g16", "n2c16h120k16r3st2p1g16b1"])
+def test_depthwise_workspace_matches_the_model(descriptor: str) -> None:
+    """The bias's zeros; through channels last the reordered weights and, for an NCHW layer,
+    the transposes' copies; against tracemalloc."""
+    p = parse(descriptor)
+    assert depthwise_kernels.modelled(p)
+    assert_workspace_matches_the_model(p, registry.get("conv2d", "direct"))
+
+
+def test_auto_runs_the_depthwise_kernels_on_mobilenet_layers() -> None:
+    """Priced by their memory, the kernels come first for auto on MobileNetV2's depthwise
+    layers in both layouts, with the defaults' rates."""
+    for descriptor in ("n8c32h112k32r3p1g32", "n8c960h7k960r3p1g960",
+                       "nhwc_n8c144h56k144r3st2p1g144"):
+        p = parse(descriptor)
+        assert auto.ranked(p, "numpy", cost.DEFAULTS)[0].name == "direct", descriptor

@@ -8,7 +8,7 @@ from __future__ import annotations
 from convbench.algorithms import cost
 from convbench.algorithms.windows import add_bias, pad, windows
 from convbench.backends import ARRAY_API_BACKENDS
-from convbench.algorithms.conv import channels_last
+from convbench.algorithms.conv import channels_last, depthwise_kernels
 from convbench.problems import LAYOUTS, ConvProblem
 from convbench.algorithms.registry import register
 from convbench.backends.xp import Array, contiguous, device, matmul_into, namespace, reshape_copy
@@ -16,7 +16,10 @@ from convbench.backends.xp import Array, contiguous, device, matmul_into, namesp
 
 def workspace_bytes(p: ConvProblem) -> int:
     """Padded input (if padded) + one tap's slice + one tap's product + the reordered weights;
-    outside 2-D channels first, the channels-last path's copies."""
+    outside 2-D channels first, the channels-last path's copies; a depthwise layer on numpy
+    arrays, its compiled kernels' (depthwise_kernels)."""
+    if depthwise_kernels.modelled(p):
+        return depthwise_kernels.workspace_bytes(p)
     if not _planar(p):
         return channels_last.workspace_elements(p, unfolded=False) * p.itemsize
     padded = p.n * p.c * (p.h + 2 * p.padding[0]) * (p.w + 2 * p.padding[1])
@@ -29,7 +32,10 @@ def workspace_bytes(p: ConvProblem) -> int:
 
 def cost_s(p: ConvProblem) -> float:
     """Per kernel tap: the tap's slice copied (N*C*OH*OW items, runs of OW), one channel GEMM
-    per image and group, and the product added into y (three streams of the output's size)."""
+    per image and group, and the product added into y (three streams of the output's size); a
+    depthwise layer on numpy arrays, its compiled kernels' cost."""
+    if depthwise_kernels.modelled(p):
+        return depthwise_kernels.cost_s(p)
     if not _planar(p):
         return channels_last.cost_s(p, unfolded=False)
     g, kg, cg, pixels = p.groups, p.k // p.groups, p.c // p.groups, p.out_h * p.out_w
@@ -54,6 +60,8 @@ def _planar(p: ConvProblem) -> bool:
     "natively, 1-D to 3-D",
 )
 def conv2d_direct(p: ConvProblem, x: Array, w: Array, bias: Array | None) -> Array:
+    if depthwise_kernels.applies(p, x, w):  # one input channel a group: compiled kernels
+        return depthwise_kernels.convolution(p, x, w, bias)
     if not _planar(p):
         return add_bias(channels_last.direct(p, x, w), bias)
     xp = namespace(x, w)
