@@ -3,9 +3,10 @@ layer whose groups each hold one input channel (MobileNet's 3x3 depthwise layers
 multiplier K/C of 1 or more).
 
 A depthwise layer does R*S multiply-adds per output, so it is bound by memory, not by a GEMM:
-the array versions' per-tap GEMMs of k = 1 (one per group) and copies run it 5 (NCHW) to 80
-(channels last) times slower than oneDNN on MobileNetV2's layers at N=8. These kernels read
-the input once per tap from where it lies and accumulate in the output's own runs:
+direct's array version (per-tap GEMMs of k = 1, one per group) ran MobileNetV2's depthwise
+layers at N=8 14-35 (NCHW) and 39-196 (channels last) times slower than oneDNN, im2col 4-16
+and 30-91 times (benchmarks/depthwise.py, 2026-12-01). These kernels read the input once per
+tap from where it lies and accumulate in the output's own runs:
 
 - channels last: per output pixel, each tap's run of C input values multiplied by the tap's
   run of K weights (the weights as (R*S, K), reordered once a call) into the pixel's run of K
