@@ -70,8 +70,8 @@ def closures(p: object) -> dict[str, object]:
     tx = torch.from_numpy(np.ascontiguousarray(x)).contiguous(memory_format=memory)
     tw = torch.from_numpy(w).contiguous(memory_format=memory)
     tb = None if bias is None else torch.from_numpy(bias)
-    fns["torch"] = lambda: torch.nn.functional.conv2d(tx, tw, tb, stride=p.stride,
-                                                      padding=p.padding, groups=p.groups)
+    fns["torch"] = lambda: torch.nn.functional.conv2d(
+        tx, tw, tb, stride=p.stride, padding=p.padding, dilation=p.dilation, groups=p.groups)
     reference = fns["torch"]().numpy()
     for name, fn in fns.items():
         got = np.asarray(fn())

@@ -510,7 +510,9 @@ DEPTHWISE = [
     "n2c5h12k10r5st2p2d2g5b1",  # dilation 2 at stride 2, multiplier 2
     "n1c3h9w10k3r3st3p4g3",  # stride 3, padding past the kernel: outputs all in the padding
     "n1c3h64w120k6r3st2p1g3",  # NCHW kernel at stride 2 across, multiplier 2
-    "n1c3h61w70k3r3sh1sw3p2g3",  # NCHW kernel at stride 3 across
+    "n1c3h10w180k3r3sh1sw3p2g3",  # NCHW kernel at stride 3 across
+    "n1c2h7w120k2r3p4d2g2b1",  # NCHW kernel, dilation 2: rows all in the padding
+    "n2c32h9k32r3p1g32",  # NCHW, narrow and 32 channels: through channels last
     "nhwc_n2c4h9k4r3p1g4",  # channels last
     "nhwc_n2c5h12k10r5st2p2d2g5b1",
     "nhwc_n1c6h11w13k12r3s2sh2sw1p1g6b1",
@@ -527,6 +529,8 @@ def test_depthwise_kernels_are_exact(monkeypatch: pytest.MonkeyPatch, descriptor
     p = parse(descriptor if dtype == "float32" else f"{descriptor}f64")
     algorithm = registry.get("conv2d", "direct")
     assert depthwise_kernels.modelled(p)
+    assert depthwise_kernels._through_channels_last(p) == (
+        p.channels_last or (p.out_w < 56 and p.k >= 32))
     ran: list[bool] = []
     original = depthwise_kernels.convolution
     monkeypatch.setattr(depthwise_kernels, "convolution",
@@ -534,7 +538,7 @@ def test_depthwise_kernels_are_exact(monkeypatch: pytest.MonkeyPatch, descriptor
                         or original(*a))
     exact = oracle.make_inputs(p, seed=7, exact=True)
     y = algorithm.run(p, *exact.arrays)
-    assert ran == [p.channels_last or p.out_w < depthwise_kernels.NCHW_MIN_WIDTH]
+    assert len(ran) == 1
     assert y.dtype == np.dtype(p.dtype)
     assert oracle.check_algorithm(p, y, oracle.reference(p, exact), algorithm, exact=True).ok
     memory = np.moveaxis(y, 1, -1) if p.channels_last else y
@@ -560,10 +564,11 @@ def test_depthwise_kernels_take_depthwise_layers_from_a_sixteenth_of_min_macs(
 
 
 @pytest.mark.parametrize("descriptor", ["n2c16h60k16r3p1g16", "n2c16h30k32r3p1g16b1",
-                                        "nhwc_n2c16h30k16r3p1g16", "n2c16h120k16r3st2p1g16b1"])
+                                        "nhwc_n2c16h30k16r3p1g16", "n2c16h120k16r3st2p1g16b1",
+                                        "n1c64h7k256r7p3g64", "n4c32h24k64r3p1g32b1"])
 def test_depthwise_workspace_matches_the_model(descriptor: str) -> None:
     """The bias's zeros; through channels last the reordered weights and, for an NCHW layer,
-    the transposes' copies; against tracemalloc."""
+    the transposes' copies (the weights freed before the last); against tracemalloc."""
     p = parse(descriptor)
     assert depthwise_kernels.modelled(p)
     assert_workspace_matches_the_model(p, registry.get("conv2d", "direct"))
@@ -576,3 +581,32 @@ def test_auto_runs_the_depthwise_kernels_on_mobilenet_layers() -> None:
                        "nhwc_n8c144h56k144r3st2p1g144"):
         p = parse(descriptor)
         assert auto.ranked(p, "numpy", cost.DEFAULTS)[0].name == "direct", descriptor
+
+
+def test_depthwise_kernels_read_only_what_fits_the_problem(monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    """The kernels read their arrays unchecked: an input, weights or bias of other shapes, or
+    of another (or non-native) dtype, run the array version instead, which says what is
+    wrong or computes in its own way."""
+    p = parse("n1c2h5k2r3p1g2b1")
+    x, w, b = oracle.make_inputs(p).arrays
+    assert depthwise_kernels.applies(p, x, w, b)
+    for args in ((x[:, :1], w, b), (x, w[:1], b), (x, w, b[:1]), (x.astype(np.float64), w, b),
+                 (x.astype(">f4"), w, b)):
+        assert not depthwise_kernels.applies(p, *args)
+    with pytest.raises(ValueError):
+        registry.get("conv2d", "direct").run(p, x[:, :1], w, b)
+
+
+def test_the_backward_direct_is_priced_as_the_array_version_it_runs() -> None:
+    """direct's backward passes run per-tap GEMMs (or, for data, a flipped problem): they are
+    priced as the array version, not as the depthwise kernels their forward problem takes."""
+    from dataclasses import replace
+
+    from convbench.algorithms.conv import direct
+
+    p = parse("bwd_weight_n8c32h56k32r3p1g32")
+    forward = replace(p, direction="fwd")
+    assert depthwise_kernels.modelled(forward)
+    backward = registry.get(p.op, "direct")
+    assert backward.modelled_s(p) == direct.array_cost_s(forward) > direct.cost_s(forward)

@@ -103,7 +103,7 @@ def workspace_bytes(p: ConvProblem) -> int:
     if p.direction == "bwd_data":
         q = flipped_problem(p)
         elements = p.n * q.c * math.prod(q.size) + p.k * p.reduction_length
-        return elements * p.itemsize + direct.workspace_bytes(q)
+        return elements * p.itemsize + direct.workspace_bytes(q)  # the kernels' if depthwise
     padded = p.n * p.c * (p.h + 2 * p.padding[0]) * (p.w + 2 * p.padding[1])
     pixels = p.n * p.out_h * p.out_w
     elements = (padded if p.padding != (0, 0) else 0) + pixels * (p.k + 2 * p.c)
@@ -114,5 +114,5 @@ register_pair(
     "direct", backward_data, backward_weight, workspace_bytes,
     ("bwd_data: dilated gradient conv flipped kernel; bwd_weight: one GEMM per tap",
      "input-dilated direct convolution with the flipped kernel"),
-    cost_s=forward_cost(direct.cost_s), ranks=(2, 3), layouts=LAYOUTS,
+    cost_s=forward_cost(direct.array_cost_s), ranks=(2, 3), layouts=LAYOUTS,
 )

@@ -117,6 +117,16 @@ def nchw(first, last, x, hh, ww, cc, w, kk, mult, kr, ks, sh, sw, ph, pw, dh, dw
 # 4.88 against 10.63, 56 wide 7.36 against 9.78 (stride 2 from 112: 10.81 against 11.01),
 # 28 wide 4.96 against 3.06, 14 wide 3.85 against 1.48, 7 wide 4.22 against 1.05.
 NCHW_MIN_WIDTH = 56
+# ... and have this many output channels or more: with fewer the channels-last kernel's loops
+# over a pixel's channels are short too (a review, 2026-12-01: n8c3h48k3r7p3g3 3.67 ms through
+# channels last against 0.68 in the NCHW kernel, n8c8h48k8r3p1g8 0.88 against 0.23).
+NHWC_MIN_CHANNELS = 32
+
+# An inner loop of the kernels (a pixel's tap over its K channels, or a row's tap over its OW
+# outputs) costs about this many strided runs (MachineModel.run_s) beside its elements: on
+# n8c3h112k6r7p3g3 channels last (4.9 M loops of 6 channels) the kernels took 38.6 ms, about
+# 8 ns a loop on 2 threads, where fft took 13.3 (a review, 2026-12-01).
+LOOP_RUNS = 2
 
 # A depthwise layer takes the kernels from MIN_MACS / WORTH_SCALE multiply-adds: it moves as
 # many bytes per multiply-add as a GEMM-bound layer moves per hundreds (MobileNetV2's depthwise
@@ -136,18 +146,29 @@ def depthwise(p: ConvProblem) -> bool:
 
 
 def modelled(p: ConvProblem) -> bool:
-    """Whether numpy arrays of `p` take the kernels (compiled.worth, at WORTH_SCALE)."""
-    return depthwise(p) and compiled.worth(p.macs * WORTH_SCALE)
+    """Whether numpy arrays of `p` take the kernels (compiled.worth, at WORTH_SCALE; the
+    cheapest refusal first, as a small problem's every call asks)."""
+    return (p.groups > 1 and p.c == p.groups and compiled.worth(p.macs * WORTH_SCALE)
+            and depthwise(p))
 
 
-def applies(p: ConvProblem, x: Any, w: Any) -> bool:
-    return type(x) is np.ndarray and type(w) is np.ndarray and modelled(p)
+def applies(p: ConvProblem, x: Any, w: Any, bias: Any = None) -> bool:
+    """Whether this call takes the kernels: a modelled problem, and numpy arrays of its shapes
+    in its own (native) dtype, which the kernels read unchecked; anything else runs the array
+    version, which raises its own errors."""
+    if not (modelled(p) and type(x) is np.ndarray and type(w) is np.ndarray):
+        return False
+    dtype = np.dtype(p.dtype)
+    return (x.shape == p.input_shape and w.shape == p.weight_shape and x.dtype == dtype
+            and w.dtype == dtype and (bias is None or (type(bias) is np.ndarray
+                                                       and bias.shape == (p.k,))))
 
 
 def _through_channels_last(p: ConvProblem) -> bool:
     """Whether the channels-last kernel runs `p`: a channels-last problem, or an NCHW one with
-    outputs under NCHW_MIN_WIDTH wide (then with a blocked transpose in and out)."""
-    return p.channels_last or p.out_w < NCHW_MIN_WIDTH
+    outputs under NCHW_MIN_WIDTH wide and NHWC_MIN_CHANNELS outputs a pixel or more (then with
+    a blocked transpose in and out)."""
+    return p.channels_last or (p.out_w < NCHW_MIN_WIDTH and p.k >= NHWC_MIN_CHANNELS)
 
 
 def _flat(a: np.ndarray) -> np.ndarray:
@@ -192,18 +213,25 @@ def workspace_bytes(p: ConvProblem) -> int:
     zeros = 0 if p.bias else p.k
     if not _through_channels_last(p):
         return zeros * p.itemsize
+    taps = p.r * p.s * p.k
+    if p.channels_last:
+        return (zeros + taps) * p.itemsize
     inputs, outputs = p.n * p.c * p.h * p.w, p.n * p.k * p.out_h * p.out_w
-    copies = 0 if p.channels_last else max(inputs, outputs)
-    return (zeros + p.r * p.s * p.k + copies) * p.itemsize
+    return (zeros + max(taps + inputs, outputs)) * p.itemsize  # the weights freed before
 
 
 def cost_s(p: ConvProblem) -> float:
     """The input read once and the output written, the multiply-adds at the compiled loops'
     rate (both: a depthwise layer is bound by its memory, with loops of R*S multiply-adds an
-    output around it), and an NCHW problem's two transposes when it goes through channels
-    last."""
+    output around it), a strided run's overhead (run_s) for each inner loop (a pixel's tap
+    over K channels; NCHW, a row's tap over OW outputs: layers of few channels or narrow rows
+    are mostly that overhead), and an NCHW problem's two transposes when it goes through
+    channels last."""
     inputs, outputs = p.n * p.c * p.h * p.w, p.n * p.k * p.out_h * p.out_w
-    moved = cost.copy_s(inputs + outputs, p.itemsize) + cost.kernel_loop_s(2 * p.macs)
-    if _through_channels_last(p) and not p.channels_last:
+    through = _through_channels_last(p)
+    loops = p.n * p.out_h * (p.out_w if through else p.k) * p.r * p.s
+    moved = (cost.copy_s(inputs + outputs, p.itemsize) + cost.kernel_loop_s(2 * p.macs)
+             + loops * LOOP_RUNS * cost.MACHINE.run_s)
+    if through and not p.channels_last:
         moved += cost.transpose_s(inputs, p.itemsize) + cost.transpose_s(outputs, p.itemsize)
     return moved + cost.calls_s(4)

@@ -36,6 +36,12 @@ def cost_s(p: ConvProblem) -> float:
     depthwise layer on numpy arrays, its compiled kernels' cost."""
     if depthwise_kernels.modelled(p):
         return depthwise_kernels.cost_s(p)
+    return array_cost_s(p)
+
+
+def array_cost_s(p: ConvProblem) -> float:
+    """cost_s of the array version, which every problem but a depthwise one on numpy arrays
+    runs (and the backward passes, whatever the problem: backward/direct.py)."""
     if not _planar(p):
         return channels_last.cost_s(p, unfolded=False)
     g, kg, cg, pixels = p.groups, p.k // p.groups, p.c // p.groups, p.out_h * p.out_w
@@ -60,7 +66,7 @@ def _planar(p: ConvProblem) -> bool:
     "natively, 1-D to 3-D",
 )
 def conv2d_direct(p: ConvProblem, x: Array, w: Array, bias: Array | None) -> Array:
-    if depthwise_kernels.applies(p, x, w):  # one input channel a group: compiled kernels
+    if depthwise_kernels.applies(p, x, w, bias):  # one input channel a group: compiled kernels
         return depthwise_kernels.convolution(p, x, w, bias)
     if not _planar(p):
         return add_bias(channels_last.direct(p, x, w), bias)
