@@ -23,7 +23,6 @@ PATH.
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
 import statistics
 import sys
@@ -32,28 +31,14 @@ from pathlib import Path
 import auto_quality as aq  # noqa: E402  (the rounds and policies; sets the env)
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from im2col_nchw import checked, timed, with_constants, write_rows  # noqa: E402
 
 from convbench import oracle  # noqa: E402
 from convbench.algorithms import registry  # noqa: E402
 from convbench.algorithms.conv import depthwise_kernels  # noqa: E402
 from convbench.measure.environment import keep_freed_memory  # noqa: E402
-from convbench.measure.timing import measure_interleaved  # noqa: E402
 from convbench.run.processes import pinned_threads  # noqa: E402
 from convbench.run.suite import load_suite  # noqa: E402
-
-
-def setting(name: str, value: int):
-    """A call with depthwise_kernels' constant `name` set to `value`, restored after."""
-    def call(fn):
-        def run():
-            before = getattr(depthwise_kernels, name)
-            setattr(depthwise_kernels, name, value)
-            try:
-                return fn()
-            finally:
-                setattr(depthwise_kernels, name, before)
-        return run
-    return call
 
 
 def closures(p: object) -> dict[str, object]:
@@ -62,9 +47,10 @@ def closures(p: object) -> dict[str, object]:
     run = lambda: direct(p, x, w, bias)  # noqa: E731
     fns = {"kernels": run}
     if not p.channels_last:
-        fns["nchw_kernel"] = setting("NCHW_MIN_WIDTH", 0)(run)
-        fns["via_nhwc"] = setting("NCHW_MIN_WIDTH", 1 << 30)(run)
-    fns["array"] = setting("WORTH_SCALE", 0)(run)
+        fns["nchw_kernel"] = with_constants(run, depthwise_kernels, NCHW_MIN_WIDTH=0)
+        fns["via_nhwc"] = with_constants(run, depthwise_kernels, NCHW_MIN_WIDTH=1 << 30,
+                                         NHWC_MIN_CHANNELS=0)
+    fns["array"] = with_constants(run, depthwise_kernels, WORTH_SCALE=0)
     fns["im2col"] = lambda: im2col(p, x, w, bias)
     memory = torch.channels_last if p.channels_last else torch.contiguous_format
     tx = torch.from_numpy(np.ascontiguousarray(x)).contiguous(memory_format=memory)
@@ -72,12 +58,7 @@ def closures(p: object) -> dict[str, object]:
     tb = None if bias is None else torch.from_numpy(bias)
     fns["torch"] = lambda: torch.nn.functional.conv2d(
         tx, tw, tb, stride=p.stride, padding=p.padding, dilation=p.dilation, groups=p.groups)
-    reference = fns["torch"]().numpy()
-    for name, fn in fns.items():
-        got = np.asarray(fn())
-        if np.abs(got - reference).max() > 1e-4 * float(np.abs(reference).max()):
-            raise AssertionError(f"{p}: {name} differs from torch")
-    return fns
+    return checked(p, fns)
 
 
 def main() -> int:
@@ -101,18 +82,7 @@ def main() -> int:
                 continue
             for layout in layouts:
                 p = dataclasses.replace(case.problem, layout=layout)
-                fns = closures(p)
-                with torch.no_grad():
-                    found = dict(zip(fns, measure_interleaved(list(fns.values()), policy)))
-                medians = {n: m.median_s for n, m in found.items()}
-                noise = [m.iqr_s / m.median_s for m in found.values()]
-                rows.append({"layer": case.name, "problem": str(p),
-                             **{f"{n}_ms": t * 1e3 for n, t in medians.items()}})
-                torch_s = medians["torch"]
-                print(f"{case.name} ({p}): " + " ".join(
-                    f"{n}={t * 1e3:.2f} ({t / torch_s:.2f})" for n, t in medians.items())
-                    + f" ms (/ torch); IQR/median median {statistics.median(noise):.3f}, max "
-                    f"{max(noise):.3f}", flush=True)
+                rows.append(timed(case.name, p, closures(p), policy))
     for layout in layouts:
         ratios = [r["kernels_ms"] / r["torch_ms"] for r in rows
                   if r["problem"].startswith("nhwc_") == (layout == "nhwc")]
@@ -123,11 +93,7 @@ def main() -> int:
                   f"(min {min(ratios):.2f}, max {max(ratios):.2f}); the array version "
                   f"{statistics.geometric_mean(before):.2f}", flush=True)
     if args.csv:
-        names = sorted({k for row in rows for k in row})
-        with open(args.csv, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=names)
-            writer.writeheader()
-            writer.writerows(rows)
+        write_rows(args.csv, rows)
     return 0
 
 

@@ -58,21 +58,18 @@ def detour(p: object, x: np.ndarray, w: np.ndarray) -> np.ndarray:
     return layout_kernels.channels_first(rows.reshape(p.n, p.out_h, p.out_w, p.k), threads)
 
 
-def setting(chunk_pixels: int | None = None, phased_width: int | None = None):
-    """A context of im2col's two constants for one call, restored after."""
-    def call(fn):
-        def run():
-            before = im2col.PLANAR_CHUNK_PIXELS, layout_kernels.PHASED_MIN_WIDTH
-            if chunk_pixels is not None:
-                im2col.PLANAR_CHUNK_PIXELS = chunk_pixels
-            if phased_width is not None:
-                layout_kernels.PHASED_MIN_WIDTH = phased_width
-            try:
-                return fn()
-            finally:
-                im2col.PLANAR_CHUNK_PIXELS, layout_kernels.PHASED_MIN_WIDTH = before
-        return run
-    return call
+def with_constants(fn, module, **values):
+    """fn run with `module`'s constants set to `values`, restored after."""
+    def run():
+        before = {name: getattr(module, name) for name in values}
+        for name, value in values.items():
+            setattr(module, name, value)
+        try:
+            return fn()
+        finally:
+            for name, value in before.items():
+                setattr(module, name, value)
+    return run
 
 
 def array_path(p: object, x: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -99,11 +96,11 @@ def closures(p: object) -> dict[str, object]:
     pixels = p.out_h * p.out_w
     fns = {"nchw": run}
     for images in sorted({min(i, p.n) for i in (1, 2, 4, p.n)}):
-        fns[f"images={images if images < p.n else 'all'}"] = setting(chunk_pixels=images
-                                                                     * pixels)(run)
+        fns[f"images={images if images < p.n else 'all'}"] = with_constants(
+            run, im2col, PLANAR_CHUNK_PIXELS=images * pixels)
     if p.stride[1] > 1:
-        fns["phased"] = setting(phased_width=0)(run)
-        fns["strided"] = setting(phased_width=1 << 30)(run)
+        fns["phased"] = with_constants(run, layout_kernels, PHASED_MIN_WIDTH=0)
+        fns["strided"] = with_constants(run, layout_kernels, PHASED_MIN_WIDTH=1 << 30)
     fns["detour"] = lambda: detour(p, x, w)
     fns["unfold"] = lambda: im2col._unfolded(p, x, w).reshape(p.output_shape)
     fns["torch"] = lambda: torch.nn.functional.conv2d(tx, tw, stride=p.stride,
@@ -112,6 +109,7 @@ def closures(p: object) -> dict[str, object]:
 
 
 def checked(p: object, fns: dict[str, object]) -> dict[str, object]:
+    """`fns`, each checked against fns["torch"] first."""
     reference = fns["torch"]().numpy()
     for name, fn in fns.items():  # every contender computes the convolution
         got = np.asarray(fn())
@@ -119,6 +117,29 @@ def checked(p: object, fns: dict[str, object]) -> dict[str, object]:
         if np.abs(got - reference).max() > 1e-4 * scale:
             raise AssertionError(f"{p}: {name} differs from torch")
     return fns
+
+
+def timed(name: str, p: object, fns: dict[str, object], policy: object) -> dict[str, object]:
+    """`fns` timed in interleaved rounds: their medians printed, each over torch's, with the
+    noise; the layer's row (medians in ms)."""
+    with torch.no_grad():
+        found = dict(zip(fns, measure_interleaved(list(fns.values()), policy)))
+    medians = {n: m.median_s for n, m in found.items()}
+    noise = [m.iqr_s / m.median_s for m in found.values()]
+    torch_s = medians["torch"]
+    print(f"{name} ({p}): " + " ".join(
+        f"{n}={t * 1e3:.2f} ({t / torch_s:.2f})" for n, t in medians.items())
+        + f" ms (/ torch); IQR/median median {statistics.median(noise):.3f}, max "
+        f"{max(noise):.3f}", flush=True)
+    return {"layer": name, "problem": str(p), **{f"{n}_ms": t * 1e3 for n, t in medians.items()}}
+
+
+def write_rows(path: object, rows: list[dict[str, object]]) -> None:
+    names = sorted({k for row in rows for k in row})
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=names)
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 def main() -> int:
@@ -142,23 +163,9 @@ def main() -> int:
                 fns = checked(p, pointwise_closures(p))
             else:
                 continue
-            with torch.no_grad():
-                found = dict(zip(fns, measure_interleaved(list(fns.values()), policy)))
-            medians = {n: m.median_s for n, m in found.items()}
-            noise = [m.iqr_s / m.median_s for m in found.values()]
-            rows.append({"layer": name, "problem": str(p),
-                         **{f"{n}_ms": t * 1e3 for n, t in medians.items()}})
-            torch_s = medians["torch"]
-            print(f"{name} ({p}): " + " ".join(
-                f"{n}={t * 1e3:.2f} ({t / torch_s:.2f})" for n, t in medians.items())
-                + f" ms (/ torch); IQR/median median {statistics.median(noise):.3f}, max "
-                f"{max(noise):.3f}", flush=True)
+            rows.append(timed(name, p, fns, policy))
     if args.csv:
-        names = sorted({k for row in rows for k in row})
-        with open(args.csv, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=names)
-            writer.writeheader()
-            writer.writerows(rows)
+        write_rows(args.csv, rows)
     return 0
 
 

@@ -258,10 +258,17 @@ def test_compiled_im2col_is_exact_and_matches_the_array_version(
     assert oracle.check_algorithm(p, y, oracle.reference(p, exact), algorithm, exact=True).ok
     memory = np.moveaxis(y, 1, -1) if p.channels_last else y
     assert memory.flags.c_contiguous and ran
-    inputs = oracle.make_inputs(p, seed=4)
+    _equal_to_the_array_version(monkeypatch, algorithm, p, 4, im2col.compiled_path)
+
+
+def _equal_to_the_array_version(monkeypatch: pytest.MonkeyPatch, algorithm: Algorithm,
+                                p: Problem, seed: int, takes_kernels: object) -> None:
+    """The algorithm's output on `seed`'s inputs equals, within rounding, what it gives with
+    the kernels switched off (where `takes_kernels(p)` is then false)."""
+    inputs = oracle.make_inputs(p, seed=seed)
     y = algorithm.run(p, *inputs.arrays)
     monkeypatch.setenv(compiled.SWITCH, "0")
-    assert not im2col.compiled_path(p)
+    assert not takes_kernels(p)
     portable = algorithm.run(p, *inputs.arrays)
     np.testing.assert_allclose(y, portable, rtol=0, atol=64 * 1.2e-7 * float(np.abs(y).max()))
 
@@ -543,12 +550,7 @@ def test_depthwise_kernels_are_exact(monkeypatch: pytest.MonkeyPatch, descriptor
     assert oracle.check_algorithm(p, y, oracle.reference(p, exact), algorithm, exact=True).ok
     memory = np.moveaxis(y, 1, -1) if p.channels_last else y
     assert memory.flags.c_contiguous
-    inputs = oracle.make_inputs(p, seed=7)
-    y = algorithm.run(p, *inputs.arrays)
-    monkeypatch.setenv(compiled.SWITCH, "0")
-    assert not depthwise_kernels.modelled(p)
-    portable = algorithm.run(p, *inputs.arrays)
-    np.testing.assert_allclose(y, portable, rtol=0, atol=64 * 1.2e-7 * float(np.abs(y).max()))
+    _equal_to_the_array_version(monkeypatch, algorithm, p, 7, depthwise_kernels.modelled)
 
 
 def test_depthwise_kernels_take_depthwise_layers_from_a_sixteenth_of_min_macs(

@@ -215,17 +215,14 @@ def rates(threads: int, extra: dict[str, Rate] | None = None,
     (one engine's gemm_times_s; default: numpy's, timed now), and each of `extra` where it
     applies."""
     with threadpool_limits(limits=threads):
-        large_s, *narrow_s = gemm_s or gemm_times_s(threads)["numpy"]
-        peak = 2 * GEMM_SIZE**3 / large_s
+        times_s = gemm_s or gemm_times_s(threads)["numpy"]
         copy_rate = copy_bytes_per_s()
-        per_gemm = gemm_call_s(peak)
-        halves = narrow_halves(peak, per_gemm, copy_rate, narrow_s)
+        per_gemm = gemm_call_s(2 * GEMM_SIZE**3 / times_s[0])  # at the large GEMM's rate
         measured = {
-            "gemm_flops_per_s": peak, "copy_bytes_per_s": copy_rate, "gemm_call_s": per_gemm,
-            "gemm_half_size": statistics.median(halves),
-            "run_s": run_s(copy_rate), "transform_flops_per_s": transform_flops_per_s(),
-            "call_s": call_s(),
+            "copy_bytes_per_s": copy_rate, "gemm_call_s": per_gemm, "run_s": run_s(copy_rate),
+            "transform_flops_per_s": transform_flops_per_s(), "call_s": call_s(),
         }
+        measured |= engine_gemm_rates(times_s, measured)  # the GEMMs' own, as for every engine
         for name, rate in (extra or {}).items():
             value = rate(copy_rate, threads)
             if value is not None:

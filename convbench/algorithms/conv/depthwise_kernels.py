@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from convbench.algorithms import cost
+from convbench.algorithms.conv import layout_kernels
 from convbench.backends import compiled
 from convbench.problems import ConvProblem
 
@@ -146,10 +147,8 @@ def depthwise(p: ConvProblem) -> bool:
 
 
 def modelled(p: ConvProblem) -> bool:
-    """Whether numpy arrays of `p` take the kernels (compiled.worth, at WORTH_SCALE; the
-    cheapest refusal first, as a small problem's every call asks)."""
-    return (p.groups > 1 and p.c == p.groups and compiled.worth(p.macs * WORTH_SCALE)
-            and depthwise(p))
+    """Whether numpy arrays of `p` take the kernels (compiled.worth, at WORTH_SCALE)."""
+    return depthwise(p) and compiled.worth(p.macs * WORTH_SCALE)
 
 
 def applies(p: ConvProblem, x: Any, w: Any, bias: Any = None) -> bool:
@@ -179,8 +178,6 @@ def convolution(p: ConvProblem, x: np.ndarray, w: np.ndarray, bias: np.ndarray |
                 ) -> np.ndarray:
     """The depthwise convolution (N, K, OH, OW): channels-last memory for a channels-last
     problem, NCHW-contiguous for an NCHW one, the bias added."""
-    from convbench.algorithms.conv import layout_kernels
-
     threads, mult = compiled.threads(), p.k // p.c
     b = (np.zeros(p.k, x.dtype) if bias is None
          else np.ascontiguousarray(bias, dtype=x.dtype))

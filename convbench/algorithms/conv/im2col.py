@@ -183,17 +183,22 @@ def _nchw_images(p: ConvProblem) -> int:
     """Images per chunk of the NCHW compiled path: enough for PLANAR_CHUNK_PIXELS outputs
     (the GEMM's width), and no more (a smaller column matrix stays nearer the cores), within
     COMPILED_CHUNK_BYTES of columns."""
-    if p.kernel == (1, 1) and p.padding == (0, 0):  # no unfold near the cores: the widest GEMM
+    if _planes(p):  # no unfold to keep near the cores: the widest GEMM
         return _compiled_images(p)
     return min(_compiled_images(p), -(-PLANAR_CHUNK_PIXELS // (p.out_h * p.out_w)))
+
+
+def _planes(p: ConvProblem) -> bool:
+    """An unpadded 1x1 layer: its column matrix is its images' (subsampled) planes, no
+    unfold (layout_kernels.pointwise_columns)."""
+    return p.kernel == (1, 1) and p.padding == (0, 0)
 
 
 def _subsampled(p: ConvProblem) -> bool:
     """An unpadded 1x1 layer on the NCHW compiled path (a strided one: compiled_path keeps
     stride 1 off it) whose images have PER_IMAGE_MIN_COLUMNS outputs or more: its subsample
     (N, C, OH*OW), then per-image GEMMs writing NCHW (_nchw)."""
-    return (p.kernel == (1, 1) and p.padding == (0, 0)
-            and p.out_h * p.out_w >= PER_IMAGE_MIN_COLUMNS)
+    return _planes(p) and p.out_h * p.out_w >= PER_IMAGE_MIN_COLUMNS
 
 
 def _nchw_workspace(p: ConvProblem) -> int:
@@ -256,7 +261,7 @@ def _nchw(p: ConvProblem, x: Array, w: Array, bias: Array | None) -> Array:
     width = weights.shape[1]
     columns = np.empty(width * step * pixels, x.dtype)  # reused: a chunk's first touch
     result = np.empty(p.k * step * pixels, x.dtype) if step > 1 else None
-    gather = p.kernel == (1, 1) and p.padding == (0, 0)  # each image's plane, subsampled
+    gather = _planes(p)
     for n0 in range(0, p.n, step):
         part = dataclasses.replace(p, n=min(p.n, n0 + step) - n0)
         count = part.n * pixels
