@@ -164,6 +164,8 @@ def large(a: np.ndarray, b: np.ndarray) -> bool:
 
 def matmul(a: Any, b: Any, out: Any = None) -> Any:
     """np.matmul(a, b, out=out) of numpy arrays, by the engine where the product is large."""
+    if type(out) is np.ndarray and out.size * a.shape[-1] < MIN_MACS:  # small: asked first, as
+        return np.matmul(a, b, out=out)  # cheaply as can be (out.size * k is the product's size)
     if not (large(a, b) and _through_torch(a, b, out)):
         return np.matmul(a, b) if out is None else np.matmul(a, b, out=out)
     import torch

@@ -108,7 +108,7 @@ def matmul(a: Array, b: Array) -> Array:
 def matmul_into(a: Array, b: Array, out: Array) -> Array:
     """out = a @ b in an existing buffer (numpy by the GEMM engine, cupy, torch); generic: a
     new array."""
-    if is_numpy_array(out):
+    if type(out) is np.ndarray or is_numpy_array(out):  # the type first: tiny calls ask it
         return gemm.matmul(a, b, out=out)
     if is_cupy_array(out):
         return __import__("cupy").matmul(a, b, out=out)
