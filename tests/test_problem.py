@@ -7,17 +7,25 @@ with the formula under test.
 from __future__ import annotations
 
 import dataclasses
+import os
+import pickle
+import subprocess
+import sys
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 from convbench.problems import ConvProblem, PoolProblem, conv_out_size, dilated_extent
+from convbench.problems.transpose import ConvTransposeProblem
+
+
+CONV = dict(n=1, c=3, h=8, w=8, k=4, r=3, s=3)
 
 
 def conv(**kw) -> ConvProblem:
     """A ConvProblem with small defaults, overridden by keyword."""
-    fields = dict(n=1, c=3, h=8, w=8, k=4, r=3, s=3)
+    fields = dict(CONV)
     fields.update(kw)
     return ConvProblem(**fields)
 
@@ -444,3 +452,38 @@ def test_frozen(problem, field, value):
     with pytest.raises(dataclasses.FrozenInstanceError):
         setattr(problem, field, value)
 
+
+
+# --- hashing (computed once per object: problems key the algorithms' caches) ---------------
+
+TRANSPOSE = dict(n=2, c=4, h=5, w=5, k=6, r=3, s=3, stride=2)
+
+
+@pytest.mark.parametrize("make", [conv, pool, lambda: ConvTransposeProblem(**TRANSPOSE)],
+                         ids=["conv", "pool", "transpose"])
+def test_hash_once_equal_problems(make):
+    a, b = make(), make()
+    assert a == b and hash(a) == hash(b) and hash(a) == hash(a)
+    assert len({a, b}) == 1
+    other = dataclasses.replace(a, n=a.n + 1)
+    assert other != a and len({a, other}) == 2
+    # a problem that differs in a string field only (hashes of str differ between processes)
+    assert dataclasses.replace(a, dtype="float64") not in {a}
+
+
+def test_hash_once_stays_out_of_pickles():
+    """A problem hashed here, then sent to a process with another hash seed (as runs send them
+    to their timing processes), must hash as that process's own equal problem does."""
+    p = conv()
+    hash(p)
+    assert "_hash" in p.__dict__ and "_hash" not in pickle.loads(pickle.dumps(p)).__dict__
+    script = (
+        "import pickle, sys\n"
+        "from convbench.problems import ConvProblem\n"
+        "p = pickle.loads(sys.stdin.buffer.read())\n"
+        f"fresh = ConvProblem(**{CONV!r})\n"
+        "print(hash(p) == hash(fresh) and p in {fresh: 1})\n")
+    env = {**os.environ, "PYTHONHASHSEED": "12345"}
+    out = subprocess.run([sys.executable, "-c", script], input=pickle.dumps(p), env=env,
+                         capture_output=True, check=True).stdout
+    assert out.strip() == b"True"

@@ -159,14 +159,20 @@ def large(a: np.ndarray, b: np.ndarray) -> bool:
     broadcast of the other, as in every product the algorithms issue; an estimate otherwise).
     Asked first, before the engine: tiny calls ask it of every product."""
     return (a.ndim >= 2 and b.ndim >= 2
-            and max(a.size * b.shape[-1], b.size * a.shape[-2]) >= MIN_MACS)
+            and (a.size * b.shape[-1] >= MIN_MACS or b.size * a.shape[-2] >= MIN_MACS))
 
 
 def matmul(a: Any, b: Any, out: Any = None) -> Any:
     """np.matmul(a, b, out=out) of numpy arrays, by the engine where the product is large."""
-    if type(out) is np.ndarray and out.size * a.shape[-1] < MIN_MACS:  # small: asked first, as
-        return np.matmul(a, b, out=out)  # cheaply as can be (out.size * k is the product's size)
-    if not (large(a, b) and _through_torch(a, b, out)):
+    # small products first, as cheaply as can be (every tiny call asks): with an out, its size
+    # times k is the product's size
+    if out is None:
+        if a.ndim < 2 or b.ndim < 2 or (a.size * b.shape[-1] < MIN_MACS  # not large(a, b),
+                                         and b.size * a.shape[-2] < MIN_MACS):  # inlined
+            return np.matmul(a, b)
+    elif type(out) is not np.ndarray or out.size * a.shape[-1] < MIN_MACS:
+        return np.matmul(a, b, out=out)
+    if not _through_torch(a, b, out):
         return np.matmul(a, b) if out is None else np.matmul(a, b, out=out)
     import torch
 

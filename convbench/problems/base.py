@@ -30,6 +30,7 @@ import functools
 import math
 import operator
 from collections.abc import Sequence
+import dataclasses
 from dataclasses import replace
 from typing import Any, Literal
 
@@ -198,6 +199,29 @@ def per_side(value: object, rank: int, kernel: Sizes, stride: Sizes, dilation: S
                 as_tuple("padding", [v[1] for v in pairs], rank, 0))
     symmetric = as_tuple("padding", value, rank, 0)
     return symmetric, symmetric
+
+
+def hash_once(cls: type) -> type:
+    """A frozen dataclass of problems whose hash is computed once per object: the algorithms'
+    caches key on the problem in every call (on the smoke suite's NCHW 1x1, an 8 us call of
+    im2col, the dataclass's own hash took 0.5 us). The hash is of the fields `==` compares, as
+    the dataclass's is; it stays out of pickles and copies (str hashes differ between
+    processes)."""
+    names = tuple(f.name for f in dataclasses.fields(cls) if f.compare)
+
+    def __hash__(self: Any) -> int:
+        found = self.__dict__.get("_hash")
+        if found is None:
+            found = hash(tuple(getattr(self, name) for name in names))
+            self.__dict__["_hash"] = found
+        return found
+
+    def __getstate__(self: Any) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_hash"}
+
+    cls.__hash__ = __hash__  # type: ignore[method-assign]
+    cls.__getstate__ = __getstate__  # type: ignore[attr-defined]
+    return cls
 
 
 class Spatial:

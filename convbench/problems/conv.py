@@ -21,11 +21,13 @@ from convbench.problems.base import (
     check_layout,
     geometry,
     conv_out_size,
+    hash_once,
     out_size_line,
     positive_int,
 )
 
 
+@hash_once
 @dataclass(frozen=True, init=False)
 class ConvProblem(Spatial, WeightedCounts):
     """A convolution: input (N, C, *size), weights (K, C/g, *kernel), output (N, K, *out_size).

@@ -18,6 +18,7 @@ from convbench.problems.base import (
     check_layout,
     geometry,
     direction_flops,
+    hash_once,
     out_size_line,
     pool_out_size,
     positive_int,
@@ -25,6 +26,7 @@ from convbench.problems.base import (
 from convbench.units import format_bytes
 
 
+@hash_once
 @dataclass(frozen=True, init=False)
 class PoolProblem(Spatial, Described):
     """Pooling over (N, C, *size) with a `kernel`-sized window; stride defaults to the window.

@@ -24,6 +24,7 @@ from convbench.problems.base import (
     check_layout,
     geometry,
     dilated_extent,
+    hash_once,
     positive_int,
     transpose_size_line,
 )
@@ -38,6 +39,7 @@ def transpose_out_size(size: int, kernel: int, stride: int, padding: int, dilati
             + output_padding)
 
 
+@hash_once
 @dataclass(frozen=True, init=False)
 class ConvTransposeProblem(Spatial, WeightedCounts):
     """A transposed convolution (torch's conv_transpose{1,2,3}d): input (N, C, *size), weights
