@@ -63,7 +63,8 @@ def modelled(p: ConvProblem) -> bool:
     """Whether the kernels run `p` on numpy arrays (so cost_s and workspace_bytes are theirs):
     2-D, numba enabled, and large enough (compiled.worth); every problem's dtype (float32,
     float64) has its generated kernels."""
-    return p.rank == 2 and compiled.worth(p.macs)
+    # the size first: every call of winograd asks, and macs is computed once per problem
+    return p.macs >= compiled.MIN_MACS and p.rank == 2 and compiled.worth(p.macs)
 
 
 def applies(p: ConvProblem, x: Any, w: Any) -> bool:
