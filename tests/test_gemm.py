@@ -126,6 +126,42 @@ def test_small_products_stay_with_numpy(monkeypatch: pytest.MonkeyPatch, through
     assert len(through_torch) == 1
 
 
+def test_small_products_into_an_out_stay_with_numpy(monkeypatch: pytest.MonkeyPatch,
+                                                    through_torch) -> None:
+    """With an out, the size is out's times k: the same threshold as without."""
+    a, b, out = np.ones((6, 5), np.float32), np.ones((5, 4), np.float32), np.empty((6, 4),
+                                                                                    np.float32)
+    monkeypatch.setattr(gemm, "MIN_MACS", 6 * 5 * 4 + 1)
+    matmul_into(a, b, out)
+    assert through_torch == [] and (out == 5).all()
+    monkeypatch.setattr(gemm, "MIN_MACS", 6 * 5 * 4)
+    matmul_into(a, b, out)
+    assert len(through_torch) == 1 and (out == 5).all()
+
+
+@pytest.mark.parametrize("with_out", [False, True])
+def test_vectors_and_scalars_get_numpys_product_and_errors(with_out: bool,
+                                                           through_torch) -> None:
+    """Operands of fewer than two axes are numpy's, whatever their size: its product, and its
+    own error for a scalar."""
+    a, b = np.arange(1, 7, dtype=np.float32), np.ones((6, 3), np.float32)
+    expected = np.matmul(a, b)
+    found = gemm.matmul(a, b, out=np.empty(3, np.float32)) if with_out else gemm.matmul(a, b)
+    assert np.array_equal(found, expected) and through_torch == []
+    found = (gemm.matmul(b.T, a, out=np.empty(3, np.float32)) if with_out
+             else gemm.matmul(b.T, a))
+    assert np.array_equal(found, np.matmul(b.T, a)) and through_torch == []
+    scalar, square = np.array(2.0, np.float32), np.ones((2, 2), np.float32)
+    with pytest.raises(ValueError) as numpys:
+        np.matmul(scalar, square)
+    with pytest.raises(ValueError) as ours:
+        if with_out:
+            gemm.matmul(scalar, square, out=np.empty((2, 2), np.float32))
+        else:
+            gemm.matmul(scalar, square)
+    assert str(ours.value) == str(numpys.value)
+
+
 def test_numpy_engine_never_calls_torch(monkeypatch: pytest.MonkeyPatch, through_torch) -> None:
     gemm.set_engine("numpy")
     matmul(np.ones((60, 50), np.float32), np.ones((50, 40), np.float32))

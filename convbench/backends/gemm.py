@@ -138,7 +138,7 @@ def _viewable(a: np.ndarray) -> bool:
 
 
 def _through_torch(a: Any, b: Any, out: Any) -> bool:
-    """Whether a @ b, a large product (`large`), goes to torch."""
+    """Whether a @ b, a large product (matmul), goes to torch."""
     if type(a) is not np.ndarray or type(b) is not np.ndarray or b.shape[-2] != a.shape[-1]:
         return False  # a mismatch: numpy raises its own error
     if engine() != "torch" or not (a.dtype == b.dtype and _viewable(a) and _viewable(b)):
@@ -154,23 +154,18 @@ def _through_torch(a: Any, b: Any, out: Any) -> bool:
             and not np.may_share_memory(out, b))
 
 
-def large(a: np.ndarray, b: np.ndarray) -> bool:
-    """Whether a @ b of numpy arrays has MIN_MACS multiply-adds or more (where one batch is a
-    broadcast of the other, as in every product the algorithms issue; an estimate otherwise).
-    Asked first, before the engine: tiny calls ask it of every product."""
-    return (a.ndim >= 2 and b.ndim >= 2
-            and (a.size * b.shape[-1] >= MIN_MACS or b.size * a.shape[-2] >= MIN_MACS))
-
-
 def matmul(a: Any, b: Any, out: Any = None) -> Any:
-    """np.matmul(a, b, out=out) of numpy arrays, by the engine where the product is large."""
-    # small products first, as cheaply as can be (every tiny call asks): with an out, its size
-    # times k is the product's size
+    """np.matmul(a, b, out=out) of numpy arrays, by the engine where the product is large:
+    MIN_MACS multiply-adds or more, and operands of two axes or more. With an `out`, its size
+    times k is the product's size; without, the larger of a.size * n and b.size * m (exact
+    where one batch is a broadcast of the other, as in every product the algorithms issue).
+    Decided first, in line and before the engine: every tiny call asks."""
     if out is None:
-        if a.ndim < 2 or b.ndim < 2 or (a.size * b.shape[-1] < MIN_MACS  # not large(a, b),
-                                         and b.size * a.shape[-2] < MIN_MACS):  # inlined
+        if a.ndim < 2 or b.ndim < 2 or (a.size * b.shape[-1] < MIN_MACS
+                                         and b.size * a.shape[-2] < MIN_MACS):
             return np.matmul(a, b)
-    elif type(out) is not np.ndarray or out.size * a.shape[-1] < MIN_MACS:
+    elif (type(out) is not np.ndarray or a.ndim < 2 or b.ndim < 2
+          or out.size * a.shape[-1] < MIN_MACS):
         return np.matmul(a, b, out=out)
     if not _through_torch(a, b, out):
         return np.matmul(a, b) if out is None else np.matmul(a, b, out=out)
