@@ -21,17 +21,26 @@ With --pointwise, also the 1x1 layers that take the compiled path (the strided o
 subsample gathered into one column matrix, one GEMM, the result put back into NCHW) against
 `array` (what they took before: numpy's subsample and per-image GEMMs, or on small images
 numpy's unfold and one GEMM) and `torch`.
+With --bounds, in place of those, im2col's stages on each 3x3 layer and the stem, timed
+alone in the same rounds: `columns` (the column matrix of every chunk, into the path's reused
+buffer), `gemm` (the chunks' GEMMs on columns built beforehand), `gemm_one` (one GEMM over
+every image's columns), `to_nchw` (the chunks' results put back into NCHW), `write` (the
+column matrix's bytes written once by torch's multithreaded fill) and `read` (the input read
+once, torch's multithreaded sum): what a column matrix costs at the least, beside `nchw` and
+`torch`; and the bound of any method that builds a column matrix and multiplies it: (the
+faster GEMM + read + write) / torch.
 Reported: medians in ms, each over torch, and the noise (IQR / median, median and max over
 the layer's closures). The GEMM engine is the calibration's pick (made now where none is
 cached, and not cached), or --engine.
 
 Options: --quick, --threads T, --layers SUBSTRING, --engine numpy|torch, --pointwise,
---csv PATH.
+--bounds, --csv PATH.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import statistics
 import sys
 
@@ -108,10 +117,72 @@ def closures(p: object) -> dict[str, object]:
     return fns
 
 
+STAGES = ("columns", "gemm", "gemm_one", "to_nchw", "write", "read")  # --bounds: parts
+
+
+def bound_closures(p: object) -> dict[str, object]:
+    """im2col's stages alone on a layer that builds a column matrix (_nchw), and the least
+    time writing that matrix takes; `nchw` and `torch` beside them."""
+    x, w, _ = oracle.make_inputs(p).arrays
+    tx, tw = torch.from_numpy(x), torch.from_numpy(w)
+    threads, step, pixels = compiled.threads(), im2col._nchw_images(p), p.out_h * p.out_w
+    width, weights = p.c * p.r * p.s, np.ascontiguousarray(w).reshape(p.k, -1)
+    chunks = [(n0, min(p.n, n0 + step) - n0) for n0 in range(0, p.n, step)]
+    buffer = np.empty((width, step * pixels), x.dtype)  # the path's one reused buffer
+    built = [layout_kernels.planar_columns(dataclasses.replace(p, n=count), x[n0 : n0 + count],
+                                           np.empty((width, count * pixels), x.dtype), threads)
+             for n0, count in chunks]
+    every = np.concatenate(built, axis=1)  # (C*R*S, N*OH*OW)
+    products = [np.empty((p.k, b.shape[1]), x.dtype) for b in built]
+    one = np.empty((p.k, every.shape[1]), x.dtype)
+    y = np.empty((p.n, p.k, pixels), x.dtype)
+    written = torch.from_numpy(buffer)
+
+    def columns() -> None:
+        for (n0, count), b in zip(chunks, built, strict=True):
+            part = dataclasses.replace(p, n=count)
+            layout_kernels.planar_columns(part, x[n0 : n0 + count],
+                                          buffer[:, : b.shape[1]], threads)
+
+    def gemms() -> None:
+        for b, product in zip(built, products, strict=True):
+            matmul_into(weights, b, product)
+
+    def to_nchw() -> None:
+        for (n0, count), product in zip(chunks, products, strict=True):
+            layout_kernels.swap_runs(product.reshape(p.k, count, pixels), y[n0 : n0 + count],
+                                     threads)
+
+    def write() -> None:
+        for b in built:
+            written[:, : b.shape[1]].zero_()
+
+    def read() -> None:
+        tx.sum()
+
+    fns = {"nchw": lambda: im2col.conv2d_im2col(p, x, w, None), "columns": columns,
+           "gemm": gemms, "gemm_one": lambda: matmul_into(weights, every, one)}
+    if step > 1:
+        fns["to_nchw"] = to_nchw
+    fns["write"], fns["read"] = write, read
+    fns["torch"] = lambda: torch.nn.functional.conv2d(tx, tw, stride=p.stride,
+                                                      padding=p.padding)
+    return fns
+
+
+def bound(row: dict[str, object]) -> float:
+    """(the faster GEMM + reading the input + writing the columns) / torch, from a layer's row
+    of medians."""
+    least = min(row["gemm_ms"], row["gemm_one_ms"]) + row["read_ms"] + row["write_ms"]
+    return least / row["torch_ms"]
+
+
 def checked(p: object, fns: dict[str, object]) -> dict[str, object]:
     """`fns`, each checked against fns["torch"] first."""
     reference = fns["torch"]().numpy()
     for name, fn in fns.items():  # every contender computes the convolution
+        if name in STAGES:
+            continue
         got = np.asarray(fn())
         scale = float(np.abs(reference).max())
         if np.abs(got - reference).max() > 1e-4 * scale:
@@ -146,6 +217,9 @@ def main() -> int:
     parser = aq.arguments()
     parser.add_argument("--engine", choices=gemm.ENGINES,
                         help="the GEMM engine (default: the calibration's pick)")
+    parser.add_argument("--bounds", action="store_true",
+                        help="im2col's stages alone on the 3x3 layers and the stem, and the "
+                        "bound of a column-matrix method: (GEMM + read + write) / torch")
     parser.add_argument("--pointwise", action="store_true",
                         help="also the 1x1 layers that take the compiled path (the strided "
                         "ones), against their array path")
@@ -157,13 +231,20 @@ def main() -> int:
     with pinned_threads(args.threads):
         aq.models(args.threads, args.engine)  # sets the engine; calibrates if none is cached
         for name, p in aq.layers(args.batch, args.layers, "nchw"):
-            if (p.r, p.s) != (1, 1):
+            if (p.r, p.s) != (1, 1) and args.bounds:
+                fns = checked(p, bound_closures(p))
+            elif (p.r, p.s) != (1, 1):
                 fns = checked(p, closures(p))
             elif args.pointwise and im2col.compiled_path(p):
                 fns = checked(p, pointwise_closures(p))
             else:
                 continue
             rows.append(timed(name, p, fns, policy))
+            if args.bounds:
+                rows[-1]["bound"] = bound(rows[-1])
+                print(f"  a column-matrix method's bound here: (the faster GEMM + reading the "
+                      f"input + writing the columns) / torch = {rows[-1]['bound']:.2f}",
+                      flush=True)
     if args.csv:
         write_rows(args.csv, rows)
     return 0
