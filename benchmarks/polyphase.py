@@ -190,6 +190,10 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     layers = strided_layers(args.n)
     if args.layers:
+        unknown = [k for k in args.layers.split(",") if k not in layers]
+        if unknown:
+            parser.error(f"--layers: no strided layer named {', '.join(unknown)}; the layers: "
+                         f"{', '.join(layers)}")
         layers = {k: layers[k] for k in args.layers.split(",")}
     with threadpool_limits(args.threads):
         blas = [(i["internal_api"], i.get("version"), i.get("architecture"), i["num_threads"])
