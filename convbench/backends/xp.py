@@ -29,6 +29,11 @@ _BY_TYPE: dict[type, Any] = {}
 
 def namespace(*arrays: Array) -> Any:
     """The array-API namespace of the arrays (None entries are ignored)."""
+    if len(arrays) <= 2 and arrays and arrays[0] is not None and (
+            len(arrays) == 1 or arrays[1] is None or type(arrays[1]) is type(arrays[0])):
+        xp = _BY_TYPE.get(type(arrays[0]))  # the common calls, one or two arrays of one kind,
+        if xp is not None:  # without the set below (every call of every algorithm asks)
+            return xp
     kinds = {type(a) for a in arrays if a is not None}
     if len(kinds) == 1:
         xp = _BY_TYPE.get(next(iter(kinds)))
